@@ -1,0 +1,237 @@
+// Rooms, membership and fan-out: which names are online, who is in which room, and getting each frame to them through Bun's topics.
+import type { Server, ServerWebSocket } from "bun";
+import type { Bus } from "./lib/bus.ts";
+import type { TokenBucket } from "./lib/rate-limit.ts";
+import type { Page, Store } from "./lib/store.ts";
+import { LIMITS, type Message, type ServerFrame } from "./protocol.ts";
+
+/** What hubbub keeps on each socket (`ws.data`). */
+export interface Conn {
+	id: number;
+	address: string;
+	/** Set once `welcome` is sent. */
+	name?: string;
+	/** Rooms whose `joined` was sent. */
+	rooms: Set<string>;
+	/** Rooms whose `joined` is being prepared. */
+	joining: Set<string>;
+	sendBucket: TokenBucket;
+	typingBucket: TokenBucket;
+	/** Rate-limited frames so far; too many closes the connection. */
+	strikes: number;
+	closed: boolean;
+}
+export type Socket = ServerWebSocket<Conn>;
+
+interface RoomState {
+	/** Lower-case name → display name of this process's members. */
+	members: Map<string, string>;
+	/** Joins waiting for the store; the room is kept while any are. */
+	pending: number;
+	/**
+	 * Highest seq handed to this room's topic. Undefined until the first join's
+	 * read tells where the room stands.
+	 */
+	head?: number;
+}
+
+export const topicOf = (room: string) => `room:${room}`;
+
+export function encode(frame: ServerFrame): string {
+	return JSON.stringify(frame);
+}
+
+/** One local hub per process: it tracks only its own sockets; the bus and store make it part of a cluster. */
+export class Hub {
+	private readonly sockets = new Set<Socket>();
+	private readonly names = new Map<string, Socket>();
+	private readonly rooms = new Map<string, RoomState>();
+	private server?: Server<Conn>;
+	private bus?: Bus;
+
+	constructor(readonly store: Store) {}
+
+	/** Wires the hub to the server whose topics it publishes to and the bus that brings it messages. */
+	attach(server: Server<Conn>, bus: Bus): void {
+		this.server = server;
+		this.bus = bus;
+	}
+
+	get connectionCount(): number {
+		return this.sockets.size;
+	}
+
+	get roomCount(): number {
+		return this.rooms.size;
+	}
+
+	connect(ws: Socket): void {
+		this.sockets.add(ws);
+	}
+
+	/** Closes every open socket, e.g. with 1001 on shutdown. */
+	closeAll(code: number, reason: string): void {
+		for (const ws of this.sockets) ws.close(code, reason);
+	}
+
+	/** Claims a name for this socket; false when another open connection holds it. */
+	identify(ws: Socket, name: string): boolean {
+		const key = name.toLowerCase();
+		if (this.names.has(key)) return false;
+		this.names.set(key, ws);
+		ws.data.name = name;
+		return true;
+	}
+
+	/**
+	 * Answers a join with one `joined` frame. Every message this socket gets
+	 * from the room afterwards has a higher seq than those in it, and none is
+	 * skipped: the socket subscribes in the same turn as `joined` is sent, and
+	 * `joined` holds exactly the messages up to the room's topic head.
+	 */
+	async join(ws: Socket, room: string, since: number | undefined): Promise<void> {
+		const conn = ws.data;
+		const name = conn.name as string;
+		const rejoin = conn.rooms.has(room);
+		if (rejoin) {
+			// A repeated join is a resume: stop live frames until the new `joined` is out.
+			ws.unsubscribe(topicOf(room));
+			conn.rooms.delete(room);
+		}
+		conn.joining.add(room);
+		const state = this.room(room);
+		state.pending++;
+		let page: Page;
+		try {
+			page = await this.readForJoin(state, room, since);
+		} finally {
+			state.pending--;
+			conn.joining.delete(room);
+		}
+		if (conn.closed) {
+			this.dropIfEmpty(room, state);
+			return;
+		}
+		const key = name.toLowerCase();
+		const isNew = !state.members.has(key);
+		state.members.set(key, name);
+		conn.rooms.add(room);
+		ws.cork(() => {
+			ws.subscribe(topicOf(room));
+			ws.send(
+				encode({
+					type: "joined",
+					room,
+					members: [...state.members.values()],
+					messages: page.messages,
+					more: page.more,
+				}),
+			);
+			if (isNew && !rejoin) {
+				ws.publish(topicOf(room), encode({ type: "presence", room, name, online: true }));
+			}
+		});
+	}
+
+	/**
+	 * Reads the messages for `joined` and lines them up with the topic: a read
+	 * that missed messages delivered meanwhile is repeated, and messages stored
+	 * but not yet delivered here are left to arrive live.
+	 */
+	private async readForJoin(state: RoomState, room: string, since: number | undefined): Promise<Page> {
+		for (;;) {
+			const page =
+				since === undefined
+					? await this.store.latest(room, LIMITS.latest)
+					: await this.store.since(room, since, LIMITS.resume);
+			// The room's last stored seq as this read saw it.
+			let top = page.messages.at(-1)?.seq;
+			if (top === undefined) {
+				top = since === undefined ? 0 : await this.lastSeq(room);
+				if (since !== undefined && top > since) continue; // stored while we looked
+			}
+			if (state.head !== undefined && state.head > top) continue; // delivered while we read
+			state.head ??= top;
+			const head = state.head;
+			return {
+				messages: top > head ? page.messages.filter((m) => m.seq <= head) : page.messages,
+				more: page.more,
+			};
+		}
+	}
+
+	private async lastSeq(room: string): Promise<number> {
+		return (await this.store.latest(room, 1)).messages[0]?.seq ?? 0;
+	}
+
+	leave(ws: Socket, room: string): void {
+		ws.unsubscribe(topicOf(room));
+		ws.data.rooms.delete(room);
+		this.removeMember(ws, room);
+	}
+
+	/** Forgets a closed socket: its name, its rooms, and tells the rooms it is gone. */
+	disconnect(ws: Socket): void {
+		const conn = ws.data;
+		conn.closed = true;
+		this.sockets.delete(ws);
+		for (const room of conn.rooms) this.removeMember(ws, room);
+		conn.rooms.clear();
+		if (conn.name && this.names.get(conn.name.toLowerCase()) === ws) {
+			this.names.delete(conn.name.toLowerCase());
+		}
+	}
+
+	private removeMember(ws: Socket, room: string): void {
+		const state = this.rooms.get(room);
+		const name = ws.data.name;
+		if (!state || !name) return;
+		state.members.delete(name.toLowerCase());
+		this.server?.publish(topicOf(room), encode({ type: "presence", room, name, online: false }));
+		this.dropIfEmpty(room, state);
+	}
+
+	/** Stores a message, then hands it to the bus; resolves with the stored message. */
+	async send(ws: Socket, room: string, id: string | undefined, text: string): Promise<Message> {
+		const { message, created } = await this.store.append({
+			room,
+			from: ws.data.name as string,
+			id,
+			text,
+			ts: Date.now(),
+		});
+		if (created) (this.bus as Bus).publish(message);
+		else if (!ws.data.closed) ws.send(encode(message));
+		return message;
+	}
+
+	/** Hands a committed message to this process's sockets in the room, once and in seq order. */
+	deliver(message: Message): void {
+		const state = this.rooms.get(message.room);
+		if (!state) return;
+		if (state.head !== undefined && message.seq <= state.head) return;
+		state.head = message.seq;
+		this.server?.publish(topicOf(message.room), encode(message));
+	}
+
+	typing(ws: Socket, room: string): void {
+		ws.publish(topicOf(room), encode({ type: "typing", room, name: ws.data.name as string }));
+	}
+
+	async history(room: string, before: number | undefined, limit: number): Promise<Page> {
+		return before === undefined ? this.store.latest(room, limit) : this.store.before(room, before, limit);
+	}
+
+	private room(name: string): RoomState {
+		let state = this.rooms.get(name);
+		if (!state) {
+			state = { members: new Map(), pending: 0 };
+			this.rooms.set(name, state);
+		}
+		return state;
+	}
+
+	private dropIfEmpty(room: string, state: RoomState): void {
+		if (state.members.size === 0 && state.pending === 0) this.rooms.delete(room);
+	}
+}

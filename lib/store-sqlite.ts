@@ -1,0 +1,236 @@
+// The embedded store: one SQLite file in WAL mode, appends committed in batches.
+import { Database, type Statement } from "bun:sqlite";
+import type { Message } from "../protocol.ts";
+import { type Appended, type NewMessage, type Page, type Store, StoreError } from "./store.ts";
+
+const SCHEMA_VERSION = 1;
+
+interface Row {
+	room: string;
+	seq: number;
+	sender: string;
+	client_id: string | null;
+	text: string;
+	ts: number;
+}
+
+interface Pending {
+	input: NewMessage;
+	resolve: (a: Appended) => void;
+	reject: (e: Error) => void;
+}
+
+export interface SqliteOptions {
+	/** How long a batch keeps retrying while another process holds the write lock. */
+	busyTimeoutMs?: number;
+}
+
+function toMessage(r: Row): Message {
+	const m: Message = {
+		type: "message",
+		room: r.room,
+		seq: r.seq,
+		from: r.sender,
+		text: r.text,
+		ts: r.ts,
+	};
+	if (r.client_id !== null) m.id = r.client_id;
+	return m;
+}
+
+function isBusy(e: unknown): boolean {
+	const code = (e as { code?: unknown })?.code;
+	return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED" || String(code).startsWith("SQLITE_BUSY");
+}
+
+function newEpoch(): string {
+	// 8 base36 characters from 40 random bits: short for the wire, unique enough per database.
+	const bytes = crypto.getRandomValues(new Uint8Array(5));
+	let n = 0n;
+	for (const b of bytes) n = (n << 8n) | BigInt(b);
+	return n.toString(36).padStart(8, "0");
+}
+
+/**
+ * SQLite store. Sends that arrive within one turn of the event loop are
+ * committed in one transaction, so one fsync serves a burst of messages.
+ * Each seq is taken inside the write transaction, so processes sharing the
+ * file still get a gap-free sequence per room.
+ */
+export class SqliteStore implements Store {
+	readonly epoch: string;
+	private readonly db: Database;
+	private readonly busyTimeoutMs: number;
+	private queue: Pending[] = [];
+	private scheduled = false;
+	private flushing: Promise<void> = Promise.resolve();
+	private readonly q: {
+		bySenderId: Statement<Row, [string, string, string]>;
+		lastSeq: Statement<{ seq: number | null }, [string]>;
+		insert: Statement<unknown, [string, number, string, string, string | null, string, number]>;
+		latest: Statement<Row, [string, number]>;
+		since: Statement<Row, [string, number, number]>;
+		before: Statement<Row, [string, number, number]>;
+	};
+
+	constructor(path: string, options: SqliteOptions = {}) {
+		this.busyTimeoutMs = options.busyTimeoutMs ?? 3000;
+		try {
+			this.db = new Database(path, { create: true, strict: true });
+			this.db.run("PRAGMA busy_timeout = 0");
+			this.db.run("PRAGMA journal_mode = WAL");
+			// FULL: an acknowledged message survives power loss, not only a crash; batching pays for the fsync.
+			this.db.run("PRAGMA synchronous = FULL");
+			this.epoch = this.migrate();
+		} catch (e) {
+			throw new StoreError(`cannot open database ${JSON.stringify(path)}: ${(e as Error).message}`);
+		}
+		const cols = "room, seq, sender, client_id, text, ts";
+		this.q = {
+			bySenderId: this.db.query(
+				`SELECT ${cols} FROM messages WHERE room = ? AND sender_key = ? AND client_id = ?`,
+			),
+			lastSeq: this.db.query("SELECT MAX(seq) AS seq FROM messages WHERE room = ?"),
+			insert: this.db.query(
+				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			),
+			latest: this.db.query(`SELECT ${cols} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?`),
+			since: this.db.query(
+				`SELECT ${cols} FROM messages WHERE room = ? AND seq > ? ORDER BY seq DESC LIMIT ?`,
+			),
+			before: this.db.query(
+				`SELECT ${cols} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
+			),
+		};
+	}
+
+	private migrate(): string {
+		const db = this.db;
+		return db
+			.transaction(() => {
+				db.run("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+				const row = db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema'").get();
+				const version = row ? Number(row.value) : 0;
+				if (version > SCHEMA_VERSION) {
+					throw new Error(`schema version ${version} is newer than this hubbub understands`);
+				}
+				if (version < 1) {
+					db.run(`CREATE TABLE messages (
+						room TEXT NOT NULL,
+						seq INTEGER NOT NULL,
+						sender TEXT NOT NULL,
+						sender_key TEXT NOT NULL,
+						client_id TEXT,
+						text TEXT NOT NULL,
+						ts INTEGER NOT NULL,
+						PRIMARY KEY (room, seq)
+					) WITHOUT ROWID`);
+					db.run(
+						"CREATE UNIQUE INDEX messages_client_id ON messages (room, sender_key, client_id) WHERE client_id IS NOT NULL",
+					);
+					db.run("INSERT INTO meta (key, value) VALUES ('epoch', ?)", [newEpoch()]);
+					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
+				}
+				const epoch = db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'epoch'").get();
+				if (!epoch) throw new Error("database has no epoch");
+				return epoch.value;
+			})
+			.immediate();
+	}
+
+	append(input: NewMessage): Promise<Appended> {
+		return new Promise((resolve, reject) => {
+			this.queue.push({ input, resolve, reject });
+			if (!this.scheduled) {
+				this.scheduled = true;
+				setImmediate(() => {
+					// Chained so a batch that waits out a lock keeps its place ahead of later ones.
+					this.flushing = this.flushing.then(() => this.flush());
+				});
+			}
+		});
+	}
+
+	private async flush(): Promise<void> {
+		const batch = this.queue;
+		this.queue = [];
+		this.scheduled = false;
+		if (batch.length === 0) return;
+		const deadline = Date.now() + this.busyTimeoutMs;
+		let wait = 2;
+		for (;;) {
+			try {
+				const results = this.db.transaction(() => batch.map((p) => this.insert(p.input))).immediate();
+				for (let i = 0; i < batch.length; i++) batch[i]?.resolve(results[i] as Appended);
+				return;
+			} catch (e) {
+				if (isBusy(e) && Date.now() < deadline) {
+					await Bun.sleep(wait);
+					wait = Math.min(wait * 2, 50);
+					continue;
+				}
+				const error = new StoreError(
+					isBusy(e) ? "database is locked by another process" : `write failed: ${(e as Error).message}`,
+				);
+				for (const p of batch) p.reject(error);
+				return;
+			}
+		}
+	}
+
+	private insert(input: NewMessage): Appended {
+		const key = input.from.toLowerCase();
+		const clientId = input.id ?? null;
+		if (clientId !== null) {
+			const existing = this.q.bySenderId.get(input.room, key, clientId);
+			if (existing) return { message: toMessage(existing), created: false };
+		}
+		const seq = (this.q.lastSeq.get(input.room)?.seq ?? 0) + 1;
+		this.q.insert.run(input.room, seq, input.from, key, clientId, input.text, input.ts);
+		return {
+			message: toMessage({
+				room: input.room,
+				seq,
+				sender: input.from,
+				client_id: clientId,
+				text: input.text,
+				ts: input.ts,
+			}),
+			created: true,
+		};
+	}
+
+	async latest(room: string, limit: number): Promise<Page> {
+		return this.page(this.q.latest.all(room, limit + 1), limit);
+	}
+
+	async since(room: string, since: number, limit: number): Promise<Page> {
+		return this.page(this.q.since.all(room, since, limit + 1), limit);
+	}
+
+	async before(room: string, before: number, limit: number): Promise<Page> {
+		return this.page(this.q.before.all(room, before, limit + 1), limit);
+	}
+
+	/** Rows arrive newest first with one extra row that only tells whether there is more. */
+	private page(rows: Row[], limit: number): Page {
+		const more = rows.length > limit;
+		const kept = more ? rows.slice(0, limit) : rows;
+		return { messages: kept.reverse().map(toMessage), more };
+	}
+
+	async healthy(): Promise<boolean> {
+		try {
+			this.db.query("SELECT 1").get();
+			return true;
+		} catch {
+			return false;
+		}
+	}
+
+	async close(): Promise<void> {
+		await this.flushing;
+		await this.flush();
+		this.db.close();
+	}
+}

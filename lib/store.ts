@@ -1,0 +1,55 @@
+// Where messages are kept: the seam between the hub and a durable store (SQLite today, PostgreSQL next).
+import type { Message } from "../protocol.ts";
+
+export interface NewMessage {
+	room: string;
+	/** Display name of the sender; idempotency is keyed on its lower-case form. */
+	from: string;
+	id?: string;
+	text: string;
+	ts: number;
+}
+
+export interface Appended {
+	message: Message;
+	/** False when (room, sender, id) was already stored: `message` is the stored one. */
+	created: boolean;
+}
+
+export interface Page {
+	messages: Message[];
+	/** True when messages older than the first one returned exist. */
+	more: boolean;
+}
+
+/**
+ * A durable, ordered message log per room.
+ *
+ * Contract for every implementation:
+ * - `append` resolves only after the message is committed; seq is per room,
+ *   starts at 1 and has no gaps, also when several processes share the store.
+ * - Appends resolve in the order their seqs were given within one room, so the
+ *   caller can publish in resolution order.
+ * - A repeated (room, lower(from), id) stores nothing and resolves with the stored message.
+ * - Reads return messages ascending by seq.
+ */
+export interface Store {
+	/** Names this store's history; changes only when the history is new. */
+	readonly epoch: string;
+	append(input: NewMessage): Promise<Appended>;
+	/** The newest `limit` messages; `more` if older exist. */
+	latest(room: string, limit: number): Promise<Page>;
+	/** The newest `limit` messages with seq > since; `more` if more than `limit` had seq > since. */
+	since(room: string, since: number, limit: number): Promise<Page>;
+	/** Up to `limit` messages with seq < before, ascending; `more` if older exist. */
+	before(room: string, before: number, limit: number): Promise<Page>;
+	/** True when the store answers a trivial query. */
+	healthy(): Promise<boolean>;
+	/** Commits whatever is pending, then releases the store. */
+	close(): Promise<void>;
+}
+
+/** A store that could not do what was asked; the message is safe to log, not to show users. */
+export class StoreError extends Error {
+	override name = "StoreError";
+}

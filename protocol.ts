@@ -1,0 +1,254 @@
+// The wire protocol, version 1: the one definition of every frame, shared by the server, the page and the tests.
+import { z } from "zod";
+
+export const PROTOCOL_VERSION = "1.0.0";
+
+export const LIMITS = {
+	nameChars: 32,
+	roomChars: 32,
+	textChars: 4000,
+	idChars: 64,
+	/** Messages in `joined` without `since`. */
+	latest: 50,
+	/** Messages in `joined` with `since`. */
+	resume: 1000,
+	historyDefault: 50,
+	historyMax: 200,
+} as const;
+
+/** Close codes: 1000–1001 mean "reconnect when you like", 1008–1009 mean "you did something wrong". */
+export const CLOSE = {
+	normal: 1000,
+	goingAway: 1001,
+	policyViolation: 1008,
+	tooBig: 1009,
+	internalError: 1011,
+} as const;
+
+export const ERROR_CODES = [
+	"bad_frame",
+	"not_identified",
+	"already_identified",
+	"invalid_name",
+	"name_taken",
+	"not_joined",
+	"rate_limited",
+	"server_error",
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+// Code points, not UTF-16 units, so an emoji counts as one character. A string's
+// code point count never exceeds its length, so short strings skip the spread.
+function charCount(s: string): number {
+	return s.length <= 1 ? s.length : [...s].length;
+}
+function maxChars(max: number) {
+	return (s: string) => s.length <= max || charCount(s) <= max;
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this rejects.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+export const ROOM_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+export const Name = z
+	.string()
+	.transform((s) => s.trim())
+	.refine((s) => s.length > 0, "must not be empty")
+	.refine(maxChars(LIMITS.nameChars), `must be at most ${LIMITS.nameChars} characters`)
+	.refine((s) => !CONTROL.test(s), "must not contain control characters");
+
+export const Room = z
+	.string()
+	.regex(ROOM_PATTERN, "must be 1-32 of a-z, 0-9, '-', '_', starting with a letter or digit");
+
+const Seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const ClientId = z
+	.string()
+	.min(1)
+	.refine(maxChars(LIMITS.idChars), `must be at most ${LIMITS.idChars} characters`);
+const Text = z
+	.string()
+	.refine((s) => s.trim().length > 0, "must not be empty or only whitespace")
+	.refine(maxChars(LIMITS.textChars), `must be at most ${LIMITS.textChars} characters`);
+
+// ---- client → server
+
+export const Hello = z.object({ type: z.literal("hello"), name: z.string() });
+export const Join = z.object({
+	type: z.literal("join"),
+	room: Room,
+	since: Seq.optional(),
+});
+export const Leave = z.object({ type: z.literal("leave"), room: Room });
+export const Send = z.object({
+	type: z.literal("send"),
+	room: Room,
+	id: ClientId.optional(),
+	text: Text,
+});
+export const HistoryRequest = z.object({
+	type: z.literal("history"),
+	room: Room,
+	before: Seq.optional(),
+	limit: z.number().int().min(1).max(LIMITS.historyMax).default(LIMITS.historyDefault),
+});
+export const TypingRequest = z.object({ type: z.literal("typing"), room: Room });
+export const Ping = z.object({ type: z.literal("ping") });
+
+const clientFrames = {
+	hello: Hello,
+	join: Join,
+	leave: Leave,
+	send: Send,
+	history: HistoryRequest,
+	typing: TypingRequest,
+	ping: Ping,
+} as const;
+
+export const ClientFrame = z.discriminatedUnion("type", [
+	Hello,
+	Join,
+	Leave,
+	Send,
+	HistoryRequest,
+	TypingRequest,
+	Ping,
+]);
+export type ClientFrame = z.infer<typeof ClientFrame>;
+export type ClientFrameType = ClientFrame["type"];
+
+// ---- server → client
+
+export const Message = z.object({
+	type: z.literal("message"),
+	room: Room,
+	seq: z.number().int().min(1),
+	id: z.string().optional(),
+	from: z.string(),
+	text: z.string(),
+	ts: z.number().int(),
+});
+export type Message = z.infer<typeof Message>;
+
+export const Welcome = z.object({
+	type: z.literal("welcome"),
+	name: z.string(),
+	version: z.string(),
+	epoch: z.string(),
+});
+export const Joined = z.object({
+	type: z.literal("joined"),
+	room: Room,
+	members: z.array(z.string()),
+	messages: z.array(Message),
+	more: z.boolean(),
+});
+export const Left = z.object({ type: z.literal("left"), room: Room });
+export const HistoryPage = z.object({
+	type: z.literal("history"),
+	room: Room,
+	messages: z.array(Message),
+	more: z.boolean(),
+});
+export const Presence = z.object({
+	type: z.literal("presence"),
+	room: Room,
+	name: z.string(),
+	online: z.boolean(),
+});
+export const Typing = z.object({ type: z.literal("typing"), room: Room, name: z.string() });
+export const Pong = z.object({ type: z.literal("pong") });
+export const ErrorFrame = z.object({
+	type: z.literal("error"),
+	code: z.string(),
+	message: z.string(),
+	ref: z.string().optional(),
+});
+
+export const ServerFrame = z.discriminatedUnion("type", [
+	Welcome,
+	Joined,
+	Left,
+	Message,
+	HistoryPage,
+	Presence,
+	Typing,
+	Pong,
+	ErrorFrame,
+]);
+export type ServerFrame = z.infer<typeof ServerFrame>;
+export type ServerFrameOf<T extends ServerFrame["type"]> = Extract<ServerFrame, { type: T }>;
+
+// ---- parsing
+
+export type Parsed =
+	| { ok: true; frame: ClientFrame }
+	| { ok: false; code: "bad_frame"; message: string; ref?: string };
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+	return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Turns one text frame into a client frame, or says what is wrong with it in a
+ * sentence that names the offending field. Never throws.
+ */
+export function parseClientFrame(raw: string): Parsed {
+	let data: unknown;
+	try {
+		data = JSON.parse(raw);
+	} catch {
+		return { ok: false, code: "bad_frame", message: "frame is not valid JSON" };
+	}
+	if (!isRecord(data)) {
+		return { ok: false, code: "bad_frame", message: "frame must be a JSON object" };
+	}
+	const ref = typeof data.id === "string" && data.id.length <= 64 ? data.id : undefined;
+	const type = data.type;
+	const schema =
+		typeof type === "string" && Object.hasOwn(clientFrames, type)
+			? clientFrames[type as ClientFrameType]
+			: undefined;
+	if (!schema) {
+		const message =
+			typeof type === "string"
+				? `unknown frame type ${JSON.stringify(type.slice(0, 32))}`
+				: "field 'type' must be a string";
+		return { ok: false, code: "bad_frame", message, ref };
+	}
+	const result = schema.safeParse(data);
+	if (result.success) return { ok: true, frame: result.data as ClientFrame };
+	const issue = result.error.issues[0];
+	const field = issue?.path.length ? issue.path.join(".") : "frame";
+	return {
+		ok: false,
+		code: "bad_frame",
+		message: `field '${field}' ${describe(issue)}`,
+		ref,
+	};
+}
+
+function describe(issue: z.core.$ZodIssue | undefined): string {
+	if (!issue) return "is invalid";
+	if (issue.code === "invalid_type") return `must be ${issue.expected}`;
+	if (issue.code === "too_small") return `must be at least ${issue.minimum}`;
+	if (issue.code === "too_big") return `must be at most ${issue.maximum}`;
+	return issue.message;
+}
+
+/** Validates a name from `hello`: the trimmed name, or why it is refused. */
+export function parseName(raw: string): { ok: true; name: string } | { ok: false; message: string } {
+	const result = Name.safeParse(raw);
+	if (result.success) return { ok: true, name: result.data };
+	return { ok: false, message: `name ${result.error.issues[0]?.message ?? "is invalid"}` };
+}
+
+/** Parses a frame the server sent; the page and tests use it so a malformed server frame is caught, not guessed at. */
+export function parseServerFrame(raw: string): ServerFrame | undefined {
+	try {
+		const result = ServerFrame.safeParse(JSON.parse(raw));
+		return result.success ? result.data : undefined;
+	} catch {
+		return undefined;
+	}
+}

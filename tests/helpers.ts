@@ -1,0 +1,228 @@
+// Test helpers: real servers on port 0 with temp databases, and real WebSocket clients that await frames.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type ServerFrame, type ServerFrameOf, parseServerFrame } from "../protocol.ts";
+import type { Config } from "../lib/config.ts";
+import { createLogger } from "../lib/log.ts";
+import { type Running, type StartOptions, start } from "../server.ts";
+
+export const ROOT = join(import.meta.dir, "..");
+
+export function tempDir(prefix = "hubbub-test-"): { path: string; [Symbol.dispose](): void } {
+	const path = mkdtempSync(join(tmpdir(), prefix));
+	return { path, [Symbol.dispose]: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface TestServer extends Running {
+	ws: string;
+	dbPath: string;
+	[Symbol.asyncDispose](): Promise<void>;
+}
+
+/** An in-process server on a free port with its own database file. */
+export function startServer(
+	options: StartOptions & { config?: Partial<Config>; dbPath?: string } = {},
+): TestServer {
+	const dir = options.dbPath ? undefined : tempDir();
+	const dbPath = options.dbPath ?? join((dir as { path: string }).path, "hubbub.db");
+	const running = start(
+		{ port: 0, host: "127.0.0.1", db: dbPath, origins: [], logLevel: "error", ...options.config },
+		{ log: createLogger("error", () => {}), ...options },
+	);
+	return {
+		...running,
+		ws: `${running.url.replace("http", "ws")}/ws`,
+		dbPath,
+		async [Symbol.asyncDispose]() {
+			await running.stop();
+			dir?.[Symbol.dispose]();
+		},
+	};
+}
+
+type Pred = (f: ServerFrame) => boolean;
+
+/** A WebSocket client that keeps every frame it receives and lets a test await the next one it wants. */
+export class Client {
+	readonly frames: ServerFrame[] = [];
+	readonly opened: Promise<void>;
+	readonly closed: Promise<{ code: number; reason: string }>;
+	private readonly ws: WebSocket;
+	private cursor = 0;
+	private waiters: (() => void)[] = [];
+
+	constructor(url: string, headers?: Record<string, string>) {
+		this.ws = new WebSocket(url, headers ? { headers } : undefined);
+		this.opened = new Promise((resolve, reject) => {
+			this.ws.addEventListener("open", () => resolve(), { once: true });
+			this.ws.addEventListener("error", () => reject(new Error(`cannot connect to ${url}`)), { once: true });
+		});
+		this.closed = new Promise((resolve) => {
+			this.ws.addEventListener("close", (e) => {
+				resolve({ code: e.code, reason: e.reason });
+				this.wake();
+			});
+		});
+		this.ws.addEventListener("message", (e) => {
+			const frame = typeof e.data === "string" ? parseServerFrame(e.data) : undefined;
+			if (!frame) throw new Error(`server sent a frame outside the protocol: ${String(e.data).slice(0, 200)}`);
+			this.frames.push(frame);
+			this.wake();
+		});
+	}
+
+	static async connect(url: string, headers?: Record<string, string>): Promise<Client> {
+		const c = new Client(url, headers);
+		await c.opened;
+		return c;
+	}
+
+	private wake(): void {
+		const waiters = this.waiters;
+		this.waiters = [];
+		for (const w of waiters) w();
+	}
+
+	get isOpen(): boolean {
+		return this.ws.readyState === WebSocket.OPEN;
+	}
+
+	send(frame: unknown): void {
+		this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
+	}
+
+	sendRaw(data: string | Uint8Array): void {
+		this.ws.send(data);
+	}
+
+	/**
+	 * The next frame after those already taken that matches, skipping (and
+	 * consuming) others only when `skip` is set; fails after `ms`.
+	 */
+	async next(pred: Pred = () => true, ms = 5000, skip = false): Promise<ServerFrame> {
+		const deadline = Date.now() + ms;
+		for (;;) {
+			while (this.cursor < this.frames.length) {
+				const f = this.frames[this.cursor++] as ServerFrame;
+				if (pred(f)) return f;
+				if (!skip) throw new Error(`unexpected frame ${JSON.stringify(f)}`);
+			}
+			if (this.ws.readyState === WebSocket.CLOSED) throw new Error("connection closed while waiting for a frame");
+			const left = deadline - Date.now();
+			if (left <= 0) throw new Error(`no matching frame within ${ms} ms`);
+			await new Promise<void>((resolve) => {
+				const timer = setTimeout(resolve, left);
+				this.waiters.push(() => {
+					clearTimeout(timer);
+					resolve();
+				});
+			});
+		}
+	}
+
+	/** The next frame of a type, skipping frames of other types. */
+	async expect<T extends ServerFrame["type"]>(
+		type: T,
+		pred: (f: ServerFrameOf<T>) => boolean = () => true,
+		ms = 5000,
+	): Promise<ServerFrameOf<T>> {
+		return (await this.next((f) => f.type === type && pred(f as ServerFrameOf<T>), ms, true)) as ServerFrameOf<T>;
+	}
+
+	/** Frames received and not yet taken. */
+	pending(): ServerFrame[] {
+		return this.frames.slice(this.cursor);
+	}
+
+	async hello(name: string): Promise<ServerFrameOf<"welcome">> {
+		this.send({ type: "hello", name });
+		return (await this.next()) as ServerFrameOf<"welcome">;
+	}
+
+	async join(room: string, since?: number): Promise<ServerFrameOf<"joined">> {
+		this.send(since === undefined ? { type: "join", room } : { type: "join", room, since });
+		return this.expect("joined", (f) => f.room === room);
+	}
+
+	close(code = 1000): void {
+		this.ws.close(code);
+	}
+}
+
+/** A connected client that has said hello and, if given, joined `room`. */
+export async function chatter(url: string, name: string, room?: string): Promise<Client> {
+	const c = await Client.connect(url);
+	const welcome = await c.hello(name);
+	if (welcome.type !== "welcome") throw new Error(`hello as ${name} got ${JSON.stringify(welcome)}`);
+	if (room) await c.join(room);
+	return c;
+}
+
+export interface Spawned {
+	proc: ReturnType<typeof Bun.spawn>;
+	url: string;
+	port: number;
+	/** Lines the server wrote to stdout, parsed as JSON where they are. */
+	logs: Record<string, unknown>[];
+	stderr(): Promise<string>;
+}
+
+/** Starts hubbub as its own process (source or binary) and waits for its `listening` line. */
+export async function spawnServer(cmd: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
+	const proc = Bun.spawn(cmd, {
+		cwd: options.cwd ?? ROOT,
+		env: { ...process.env, ...options.env },
+		stdout: "pipe",
+		stderr: "pipe",
+	});
+	const logs: Record<string, unknown>[] = [];
+	const reader = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+	let buffer = "";
+	let port: number | undefined;
+	const deadline = Date.now() + 15_000;
+	while (port === undefined) {
+		if (Date.now() > deadline) throw new Error("server did not start within 15 s");
+		const { value, done } = await reader.read();
+		if (done) {
+			throw new Error(`server exited (${await proc.exited}): ${await new Response(proc.stderr).text()}`);
+		}
+		buffer += value;
+		let nl = buffer.indexOf("\n");
+		while (nl >= 0) {
+			const line = buffer.slice(0, nl);
+			buffer = buffer.slice(nl + 1);
+			try {
+				const entry = JSON.parse(line) as Record<string, unknown>;
+				logs.push(entry);
+				if (entry.event === "listening") port = entry.port as number;
+			} catch {
+				// not a log line
+			}
+			nl = buffer.indexOf("\n");
+		}
+	}
+	// Keep draining stdout so the server never blocks on a full pipe.
+	void (async () => {
+		for (;;) {
+			const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }));
+			if (done) return;
+			buffer += value;
+			let nl = buffer.indexOf("\n");
+			while (nl >= 0) {
+				try {
+					logs.push(JSON.parse(buffer.slice(0, nl)));
+				} catch {}
+				buffer = buffer.slice(nl + 1);
+				nl = buffer.indexOf("\n");
+			}
+		}
+	})();
+	return {
+		proc,
+		port,
+		url: `http://127.0.0.1:${port}`,
+		logs,
+		stderr: () => new Response(proc.stderr).text(),
+	} satisfies Spawned;
+}
