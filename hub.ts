@@ -13,8 +13,8 @@ export interface Conn {
 	name?: string;
 	/** Rooms whose `joined` was sent. */
 	rooms: Set<string>;
-	/** Rooms whose `joined` is being prepared. */
-	joining: Set<string>;
+	/** Joins in progress, by room. */
+	joins: Map<string, Promise<void>>;
 	sendBucket: TokenBucket;
 	typingBucket: TokenBucket;
 	/** Rate-limited frames so far; too many closes the connection. */
@@ -91,23 +91,36 @@ export class Hub {
 	 */
 	async join(ws: Socket, room: string, since: number | undefined): Promise<void> {
 		const conn = ws.data;
+		// Joins of one room by one socket run one after another, so two `joined` never overlap.
+		const previous = conn.joins.get(room);
+		const run = (previous ?? Promise.resolve()).then(() => this.joinNow(ws, room, since));
+		const settled = run.catch(() => {});
+		conn.joins.set(room, settled);
+		void settled.then(() => {
+			if (conn.joins.get(room) === settled) conn.joins.delete(room);
+		});
+		return run;
+	}
+
+	private async joinNow(ws: Socket, room: string, since: number | undefined): Promise<void> {
+		const conn = ws.data;
+		if (conn.closed) return;
 		const name = conn.name as string;
 		const rejoin = conn.rooms.has(room);
-		if (rejoin) {
-			// A repeated join is a resume: stop live frames until the new `joined` is out.
-			ws.unsubscribe(topicOf(room));
-			conn.rooms.delete(room);
-		}
-		conn.joining.add(room);
+		// A repeated join is a resume: no live frames until the new `joined` is out.
+		if (rejoin) ws.unsubscribe(topicOf(room));
 		const state = this.room(room);
 		state.pending++;
 		let page: Page;
 		try {
 			page = await this.readForJoin(state, room, since);
-		} finally {
+		} catch (e) {
 			state.pending--;
-			conn.joining.delete(room);
+			if (rejoin) this.leave(ws, room);
+			else this.dropIfEmpty(room, state);
+			throw e;
 		}
+		state.pending--;
 		if (conn.closed) {
 			this.dropIfEmpty(room, state);
 			return;
@@ -127,9 +140,7 @@ export class Hub {
 					more: page.more,
 				}),
 			);
-			if (isNew && !rejoin) {
-				ws.publish(topicOf(room), encode({ type: "presence", room, name, online: true }));
-			}
+			if (isNew) ws.publish(topicOf(room), encode({ type: "presence", room, name, online: true }));
 		});
 	}
 

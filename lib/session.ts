@@ -41,7 +41,7 @@ export function newConn(address: string, limits: SessionLimits): Conn {
 		id: nextId++,
 		address,
 		rooms: new Set(),
-		joining: new Set(),
+		joins: new Map(),
 		sendBucket: new TokenBucket(limits.sendRate, limits.sendBurst),
 		typingBucket: new TokenBucket(limits.typingRate, limits.typingBurst),
 		strikes: 0,

@@ -2,9 +2,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type ServerFrame, type ServerFrameOf, parseServerFrame } from "../protocol.ts";
 import type { Config } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
+import { parseServerFrame, type ServerFrame, type ServerFrameOf } from "../protocol.ts";
 import { type Running, type StartOptions, start } from "../server.ts";
 
 export const ROOT = join(import.meta.dir, "..");
@@ -53,7 +53,8 @@ export class Client {
 	private waiters: (() => void)[] = [];
 
 	constructor(url: string, headers?: Record<string, string>) {
-		this.ws = new WebSocket(url, headers ? { headers } : undefined);
+		// Bun's WebSocket takes headers (the DOM typings we also load do not know it): tests need them to set Origin.
+		this.ws = new WebSocket(url, (headers ? { headers } : undefined) as unknown as string[]);
 		this.opened = new Promise((resolve, reject) => {
 			this.ws.addEventListener("open", () => resolve(), { once: true });
 			this.ws.addEventListener("error", () => reject(new Error(`cannot connect to ${url}`)), { once: true });
@@ -66,7 +67,8 @@ export class Client {
 		});
 		this.ws.addEventListener("message", (e) => {
 			const frame = typeof e.data === "string" ? parseServerFrame(e.data) : undefined;
-			if (!frame) throw new Error(`server sent a frame outside the protocol: ${String(e.data).slice(0, 200)}`);
+			if (!frame)
+				throw new Error(`server sent a frame outside the protocol: ${String(e.data).slice(0, 200)}`);
 			this.frames.push(frame);
 			this.wake();
 		});
@@ -92,7 +94,7 @@ export class Client {
 		this.ws.send(typeof frame === "string" ? frame : JSON.stringify(frame));
 	}
 
-	sendRaw(data: string | Uint8Array): void {
+	sendRaw(data: string | Uint8Array<ArrayBuffer>): void {
 		this.ws.send(data);
 	}
 
@@ -108,7 +110,8 @@ export class Client {
 				if (pred(f)) return f;
 				if (!skip) throw new Error(`unexpected frame ${JSON.stringify(f)}`);
 			}
-			if (this.ws.readyState === WebSocket.CLOSED) throw new Error("connection closed while waiting for a frame");
+			if (this.ws.readyState === WebSocket.CLOSED)
+				throw new Error("connection closed while waiting for a frame");
 			const left = deadline - Date.now();
 			if (left <= 0) throw new Error(`no matching frame within ${ms} ms`);
 			await new Promise<void>((resolve) => {
@@ -127,7 +130,11 @@ export class Client {
 		pred: (f: ServerFrameOf<T>) => boolean = () => true,
 		ms = 5000,
 	): Promise<ServerFrameOf<T>> {
-		return (await this.next((f) => f.type === type && pred(f as ServerFrameOf<T>), ms, true)) as ServerFrameOf<T>;
+		return (await this.next(
+			(f) => f.type === type && pred(f as ServerFrameOf<T>),
+			ms,
+			true,
+		)) as ServerFrameOf<T>;
 	}
 
 	/** Frames received and not yet taken. */
@@ -169,7 +176,10 @@ export interface Spawned {
 }
 
 /** Starts hubbub as its own process (source or binary) and waits for its `listening` line. */
-export async function spawnServer(cmd: string[], options: { cwd?: string; env?: Record<string, string> } = {}) {
+export async function spawnServer(
+	cmd: string[],
+	options: { cwd?: string; env?: Record<string, string> } = {},
+) {
 	const proc = Bun.spawn(cmd, {
 		cwd: options.cwd ?? ROOT,
 		env: { ...process.env, ...options.env },
