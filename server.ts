@@ -42,6 +42,8 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			port: config.port,
 			hostname: config.host,
 			development: false,
+			// Explicit: with development off, Bun 1.4 otherwise lets a second server bind the same port.
+			reusePort: false,
 			routes: {
 				"/": page,
 				"/ws": (req: Request, srv: Server<Conn>) => {
