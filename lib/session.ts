@@ -70,10 +70,6 @@ export function websocketHandler(hub: Hub, limits: SessionLimits, log: Logger): 
 
 	function handle(ws: Socket, frame: ClientFrame): void {
 		const conn = ws.data;
-		if (frame.type === "ping") {
-			ws.send(encode({ type: "pong" }));
-			return;
-		}
 		if (frame.type === "hello") {
 			if (conn.name !== undefined) {
 				sendError(ws, "already_identified", `this connection is already known as ${conn.name}`);
@@ -95,6 +91,10 @@ export function websocketHandler(hub: Hub, limits: SessionLimits, log: Logger): 
 		}
 		if (conn.name === undefined) {
 			sendError(ws, "not_identified", "send hello first", refOf(frame));
+			return;
+		}
+		if (frame.type === "ping") {
+			ws.send(encode({ type: "pong" }));
 			return;
 		}
 		if (frame.type === "join") {

@@ -1,0 +1,137 @@
+// The Store contract, run against every implementation (SQLite today; PostgreSQL joins this list).
+import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import type { Store } from "../lib/store.ts";
+import { SqliteStore } from "../lib/store-sqlite.ts";
+import { tempDir } from "./helpers.ts";
+
+interface Backend {
+	/** A fresh, empty store, and a way to open another handle on the same history. */
+	fresh(): { open(): Store; [Symbol.dispose](): void };
+}
+
+const backends: [string, Backend][] = [
+	[
+		"sqlite",
+		{
+			fresh() {
+				const dir = tempDir("hubbub-store-");
+				const path = join(dir.path, "store.db");
+				return { open: () => new SqliteStore(path), [Symbol.dispose]: () => dir[Symbol.dispose]() };
+			},
+		},
+	],
+];
+
+const msg = (room: string, from: string, text: string, id?: string) => ({
+	room,
+	from,
+	text,
+	id,
+	ts: Date.now(),
+});
+
+describe.each(backends)("%s store", (_, backend) => {
+	test("seq starts at 1 per room and has no gaps; appends resolve in seq order", async () => {
+		using h = backend.fresh();
+		const store = h.open();
+		const order: string[] = [];
+		const results = await Promise.all(
+			Array.from({ length: 30 }, (_, i) =>
+				store.append(msg(i % 2 ? "a" : "b", "alice", `t${i}`)).then((r) => {
+					order.push(`${r.message.room}${r.message.seq}`);
+					return r;
+				}),
+			),
+		);
+		expect(results.filter((r) => r.message.room === "a").map((r) => r.message.seq)).toEqual(
+			Array.from({ length: 15 }, (_, i) => i + 1),
+		);
+		expect(results.every((r) => r.created)).toBe(true);
+		const seqA = order.filter((o) => o.startsWith("a")).map((o) => Number(o.slice(1)));
+		expect(seqA).toEqual([...seqA].sort((x, y) => x - y));
+		await store.close();
+	});
+
+	test("a repeated (room, sender, id) stores nothing and returns the stored message; sender compared case-insensitively", async () => {
+		using h = backend.fresh();
+		const store = h.open();
+		const first = await store.append(msg("r", "Alice", "hello", "x1"));
+		const again = await store.append(msg("r", "alice", "changed text", "x1"));
+		expect(again).toEqual({ message: first.message, created: false });
+		expect((await store.append(msg("r", "bob", "hello", "x1"))).message.seq).toBe(2);
+		expect((await store.append(msg("s", "alice", "hello", "x1"))).message.seq).toBe(1);
+		const [dupA, dupB] = await Promise.all([
+			store.append(msg("r", "carol", "same tick", "y")),
+			store.append(msg("r", "carol", "same tick", "y")),
+		]);
+		expect(dupA.message).toEqual(dupB.message);
+		expect([dupA.created, dupB.created]).toEqual([true, false]);
+		expect((await store.latest("r", 50)).messages.map((m) => m.seq)).toEqual([1, 2, 3]);
+		await store.close();
+	});
+
+	test("latest, since and before page ascending with the right `more`", async () => {
+		using h = backend.fresh();
+		const store = h.open();
+		for (let i = 1; i <= 25; i++) await store.append(msg("r", "alice", `m${i}`));
+		const latest = await store.latest("r", 10);
+		expect(latest.messages.map((m) => m.seq)).toEqual([16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
+		expect(latest.more).toBe(true);
+		expect((await store.latest("r", 25)).more).toBe(false);
+		const since = await store.since("r", 20, 10);
+		expect(since).toMatchObject({ more: false });
+		expect(since.messages.map((m) => m.text)).toEqual(["m21", "m22", "m23", "m24", "m25"]);
+		const sinceOver = await store.since("r", 5, 10);
+		expect(sinceOver.messages.map((m) => m.seq)).toEqual([16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
+		expect(sinceOver.more).toBe(true);
+		const before = await store.before("r", 6, 3);
+		expect(before.messages.map((m) => m.seq)).toEqual([3, 4, 5]);
+		expect(before.more).toBe(true);
+		expect((await store.before("r", 3, 3)).more).toBe(false);
+		expect(await store.latest("empty", 10)).toEqual({ messages: [], more: false });
+		await store.close();
+	});
+
+	test("the epoch and every message survive reopening; a new store has a new epoch", async () => {
+		using h = backend.fresh();
+		const first = h.open();
+		const stored = await first.append(msg("r", "alice", "kept", "k"));
+		const epoch = first.epoch;
+		await first.close();
+		const second = h.open();
+		expect(second.epoch).toBe(epoch);
+		expect((await second.latest("r", 10)).messages).toEqual([stored.message]);
+		await second.close();
+		using other = backend.fresh();
+		const third = other.open();
+		expect(third.epoch).not.toBe(epoch);
+		await third.close();
+	});
+
+	test("two handles on one history (two processes) keep seq gap-free and unique", async () => {
+		using h = backend.fresh();
+		const a = h.open();
+		const b = h.open();
+		const all = await Promise.all(
+			Array.from({ length: 200 }, (_, i) => (i % 2 ? a : b).append(msg("shared", `u${i % 2}`, `t${i}`))),
+		);
+		expect(all.map((r) => r.message.seq).sort((x, y) => x - y)).toEqual(
+			Array.from({ length: 200 }, (_, i) => i + 1),
+		);
+		await a.close();
+		await b.close();
+	});
+
+	test("close commits appends still queued", async () => {
+		using h = backend.fresh();
+		const store = h.open();
+		const pending = store.append(msg("r", "alice", "last words"));
+		await store.close();
+		expect((await pending).created).toBe(true);
+		const reopened = h.open();
+		expect((await reopened.latest("r", 5)).messages.map((m) => m.text)).toEqual(["last words"]);
+		expect(await reopened.healthy()).toBe(true);
+		await reopened.close();
+	});
+});
