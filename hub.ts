@@ -1,6 +1,7 @@
 // Rooms, membership and fan-out: which names are online, who is in which room, and getting each frame to them through Bun's topics.
 import type { Server, ServerWebSocket } from "bun";
 import type { Bus } from "./lib/bus.ts";
+import type { Metrics } from "./lib/metrics.ts";
 import type { TokenBucket } from "./lib/rate-limit.ts";
 import type { Page, Store } from "./lib/store.ts";
 import { LIMITS, type Message, type ServerFrame } from "./protocol.ts";
@@ -19,6 +20,8 @@ export interface Conn {
 	typingBucket: TokenBucket;
 	/** Rate-limited frames so far; too many closes the connection. */
 	strikes: number;
+	/** performance.now() of the last frame or pong from the client. */
+	lastSeen: number;
 	closed: boolean;
 }
 export type Socket = ServerWebSocket<Conn>;
@@ -44,12 +47,16 @@ export function encode(frame: ServerFrame): string {
 /** One local hub per process: it tracks only its own sockets; the bus and store make it part of a cluster. */
 export class Hub {
 	private readonly sockets = new Set<Socket>();
+	private readonly perAddress = new Map<string, number>();
 	private readonly names = new Map<string, Socket>();
 	private readonly rooms = new Map<string, RoomState>();
 	private server?: Server<Conn>;
 	private bus?: Bus;
 
-	constructor(readonly store: Store) {}
+	constructor(
+		readonly store: Store,
+		readonly metrics: Metrics,
+	) {}
 
 	/** Wires the hub to the server whose topics it publishes to and the bus that brings it messages. */
 	attach(server: Server<Conn>, bus: Bus): void {
@@ -65,13 +72,56 @@ export class Hub {
 		return this.rooms.size;
 	}
 
+	/** Open connections from one client address. */
+	connectionsFrom(address: string): number {
+		return this.perAddress.get(address) ?? 0;
+	}
+
 	connect(ws: Socket): void {
 		this.sockets.add(ws);
+		this.perAddress.set(ws.data.address, this.connectionsFrom(ws.data.address) + 1);
 	}
 
 	/** Closes every open socket, e.g. with 1001 on shutdown. */
 	closeAll(code: number, reason: string): void {
 		for (const ws of this.sockets) ws.close(code, reason);
+	}
+
+	/**
+	 * Pings sockets silent for half of `idleMs` and drops those silent for all
+	 * of it. Bun's own idle timer restarts whenever the server sends, so in a
+	 * busy room a vanished peer would never time out without this.
+	 */
+	sweep(idleMs: number, now = performance.now()): void {
+		for (const ws of this.sockets) {
+			const silent = now - ws.data.lastSeen;
+			if (silent >= idleMs) ws.terminate();
+			else if (silent >= idleMs / 2) ws.ping();
+		}
+	}
+
+	/** Sends one frame to one socket; a client too slow to take it is disconnected by Bun and counted. */
+	sendTo(ws: Socket, frame: ServerFrame): void {
+		if (ws.data.closed) return;
+		const data = encode(frame);
+		const sent = ws.send(data);
+		this.countOut(frame.type, Buffer.byteLength(data), 1, sent);
+	}
+
+	/** Sends one frame to a room's sockets on this process, except `except`. */
+	private publish(room: string, frame: ServerFrame, except?: Socket): void {
+		const topic = topicOf(room);
+		const data = encode(frame);
+		const receivers = (this.server?.subscriberCount(topic) ?? 0) - (except ? 1 : 0);
+		if (receivers <= 0) return;
+		const sent = except ? except.publish(topic, data) : (this.server as Server<Conn>).publish(topic, data);
+		this.countOut(frame.type, Buffer.byteLength(data), receivers, sent);
+	}
+
+	private countOut(type: string, bytes: number, receivers: number, sent: number): void {
+		this.metrics.framesOut.inc(receivers, type);
+		this.metrics.bytesOut.inc(bytes * receivers);
+		if (sent === 0) this.metrics.backpressureDropped.inc();
 	}
 
 	/** Claims a name for this socket; false when another open connection holds it. */
@@ -131,16 +181,14 @@ export class Hub {
 		conn.rooms.add(room);
 		ws.cork(() => {
 			ws.subscribe(topicOf(room));
-			ws.send(
-				encode({
-					type: "joined",
-					room,
-					members: [...state.members.values()],
-					messages: page.messages,
-					more: page.more,
-				}),
-			);
-			if (isNew) ws.publish(topicOf(room), encode({ type: "presence", room, name, online: true }));
+			this.sendTo(ws, {
+				type: "joined",
+				room,
+				members: [...state.members.values()],
+				messages: page.messages,
+				more: page.more,
+			});
+			if (isNew) this.publish(room, { type: "presence", room, name, online: true }, ws);
 		});
 	}
 
@@ -185,7 +233,11 @@ export class Hub {
 	disconnect(ws: Socket): void {
 		const conn = ws.data;
 		conn.closed = true;
-		this.sockets.delete(ws);
+		if (this.sockets.delete(ws)) {
+			const left = this.connectionsFrom(conn.address) - 1;
+			if (left > 0) this.perAddress.set(conn.address, left);
+			else this.perAddress.delete(conn.address);
+		}
 		for (const room of conn.rooms) this.removeMember(ws, room);
 		conn.rooms.clear();
 		if (conn.name && this.names.get(conn.name.toLowerCase()) === ws) {
@@ -198,7 +250,7 @@ export class Hub {
 		const name = ws.data.name;
 		if (!state || !name) return;
 		state.members.delete(name.toLowerCase());
-		this.server?.publish(topicOf(room), encode({ type: "presence", room, name, online: false }));
+		this.publish(room, { type: "presence", room, name, online: false });
 		this.dropIfEmpty(room, state);
 	}
 
@@ -211,8 +263,12 @@ export class Hub {
 			text,
 			ts: Date.now(),
 		});
-		if (created) (this.bus as Bus).publish(message);
-		else if (!ws.data.closed) ws.send(encode(message));
+		if (created) {
+			this.metrics.messagesStored.inc();
+			(this.bus as Bus).publish(message);
+		} else {
+			this.sendTo(ws, message);
+		}
 		return message;
 	}
 
@@ -222,11 +278,13 @@ export class Hub {
 		if (!state) return;
 		if (state.head !== undefined && message.seq <= state.head) return;
 		state.head = message.seq;
-		this.server?.publish(topicOf(message.room), encode(message));
+		const t0 = performance.now();
+		this.publish(message.room, message);
+		this.metrics.publishSeconds.observe((performance.now() - t0) / 1000);
 	}
 
 	typing(ws: Socket, room: string): void {
-		ws.publish(topicOf(room), encode({ type: "typing", room, name: ws.data.name as string }));
+		this.publish(room, { type: "typing", room, name: ws.data.name as string }, ws);
 	}
 
 	async history(room: string, before: number | undefined, limit: number): Promise<Page> {

@@ -34,6 +34,8 @@ export const ERROR_CODES = [
 	"not_joined",
 	"rate_limited",
 	"server_error",
+	// Extensions beyond PROTOCOL.md:
+	"too_many_rooms",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

@@ -1,12 +1,15 @@
 // Composition root: reads the config, opens the store, wires hub and bus, and serves the page, /ws, /healthz and /metrics.
+
+import { readFileSync } from "node:fs";
 import type { Server } from "bun";
 import page from "./client/index.html";
 import { type Conn, Hub } from "./hub.ts";
 import { LocalBus } from "./lib/bus-local.ts";
 import { type Config, ConfigError, HELP, parseConfig } from "./lib/config.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
-import { isOriginAllowed } from "./lib/origin.ts";
-import { DEFAULT_SESSION_LIMITS, newConn, type SessionLimits, websocketHandler } from "./lib/session.ts";
+import { Metrics } from "./lib/metrics.ts";
+import { clientAddress, isOriginAllowed } from "./lib/origin.ts";
+import { newConn, websocketHandler } from "./lib/session.ts";
 import { StoreError } from "./lib/store.ts";
 import { type SqliteOptions, SqliteStore } from "./lib/store-sqlite.ts";
 import pkg from "./package.json" with { type: "json" };
@@ -16,26 +19,51 @@ export const VERSION: string = pkg.version;
 
 export interface StartOptions {
 	log?: Logger;
-	limits?: Partial<SessionLimits>;
 	sqlite?: SqliteOptions;
 }
 
 export interface Running {
 	server: Server<Conn>;
 	hub: Hub;
+	metrics: Metrics;
 	/** Base URL, e.g. http://127.0.0.1:3000 */
 	url: string;
 	/** Closes every socket with 1001, commits pending writes, stops listening. */
 	stop(): Promise<void>;
 }
 
-/** Starts one hubbub server. Throws StoreError when the database cannot be opened, and Bun's error when the port cannot be bound. */
+/** A startup problem worth one clear sentence and exit status 2. */
+export class StartError extends Error {
+	override name = "StartError";
+}
+
+function readPem(path: string, what: string): string {
+	try {
+		return readFileSync(path, "utf8");
+	} catch (e) {
+		throw new StartError(`cannot read the TLS ${what} ${JSON.stringify(path)}: ${(e as Error).message}`);
+	}
+}
+
+/** Starts one hubbub server. Throws StoreError or StartError with a sentence fit for a user. */
 export function start(config: Config, options: StartOptions = {}): Running {
 	const log = options.log ?? createLogger(config.logLevel);
-	const limits = { ...DEFAULT_SESSION_LIMITS, ...options.limits };
-	const store = new SqliteStore(config.db, options.sqlite);
-	const hub = new Hub(store);
+	const metrics = new Metrics();
+	const tls = config.tlsCert
+		? { cert: readPem(config.tlsCert, "certificate"), key: readPem(config.tlsKey as string, "key") }
+		: undefined;
+	const store = new SqliteStore(config.db, {
+		onCommit: (seconds) => metrics.commitSeconds.observe(seconds),
+		...options.sqlite,
+	});
+	const hub = new Hub(store, metrics);
+	metrics.gauge("hubbub_connections", "Open WebSocket connections.", () => hub.connectionCount);
+	metrics.gauge("hubbub_rooms", "Rooms with members on this process.", () => hub.roomCount);
+	metrics.gauge("hubbub_memory_rss_bytes", "Resident memory of this process.", () =>
+		process.memoryUsage.rss(),
+	);
 	const startedAt = Date.now();
+
 	let server: Server<Conn>;
 	try {
 		server = Bun.serve<Conn>({
@@ -44,15 +72,26 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			development: false,
 			// Explicit: with development off, Bun 1.4 otherwise lets a second server bind the same port.
 			reusePort: false,
+			tls,
 			routes: {
 				"/": page,
 				"/ws": (req: Request, srv: Server<Conn>) => {
-					if (!isOriginAllowed(req.headers.get("origin"), req.headers.get("host"), config.origins)) {
-						log.info("upgrade_refused", { origin: req.headers.get("origin") });
+					const origin = req.headers.get("origin");
+					const address = clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy);
+					if (!isOriginAllowed(origin, req.headers.get("host"), config.origins)) {
+						metrics.connectionsRefused.inc(1, "origin");
+						log.info("upgrade_refused", { reason: "origin", origin, address });
 						return new Response("origin not allowed\n", { status: 403 });
 					}
-					const address = srv.requestIP(req)?.address ?? "unknown";
-					if (srv.upgrade(req, { data: newConn(address, limits) })) return;
+					if (hub.connectionsFrom(address) >= config.maxConnsPerIp) {
+						metrics.connectionsRefused.inc(1, "per_address");
+						log.info("upgrade_refused", { reason: "per_address", address });
+						return new Response("too many connections from your address\n", {
+							status: 429,
+							headers: { "retry-after": "10" },
+						});
+					}
+					if (srv.upgrade(req, { data: newConn(address, config) })) return;
 					return new Response("expected a WebSocket upgrade\n", { status: 426 });
 				},
 				"/healthz": async () => {
@@ -69,38 +108,41 @@ export function start(config: Config, options: StartOptions = {}): Running {
 						{ status: database ? 200 : 503 },
 					);
 				},
-				"/metrics": () =>
-					new Response(
-						[
-							"# HELP hubbub_connections Open WebSocket connections.",
-							"# TYPE hubbub_connections gauge",
-							`hubbub_connections ${hub.connectionCount}`,
-							"# HELP hubbub_rooms Rooms with members on this process.",
-							"# TYPE hubbub_rooms gauge",
-							`hubbub_rooms ${hub.roomCount}`,
-							"",
-						].join("\n"),
-						{ headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" } },
-					),
+				"/metrics": (req: Request) => {
+					if (config.metricsToken && req.headers.get("authorization") !== `Bearer ${config.metricsToken}`) {
+						return new Response("unauthorized\n", { status: 401, headers: { "www-authenticate": "Bearer" } });
+					}
+					return new Response(metrics.render(), {
+						headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+					});
+				},
 			},
 			fetch: () => new Response("not found\n", { status: 404 }),
-			websocket: websocketHandler(hub, limits, log),
+			websocket: websocketHandler(hub, config, log),
 		});
 	} catch (e) {
 		void store.close();
-		throw e;
+		const code = (e as { code?: string }).code;
+		if (code === "EADDRINUSE")
+			throw new StartError(`port ${config.port} on ${config.host} is already in use`);
+		throw new StartError(`cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
 	}
 	hub.attach(server, new LocalBus((m) => hub.deliver(m)));
-	const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
+	const idleMs = config.idleTimeout * 1000;
+	const sweeper = setInterval(() => hub.sweep(idleMs), Math.max(250, idleMs / 4));
+	const scheme = tls ? "https" : "http";
+	const url = `${scheme}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
 	log.info("listening", { url, port: server.port, db: config.db, epoch: store.epoch, version: VERSION });
 
 	let stopping: Promise<void> | undefined;
 	return {
 		server,
 		hub,
+		metrics,
 		url,
 		stop: () => {
 			stopping ??= (async () => {
+				clearInterval(sweeper);
 				server.stop();
 				hub.closeAll(CLOSE.goingAway, "server shutting down");
 				await store.close();
@@ -133,25 +175,26 @@ async function main(): Promise<void> {
 		process.stdout.write(`hubbub ${VERSION} (protocol 1)\n`);
 		return;
 	}
-	const config = parsed.config;
 	let running: Running;
 	try {
-		running = start(config);
+		running = start(parsed.config);
 	} catch (e) {
-		if (e instanceof StoreError) exitWith(2, e.message);
-		const code = (e as { code?: string }).code;
-		if (code === "EADDRINUSE") exitWith(2, `port ${config.port} on ${config.host} is already in use`);
+		if (e instanceof StoreError || e instanceof StartError) exitWith(2, e.message);
 		exitWith(2, `cannot start: ${(e as Error).message}`);
 	}
-	const shutdown = () => {
+	const shutdown = (signal: string) => {
+		// A shutdown that hangs must still end: systemd and the user expect the process gone within 5 s.
 		const timer = setTimeout(() => process.exit(1), 5000);
+		process.stdout.write(
+			`${JSON.stringify({ time: new Date().toISOString(), level: "info", event: "shutdown", signal })}\n`,
+		);
 		running.stop().then(() => {
 			clearTimeout(timer);
 			process.exit(0);
 		});
 	};
-	process.on("SIGTERM", shutdown);
-	process.on("SIGINT", shutdown);
+	process.on("SIGTERM", () => shutdown("SIGTERM"));
+	process.on("SIGINT", () => shutdown("SIGINT"));
 }
 
 if (import.meta.main) await main();

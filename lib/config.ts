@@ -1,4 +1,5 @@
 // Settings from command-line flags and the environment; a bad one is a ConfigError (exit status 2).
+import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { LEVELS, type Level } from "./log.ts";
 
@@ -9,50 +10,286 @@ export interface Config {
 	/** Allowed `Origin` values; empty means "same host as the request", `*` means any. */
 	origins: string[];
 	logLevel: Level;
+	/** Largest frame a client may send, in bytes (close 1009 past it). */
+	maxPayload: number;
+	/** Rooms one connection may be in at once. */
+	maxRooms: number;
+	/** Open connections from one client address. */
+	maxConnsPerIp: number;
+	/** Proxy addresses whose X-Forwarded-For is believed. */
+	trustProxy: string[];
+	sendRate: number;
+	sendBurst: number;
+	typingRate: number;
+	/** Rate-limited frames a connection may send before it is closed with 1008. */
+	floodClose: number;
+	/** Bytes queued for one slow reader before it is disconnected. */
+	maxBuffer: number;
+	/** Seconds without a frame or pong before a connection is dropped. */
+	idleTimeout: number;
+	metricsToken?: string;
+	tlsCert?: string;
+	tlsKey?: string;
 }
 
 export class ConfigError extends Error {
 	override name = "ConfigError";
 }
 
-export const HELP = `hubbub: a small real-time chat server
+type Kind = "port" | "count" | "rate" | "size" | "seconds" | "string" | "level" | "origin" | "address";
+
+interface Option {
+	key: keyof Config;
+	flag: string;
+	env?: string;
+	kind: Kind;
+	/** Repeatable flags collect into a list. */
+	multiple?: boolean;
+	fallback?: Config[keyof Config];
+	arg: string;
+	help: string;
+}
+
+/** Every setting, once: parsing, defaults and --help all come from this table. */
+const OPTIONS: Option[] = [
+	{
+		key: "port",
+		flag: "port",
+		env: "PORT",
+		kind: "port",
+		fallback: 3000,
+		arg: "N",
+		help: "port to listen on (0 picks a free one)",
+	},
+	{
+		key: "host",
+		flag: "host",
+		env: "HOST",
+		kind: "string",
+		fallback: "0.0.0.0",
+		arg: "ADDRESS",
+		help: "address to listen on",
+	},
+	{
+		key: "db",
+		flag: "db",
+		env: "HUBBUB_DB",
+		kind: "string",
+		fallback: "hubbub.db",
+		arg: "PATH",
+		help: 'SQLite file, created if missing (":memory:" keeps nothing)',
+	},
+	{
+		key: "origins",
+		flag: "origin",
+		kind: "origin",
+		multiple: true,
+		fallback: [],
+		arg: "ORIGIN",
+		help: 'page origin allowed to open a WebSocket, e.g. https://chat.example.com (repeatable; "*" allows any; default: same host only)',
+	},
+	{
+		key: "tlsCert",
+		flag: "tls-cert",
+		env: "TLS_CERT",
+		kind: "string",
+		arg: "PATH",
+		help: "PEM certificate: serve https and wss (needs --tls-key)",
+	},
+	{
+		key: "tlsKey",
+		flag: "tls-key",
+		env: "TLS_KEY",
+		kind: "string",
+		arg: "PATH",
+		help: "PEM private key for --tls-cert",
+	},
+	{
+		key: "trustProxy",
+		flag: "trust-proxy",
+		kind: "address",
+		multiple: true,
+		fallback: [],
+		arg: "ADDRESS",
+		help: "reverse proxy whose X-Forwarded-For names the client (repeatable)",
+	},
+	{
+		key: "maxPayload",
+		flag: "max-payload",
+		kind: "size",
+		fallback: 64 * 1024,
+		arg: "BYTES",
+		help: "largest frame a client may send; bigger closes with 1009 (suffixes KiB, MiB)",
+	},
+	{
+		key: "maxRooms",
+		flag: "max-rooms",
+		kind: "count",
+		fallback: 50,
+		arg: "N",
+		help: "rooms one connection may be in",
+	},
+	{
+		key: "maxConnsPerIp",
+		flag: "max-conns-per-ip",
+		kind: "count",
+		fallback: 20,
+		arg: "N",
+		help: "open connections per client address; more get HTTP 429",
+	},
+	{
+		key: "sendRate",
+		flag: "send-rate",
+		kind: "rate",
+		fallback: 10,
+		arg: "N",
+		help: "messages a second per connection, on average",
+	},
+	{
+		key: "sendBurst",
+		flag: "send-burst",
+		kind: "count",
+		fallback: 20,
+		arg: "N",
+		help: "messages per connection at once before the rate applies",
+	},
+	{
+		key: "typingRate",
+		flag: "typing-rate",
+		kind: "rate",
+		fallback: 1,
+		arg: "N",
+		help: "typing frames a second per connection",
+	},
+	{
+		key: "floodClose",
+		flag: "flood-close",
+		kind: "count",
+		fallback: 100,
+		arg: "N",
+		help: "frames past the rate limit before the connection is closed with 1008",
+	},
+	{
+		key: "maxBuffer",
+		flag: "max-buffer",
+		kind: "size",
+		fallback: 1024 * 1024,
+		arg: "BYTES",
+		help: "bytes queued for a client that reads too slowly before it is disconnected",
+	},
+	{
+		key: "idleTimeout",
+		flag: "idle-timeout",
+		kind: "seconds",
+		fallback: 60,
+		arg: "SECONDS",
+		help: "drop a connection silent this long (no frame, no pong)",
+	},
+	{
+		key: "metricsToken",
+		flag: "metrics-token",
+		env: "METRICS_TOKEN",
+		kind: "string",
+		arg: "TOKEN",
+		help: "require 'Authorization: Bearer TOKEN' for /metrics",
+	},
+	{
+		key: "logLevel",
+		flag: "log-level",
+		env: "LOG_LEVEL",
+		kind: "level",
+		fallback: "info",
+		arg: "LEVEL",
+		help: "debug, info, warn or error",
+	},
+];
+
+function helpText(): string {
+	const rows = OPTIONS.map((o) => {
+		const left = `  --${o.flag} ${o.arg}`;
+		const extra = [
+			o.env ? `env ${o.env}` : "",
+			o.fallback !== undefined && !o.multiple ? `default ${o.fallback}` : "",
+		]
+			.filter(Boolean)
+			.join("; ");
+		return `${left.padEnd(28)}${o.help}${extra ? ` (${extra})` : ""}`;
+	});
+	return `hubbub: a small real-time chat server
 
 Usage: hubbub [options]
 
 Options:
-  --port N          port to listen on (env PORT; default 3000; 0 picks a free one)
-  --host ADDRESS    address to listen on (env HOST; default 0.0.0.0)
-  --db PATH         SQLite database file (default ./hubbub.db; ":memory:" keeps nothing)
-  --origin ORIGIN   allow WebSocket upgrades from this page origin (repeatable; "*" allows any;
-                    default: only pages served from the same host)
-  --log-level L     debug, info, warn or error (env LOG_LEVEL; default info)
-  --help            print this help and exit
-  --version         print the version and exit
+${rows.join("\n")}
+  --help                    print this help and exit
+  --version                 print the version and exit
 `;
+}
+
+export const HELP = helpText();
 
 export type Parsed = { kind: "run"; config: Config } | { kind: "help" } | { kind: "version" };
 
-function port(raw: string, from: string): number {
-	if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
-		throw new ConfigError(`${from} must be a port number from 0 to 65535, not ${JSON.stringify(raw)}`);
+const SIZE = /^(\d+)\s*(b|kib|kb|k|mib|mb|m)?$/i;
+const UNITS: Record<string, number> = {
+	b: 1,
+	k: 1024,
+	kb: 1024,
+	kib: 1024,
+	m: 1024 ** 2,
+	mb: 1024 ** 2,
+	mib: 1024 ** 2,
+};
+
+function convert(o: Option, raw: string, from: string): unknown {
+	const bad = (what: string) => new ConfigError(`${from} must be ${what}, not ${JSON.stringify(raw)}`);
+	switch (o.kind) {
+		case "port":
+			if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) throw bad("a port number from 0 to 65535");
+			return Number(raw);
+		case "count":
+			if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1) throw bad("a whole number of at least 1");
+			return Number(raw);
+		case "rate":
+			if (!/^\d{1,9}(\.\d+)?$/.test(raw) || Number(raw) <= 0) throw bad("a number above 0");
+			return Number(raw);
+		case "seconds":
+			if (!/^\d{1,6}$/.test(raw) || Number(raw) < 1) throw bad("a whole number of seconds, at least 1");
+			return Number(raw);
+		case "size": {
+			const m = SIZE.exec(raw.trim());
+			const bytes = m ? Number(m[1]) * (UNITS[(m[2] ?? "b").toLowerCase()] ?? 1) : Number.NaN;
+			if (!(bytes >= 1024 && bytes <= 1024 ** 3)) throw bad("a size from 1KiB to 1024MiB, like 64KiB");
+			return bytes;
+		}
+		case "level":
+			if (!(LEVELS as readonly string[]).includes(raw)) throw bad(`one of ${LEVELS.join(", ")}`);
+			return raw;
+		case "origin":
+			if (raw !== "*" && !/^https?:\/\/[^/\s]+$/i.test(raw))
+				throw bad('an origin like https://chat.example.com, or "*"');
+			return raw.toLowerCase();
+		case "address":
+			if (isIP(raw) === 0) throw bad("an IP address");
+			return raw;
+		case "string":
+			if (raw.trim() === "") throw bad("a non-empty value");
+			return raw;
 	}
-	return Number(raw);
 }
 
-/** Reads flags first, then the environment, then defaults. Never exits; throws ConfigError. */
+/** Flags first, then the environment, then defaults. Never exits; throws ConfigError. */
 export function parseConfig(argv: string[], env: Record<string, string | undefined>): Parsed {
-	let values: Record<string, string | boolean | string[] | undefined>;
+	let values: Record<string, string | boolean | (string | boolean)[] | undefined>;
 	try {
 		({ values } = parseArgs({
 			args: argv,
 			strict: true,
 			allowPositionals: false,
 			options: {
-				port: { type: "string" },
-				host: { type: "string" },
-				db: { type: "string" },
-				origin: { type: "string", multiple: true },
-				"log-level": { type: "string" },
+				...Object.fromEntries(
+					OPTIONS.map((o) => [o.flag, { type: "string" as const, multiple: o.multiple ?? false }]),
+				),
 				help: { type: "boolean" },
 				version: { type: "boolean" },
 			},
@@ -63,31 +300,28 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
 	if (values.help) return { kind: "help" };
 	if (values.version) return { kind: "version" };
 
-	const portFlag = values.port as string | undefined;
-	const host = (values.host as string | undefined) ?? env.HOST ?? "0.0.0.0";
-	const db = (values.db as string | undefined) ?? "hubbub.db";
-	const logLevel = (values["log-level"] as string | undefined) ?? env.LOG_LEVEL ?? "info";
-	if (host.trim() === "") throw new ConfigError("--host must not be empty");
-	if (db.trim() === "") throw new ConfigError("--db must not be empty");
-	if (!(LEVELS as readonly string[]).includes(logLevel)) {
-		throw new ConfigError(`--log-level must be one of ${LEVELS.join(", ")}, not ${JSON.stringify(logLevel)}`);
-	}
-	const origins = ((values.origin as string[] | undefined) ?? []).map((o) => o.toLowerCase());
-	for (const o of origins) {
-		if (o !== "*" && !/^https?:\/\/[^/\s]+$/.test(o)) {
-			throw new ConfigError(
-				`--origin must look like https://chat.example.com or be "*", not ${JSON.stringify(o)}`,
-			);
+	const config: Record<string, unknown> = {};
+	for (const o of OPTIONS) {
+		const flagged = values[o.flag];
+		if (o.multiple) {
+			config[o.key] = ((flagged as string[] | undefined) ?? []).map((v) => convert(o, v, `--${o.flag}`));
+		} else if (typeof flagged === "string") {
+			config[o.key] = convert(o, flagged, `--${o.flag}`);
+		} else if (o.env && env[o.env] !== undefined && env[o.env] !== "") {
+			config[o.key] = convert(o, env[o.env] as string, o.env);
+		} else if (o.fallback !== undefined) {
+			config[o.key] = o.fallback;
 		}
 	}
-	return {
-		kind: "run",
-		config: {
-			port: portFlag !== undefined ? port(portFlag, "--port") : env.PORT ? port(env.PORT, "PORT") : 3000,
-			host,
-			db,
-			origins,
-			logLevel: logLevel as Level,
-		},
-	};
+	if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+		throw new ConfigError("--tls-cert and --tls-key go together: give both or neither");
+	}
+	return { kind: "run", config: config as unknown as Config };
+}
+
+/** The configuration with every default, for tests and embedding. */
+export function defaultConfig(overrides: Partial<Config> = {}): Config {
+	const parsed = parseConfig([], {});
+	if (parsed.kind !== "run") throw new Error("unreachable");
+	return { ...parsed.config, ...overrides };
 }

@@ -1,6 +1,6 @@
 // The per-connection protocol: turns each frame a socket sends into a hub call or an `error`.
 import type { WebSocketHandler } from "bun";
-import { type Conn, encode, type Hub, type Socket } from "../hub.ts";
+import type { Conn, Hub, Socket } from "../hub.ts";
 import {
 	CLOSE,
 	type ClientFrame,
@@ -9,29 +9,21 @@ import {
 	parseClientFrame,
 	parseName,
 } from "../protocol.ts";
+import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { TokenBucket } from "./rate-limit.ts";
 
-export interface SessionLimits {
-	maxPayload: number;
-	idleTimeoutSec: number;
-	sendRate: number;
-	sendBurst: number;
-	typingRate: number;
-	typingBurst: number;
-	/** Rate-limited frames a connection may send before it is closed with 1008. */
-	maxStrikes: number;
-}
-
-export const DEFAULT_SESSION_LIMITS: SessionLimits = {
-	maxPayload: 64 * 1024,
-	idleTimeoutSec: 120,
-	sendRate: 10,
-	sendBurst: 20,
-	typingRate: 1,
-	typingBurst: 1,
-	maxStrikes: 100,
-};
+export type SessionLimits = Pick<
+	Config,
+	| "maxPayload"
+	| "maxRooms"
+	| "sendRate"
+	| "sendBurst"
+	| "typingRate"
+	| "floodClose"
+	| "maxBuffer"
+	| "idleTimeout"
+>;
 
 let nextId = 1;
 
@@ -43,29 +35,44 @@ export function newConn(address: string, limits: SessionLimits): Conn {
 		rooms: new Set(),
 		joins: new Map(),
 		sendBucket: new TokenBucket(limits.sendRate, limits.sendBurst),
-		typingBucket: new TokenBucket(limits.typingRate, limits.typingBurst),
+		typingBucket: new TokenBucket(limits.typingRate, 1),
 		strikes: 0,
+		lastSeen: performance.now(),
 		closed: false,
 	};
 }
 
-function sendError(ws: Socket, code: ErrorCode, message: string, ref?: string): void {
-	if (ws.data.closed) return;
-	ws.send(
-		encode(ref === undefined ? { type: "error", code, message } : { type: "error", code, message, ref }),
-	);
-}
-
 export function websocketHandler(hub: Hub, limits: SessionLimits, log: Logger): WebSocketHandler<Conn> {
+	const { metrics } = hub;
+
+	function sendError(ws: Socket, code: ErrorCode, message: string, ref?: string): void {
+		metrics.errors.inc(1, code);
+		hub.sendTo(
+			ws,
+			ref === undefined ? { type: "error", code, message } : { type: "error", code, message, ref },
+		);
+	}
+
+	/** Takes a token; without one the frame is dropped with `rate_limited`, and a flood closes the connection. */
 	function limited(ws: Socket, bucket: TokenBucket, ref?: string): boolean {
 		if (bucket.take()) return false;
+		metrics.rateLimited.inc();
 		ws.data.strikes++;
-		if (ws.data.strikes > limits.maxStrikes) {
+		if (ws.data.strikes > limits.floodClose) {
+			log.info("flood_closed", { conn: ws.data.id, address: ws.data.address });
 			ws.close(CLOSE.policyViolation, "rate limit exceeded");
 		} else {
 			sendError(ws, "rate_limited", "too many frames; slow down", ref);
 		}
 		return true;
+	}
+
+	/** Awaits a hub call; a failure becomes `server_error` for this socket alone. */
+	function run(ws: Socket, work: Promise<unknown>, ref: string | undefined): void {
+		work.catch((e: unknown) => {
+			log.error("request_failed", { conn: ws.data.id, error: (e as Error).message });
+			sendError(ws, "server_error", "the server could not do that; try again", ref);
+		});
 	}
 
 	function handle(ws: Socket, frame: ClientFrame): void {
@@ -78,37 +85,47 @@ export function websocketHandler(hub: Hub, limits: SessionLimits, log: Logger): 
 			const parsed = parseName(frame.name);
 			if (!parsed.ok) {
 				sendError(ws, "invalid_name", parsed.message);
-				return;
-			}
-			if (!hub.identify(ws, parsed.name)) {
+			} else if (!hub.identify(ws, parsed.name)) {
 				sendError(ws, "name_taken", `the name ${parsed.name} is in use`);
-				return;
+			} else {
+				hub.sendTo(ws, {
+					type: "welcome",
+					name: parsed.name,
+					version: PROTOCOL_VERSION,
+					epoch: hub.store.epoch,
+				});
 			}
-			ws.send(
-				encode({ type: "welcome", name: parsed.name, version: PROTOCOL_VERSION, epoch: hub.store.epoch }),
-			);
 			return;
 		}
 		if (conn.name === undefined) {
-			sendError(ws, "not_identified", "send hello first", refOf(frame));
+			sendError(ws, "not_identified", "send hello first", frame.type === "send" ? frame.id : undefined);
 			return;
 		}
 		if (frame.type === "ping") {
-			ws.send(encode({ type: "pong" }));
+			hub.sendTo(ws, { type: "pong" });
 			return;
 		}
 		if (frame.type === "join") {
+			const joinedOrJoining = new Set([...conn.rooms, ...conn.joins.keys()]);
+			if (!joinedOrJoining.has(frame.room) && joinedOrJoining.size >= limits.maxRooms) {
+				sendError(
+					ws,
+					"too_many_rooms",
+					`a connection can be in at most ${limits.maxRooms} rooms; leave one first`,
+				);
+				return;
+			}
 			run(ws, hub.join(ws, frame.room, frame.since), undefined);
 			return;
 		}
 		if (!conn.rooms.has(frame.room)) {
-			sendError(ws, "not_joined", `join ${frame.room} first`, refOf(frame));
+			sendError(ws, "not_joined", `join ${frame.room} first`, frame.type === "send" ? frame.id : undefined);
 			return;
 		}
 		switch (frame.type) {
 			case "leave":
 				hub.leave(ws, frame.room);
-				ws.send(encode({ type: "left", room: frame.room }));
+				hub.sendTo(ws, { type: "left", room: frame.room });
 				return;
 			case "send":
 				if (limited(ws, conn.sendBucket, frame.id)) return;
@@ -122,9 +139,7 @@ export function websocketHandler(hub: Hub, limits: SessionLimits, log: Logger): 
 				run(
 					ws,
 					hub.history(frame.room, frame.before, frame.limit).then((page) => {
-						if (!ws.data.closed) {
-							ws.send(encode({ type: "history", room: frame.room, ...page }));
-						}
+						hub.sendTo(ws, { type: "history", room: frame.room, ...page });
 					}),
 					undefined,
 				);
@@ -132,46 +147,47 @@ export function websocketHandler(hub: Hub, limits: SessionLimits, log: Logger): 
 		}
 	}
 
-	/** Awaits a hub call; a failure becomes `server_error` for this socket alone. */
-	function run(ws: Socket, work: Promise<unknown>, ref: string | undefined): void {
-		work.catch((e: unknown) => {
-			log.error("request_failed", { conn: ws.data.id, error: (e as Error).message });
-			sendError(ws, "server_error", "the server could not do that; try again", ref);
-		});
-	}
-
 	return {
 		maxPayloadLength: limits.maxPayload,
-		idleTimeout: limits.idleTimeoutSec,
+		backpressureLimit: limits.maxBuffer,
+		// Past the limit Bun would otherwise drop frames and keep the socket: a gap the client
+		// cannot see. Closed instead, the client resumes with `since` and loses nothing stored.
+		closeOnBackpressureLimit: true,
+		idleTimeout: limits.idleTimeout,
 		sendPings: true,
 		open(ws) {
 			hub.connect(ws);
-			log.debug("ws_open", { conn: ws.data.id, address: ws.data.address });
+			log.info("connection_open", { conn: ws.data.id, address: ws.data.address });
 		},
 		message(ws, raw) {
+			ws.data.lastSeen = performance.now();
+			metrics.bytesIn.inc(typeof raw === "string" ? Buffer.byteLength(raw) : raw.byteLength);
 			if (typeof raw !== "string") {
+				metrics.framesIn.inc(1, "binary");
 				sendError(ws, "bad_frame", "binary frames are not accepted; send JSON text");
 				return;
 			}
 			const parsed = parseClientFrame(raw);
 			if (!parsed.ok) {
+				metrics.framesIn.inc(1, "invalid");
 				sendError(ws, parsed.code, parsed.message, parsed.ref);
 				return;
 			}
+			metrics.framesIn.inc(1, parsed.frame.type);
 			try {
 				handle(ws, parsed.frame);
 			} catch (e) {
 				log.error("frame_failed", { conn: ws.data.id, error: (e as Error).message });
-				sendError(ws, "server_error", "the server could not do that; try again", refOf(parsed.frame));
+				sendError(ws, "server_error", "the server could not do that; try again");
 			}
+		},
+		pong(ws) {
+			ws.data.lastSeen = performance.now();
 		},
 		close(ws, code) {
 			hub.disconnect(ws);
-			log.debug("ws_close", { conn: ws.data.id, address: ws.data.address, code });
+			metrics.closes.inc(1, String(code));
+			log.info("connection_close", { conn: ws.data.id, address: ws.data.address, name: ws.data.name, code });
 		},
 	};
-}
-
-function refOf(frame: ClientFrame): string | undefined {
-	return frame.type === "send" ? frame.id : undefined;
 }

@@ -1,5 +1,6 @@
 // The embedded store: one SQLite file in WAL mode, appends committed in batches.
 import { Database, type Statement } from "bun:sqlite";
+import { existsSync } from "node:fs";
 import type { Message } from "../protocol.ts";
 import { type Appended, type NewMessage, type Page, type Store, StoreError } from "./store.ts";
 
@@ -23,6 +24,8 @@ interface Pending {
 export interface SqliteOptions {
 	/** How long a batch keeps retrying while another process holds the write lock. */
 	busyTimeoutMs?: number;
+	/** Told the duration of every committed batch. */
+	onCommit?: (seconds: number, messages: number) => void;
 }
 
 function toMessage(r: Row): Message {
@@ -61,6 +64,8 @@ export class SqliteStore implements Store {
 	readonly epoch: string;
 	private readonly db: Database;
 	private readonly busyTimeoutMs: number;
+	private readonly onCommit?: (seconds: number, messages: number) => void;
+	private readonly path: string;
 	private queue: Pending[] = [];
 	private scheduled = false;
 	private flushing: Promise<void> = Promise.resolve();
@@ -75,6 +80,8 @@ export class SqliteStore implements Store {
 
 	constructor(path: string, options: SqliteOptions = {}) {
 		this.busyTimeoutMs = options.busyTimeoutMs ?? 3000;
+		this.onCommit = options.onCommit;
+		this.path = path;
 		try {
 			this.db = new Database(path, { create: true, strict: true });
 			this.db.run("PRAGMA busy_timeout = 0");
@@ -160,7 +167,9 @@ export class SqliteStore implements Store {
 		let wait = 2;
 		for (;;) {
 			try {
+				const t0 = performance.now();
 				const results = this.db.transaction(() => batch.map((p) => this.insert(p.input))).immediate();
+				this.onCommit?.((performance.now() - t0) / 1000, batch.length);
 				for (let i = 0; i < batch.length; i++) batch[i]?.resolve(results[i] as Appended);
 				return;
 			} catch (e) {
@@ -219,12 +228,23 @@ export class SqliteStore implements Store {
 		return { messages: kept.reverse().map(toMessage), more };
 	}
 
+	/**
+	 * True when the file is still there and its write lock can be taken within
+	 * a second: a database someone deleted, or another process keeps locked,
+	 * would take no new messages.
+	 */
 	async healthy(): Promise<boolean> {
-		try {
-			this.db.query("SELECT 1").get();
-			return true;
-		} catch {
-			return false;
+		if (this.path !== ":memory:" && !existsSync(this.path)) return false;
+		const deadline = Date.now() + 1000;
+		for (;;) {
+			try {
+				this.db.run("BEGIN IMMEDIATE");
+				this.db.run("ROLLBACK");
+				return true;
+			} catch (e) {
+				if (!isBusy(e) || Date.now() > deadline) return false;
+				await Bun.sleep(20);
+			}
 		}
 	}
 

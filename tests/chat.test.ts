@@ -3,7 +3,7 @@ import { describe, expect, test } from "bun:test";
 import type { Message } from "../protocol.ts";
 import { type Client, chatter, startServer } from "./helpers.ts";
 
-const noLimits = { limits: { sendBurst: 100_000, sendRate: 100_000 } };
+const noLimits = { config: { sendBurst: 100_000, sendRate: 100_000, maxConnsPerIp: 1000 } };
 
 /** Sends `count` messages from `c` to `room`, waiting for the echo of each batch so the stream is paced. */
 async function stream(c: Client, room: string, from: number, count: number, batch = 10): Promise<void> {

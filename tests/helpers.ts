@@ -2,7 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Config } from "../lib/config.ts";
+import { type Config, defaultConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { parseServerFrame, type ServerFrame, type ServerFrameOf } from "../protocol.ts";
 import { type Running, type StartOptions, start } from "../server.ts";
@@ -26,10 +26,10 @@ export function startServer(
 ): TestServer {
 	const dir = options.dbPath ? undefined : tempDir();
 	const dbPath = options.dbPath ?? join((dir as { path: string }).path, "hubbub.db");
-	const running = start(
-		{ port: 0, host: "127.0.0.1", db: dbPath, origins: [], logLevel: "error", ...options.config },
-		{ log: createLogger("error", () => {}), ...options },
-	);
+	const running = start(defaultConfig({ port: 0, host: "127.0.0.1", db: dbPath, ...options.config }), {
+		log: createLogger("error", () => {}),
+		...options,
+	});
 	return {
 		...running,
 		ws: `${running.url.replace("http", "ws")}/ws`,
@@ -59,6 +59,8 @@ export class Client {
 			this.ws.addEventListener("open", () => resolve(), { once: true });
 			this.ws.addEventListener("error", () => reject(new Error(`cannot connect to ${url}`)), { once: true });
 		});
+		// Awaited by whoever cares; a refused connection must not surface as an unhandled rejection elsewhere.
+		this.opened.catch(() => {});
 		this.closed = new Promise((resolve) => {
 			this.ws.addEventListener("close", (e) => {
 				resolve({ code: e.code, reason: e.reason });

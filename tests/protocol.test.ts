@@ -258,7 +258,7 @@ describe("messages", () => {
 
 describe("history", () => {
 	test("pages backwards with before and limit, ascending, with more", async () => {
-		await using s = startServer({ limits: { sendBurst: 1000 } });
+		await using s = startServer({ config: { sendBurst: 1000 } });
 		const c = await chatter(s.ws, "alice", "general");
 		for (let i = 1; i <= 120; i++) c.send({ type: "send", room: "general", text: `m${i}` });
 		await c.expect("message", (m) => m.seq === 120);
@@ -273,7 +273,7 @@ describe("history", () => {
 	});
 
 	test("limit defaults to 50; without before it gives the latest", async () => {
-		await using s = startServer({ limits: { sendBurst: 1000 } });
+		await using s = startServer({ config: { sendBurst: 1000 } });
 		const c = await chatter(s.ws, "alice", "general");
 		for (let i = 1; i <= 60; i++) c.send({ type: "send", room: "general", text: `m${i}` });
 		await c.expect("message", (m) => m.seq === 60);
@@ -355,7 +355,7 @@ describe("bad input", () => {
 	});
 
 	test("sends past the rate limit get rate_limited and are not stored; too many more close with 1008", async () => {
-		await using s = startServer({ limits: { sendRate: 1, sendBurst: 3, maxStrikes: 5 } });
+		await using s = startServer({ config: { sendRate: 1, sendBurst: 3, floodClose: 5 } });
 		const c = await chatter(s.ws, "alice", "general");
 		for (let i = 0; i < 5; i++) c.send({ type: "send", room: "general", id: `m${i}`, text: `m${i}` });
 		const frames = [await c.next(), await c.next(), await c.next(), await c.next(), await c.next()];
