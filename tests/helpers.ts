@@ -43,6 +43,12 @@ export function startServer(
 
 type Pred = (f: ServerFrame) => boolean;
 
+export interface ClientOptions {
+	headers?: Record<string, string>;
+	/** PEM of a certificate authority to trust, for wss to a test certificate. */
+	ca?: string;
+}
+
 /** A WebSocket client that keeps every frame it receives and lets a test await the next one it wants. */
 export class Client {
 	readonly frames: ServerFrame[] = [];
@@ -52,9 +58,10 @@ export class Client {
 	private cursor = 0;
 	private waiters: (() => void)[] = [];
 
-	constructor(url: string, headers?: Record<string, string>) {
-		// Bun's WebSocket takes headers (the DOM typings we also load do not know it): tests need them to set Origin.
-		this.ws = new WebSocket(url, (headers ? { headers } : undefined) as unknown as string[]);
+	constructor(url: string, options?: ClientOptions) {
+		// Bun's WebSocket takes headers and TLS options (the DOM typings we also load do not know them).
+		const init = options?.ca ? { headers: options.headers, tls: { ca: options.ca } } : options;
+		this.ws = new WebSocket(url, init as unknown as string[]);
 		this.opened = new Promise((resolve, reject) => {
 			this.ws.addEventListener("open", () => resolve(), { once: true });
 			this.ws.addEventListener("error", () => reject(new Error(`cannot connect to ${url}`)), { once: true });
@@ -76,8 +83,8 @@ export class Client {
 		});
 	}
 
-	static async connect(url: string, headers?: Record<string, string>): Promise<Client> {
-		const c = new Client(url, headers);
+	static async connect(url: string, options?: ClientOptions): Promise<Client> {
+		const c = new Client(url, options);
 		await c.opened;
 		return c;
 	}
@@ -237,4 +244,59 @@ export async function spawnServer(
 		logs,
 		stderr: () => new Response(proc.stderr).text(),
 	} satisfies Spawned;
+}
+
+/**
+ * A WebSocket spoken by hand over TCP, so a test can stop reading (and so stop
+ * answering pings) the way a vanished or overwhelmed peer does.
+ */
+export class RawSocket {
+	private constructor(
+		private readonly socket: import("node:net").Socket,
+		readonly received: { bytes: number },
+	) {}
+
+	static async connect(port: number): Promise<RawSocket> {
+		const net = await import("node:net");
+		const socket = net.connect(port, "127.0.0.1");
+		await new Promise<void>((resolve, reject) => {
+			socket.once("connect", () => resolve());
+			socket.once("error", reject);
+		});
+		const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
+		socket.write(
+			`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+				`Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+		);
+		const head = await new Promise<string>((resolve) =>
+			socket.once("data", (d) => resolve(d.toString("latin1"))),
+		);
+		if (!head.startsWith("HTTP/1.1 101")) throw new Error(`upgrade refused: ${head.split("\r\n")[0]}`);
+		const received = { bytes: 0 };
+		socket.on("data", (d) => {
+			received.bytes += d.length;
+		});
+		socket.on("error", () => {});
+		return new RawSocket(socket, received);
+	}
+
+	/** Sends one masked text frame, as clients must. */
+	sendText(text: string): void {
+		const payload = Buffer.from(text);
+		const mask = crypto.getRandomValues(new Uint8Array(4));
+		const len = payload.length;
+		const header =
+			len < 126 ? Buffer.from([0x81, 0x80 | len]) : Buffer.from([0x81, 0x80 | 126, len >> 8, len & 0xff]);
+		for (let i = 0; i < len; i++) payload[i] = (payload[i] as number) ^ (mask[i % 4] as number);
+		this.socket.write(Buffer.concat([header, mask, payload]));
+	}
+
+	/** Stops reading: the kernel buffers fill, no pong is ever sent again. */
+	stopReading(): void {
+		this.socket.pause();
+	}
+
+	destroy(): void {
+		this.socket.destroy();
+	}
 }

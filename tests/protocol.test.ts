@@ -402,8 +402,8 @@ describe("http", () => {
 			},
 		});
 		expect(foreign.status).toBe(403);
-		await expect(Client.connect(s.ws, { origin: "https://evil.example" })).rejects.toThrow();
-		const same = await Client.connect(s.ws, { origin: s.url });
+		await expect(Client.connect(s.ws, { headers: { origin: "https://evil.example" } })).rejects.toThrow();
+		const same = await Client.connect(s.ws, { headers: { origin: s.url } });
 		expect((await same.hello("alice")).type).toBe("welcome");
 		const bot = await Client.connect(s.ws);
 		expect((await bot.hello("bot")).type).toBe("welcome");
@@ -411,10 +411,10 @@ describe("http", () => {
 
 	test("--origin allows the listed origins only; * allows any", async () => {
 		await using s = startServer({ config: { origins: ["https://chat.example.com"] } });
-		await Client.connect(s.ws, { origin: "https://chat.example.com" });
-		await expect(Client.connect(s.ws, { origin: s.url })).rejects.toThrow();
+		await Client.connect(s.ws, { headers: { origin: "https://chat.example.com" } });
+		await expect(Client.connect(s.ws, { headers: { origin: s.url } })).rejects.toThrow();
 		await using any = startServer({ config: { origins: ["*"] } });
-		await Client.connect(any.ws, { origin: "https://anywhere.example" });
+		await Client.connect(any.ws, { headers: { origin: "https://anywhere.example" } });
 	});
 
 	test("/healthz answers 200 with JSON; /metrics answers Prometheus text; unknown paths 404", async () => {
