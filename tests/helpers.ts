@@ -8,6 +8,18 @@ import { parseServerFrame, type ServerFrame, type ServerFrameOf } from "../proto
 import { type Running, type StartOptions, start } from "../server.ts";
 
 export const ROOT = join(import.meta.dir, "..");
+export const BINARY = join(ROOT, "dist", "hubbub");
+
+let built: Promise<void> | undefined;
+/** Builds dist/hubbub with the same command users run, once per test process. */
+export function buildBinary(): Promise<void> {
+	built ??= (async () => {
+		const build = Bun.spawn(["npm", "run", "build"], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+		if ((await build.exited) !== 0)
+			throw new Error(`npm run build failed: ${await new Response(build.stderr).text()}`);
+	})();
+	return built;
+}
 
 export function tempDir(prefix = "hubbub-test-"): { path: string; [Symbol.dispose](): void } {
 	const path = mkdtempSync(join(tmpdir(), prefix));

@@ -1,0 +1,213 @@
+// End to end: Debian's Chromium, driven by playwright-core, against the compiled binary on a free port with a temp database.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { BINARY, buildBinary, chatter, ROOT, type Spawned, spawnServer, tempDir } from "./helpers.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const SCREENSHOTS = join(ROOT, "artifacts", "screenshots");
+
+let browser: Browser;
+
+beforeAll(async () => {
+	await buildBinary();
+	browser = await chromium.launch({
+		executablePath: CHROMIUM,
+		// Playwright gives every launch a fresh, empty profile directory.
+		args: [
+			"--no-sandbox",
+			"--disable-gpu",
+			"--disable-background-networking",
+			"--disable-component-update",
+			"--disable-sync",
+			"--no-first-run",
+		],
+	});
+}, 120_000);
+
+afterAll(async () => {
+	await browser?.close();
+});
+
+async function serve(dbPath: string, port = 0, ...flags: string[]): Promise<Spawned> {
+	return spawnServer([BINARY, "--port", String(port), "--host", "127.0.0.1", "--db", dbPath, ...flags]);
+}
+
+/** A person in their own browser context who has picked a name. */
+async function person(url: string, name: string, viewport = { width: 1100, height: 760 }) {
+	const context: BrowserContext = await browser.newContext({ viewport });
+	const page: Page = await context.newPage();
+	const problems: string[] = [];
+	page.on("pageerror", (e) => problems.push(e.message));
+	await page.goto(url);
+	await page.getByLabel("Your name").fill(name);
+	await page.getByRole("button", { name: "Start chatting" }).click();
+	await page
+		.getByRole("status")
+		.filter({ hasText: `Connected as ${name}` })
+		.waitFor();
+	return { page, context, problems };
+}
+
+async function say(page: Page, text: string): Promise<void> {
+	await page.getByLabel(/^Message #/).fill(text);
+	await page.getByLabel(/^Message #/).press("Enter");
+}
+
+const shownTexts = (page: Page) => page.locator("#messages li.message:not(.pending) .text").allTextContents();
+
+describe("the page in Chromium", () => {
+	test("alice and bob see each other's messages, the member list and the typing indicator", async () => {
+		using dir = tempDir();
+		const server = await serve(join(dir.path, "chat.db"));
+		try {
+			const alice = await person(server.url, "alice");
+			const bob = await person(server.url, "bob");
+			await alice.page.locator("#members li", { hasText: "bob" }).waitFor();
+			expect(await bob.page.locator("#members li").allTextContents()).toEqual(["alice", "bob (you)"]);
+			await say(alice.page, "hi bob, see https://example.com");
+			await bob.page.locator("#messages .message .text", { hasText: "hi bob" }).waitFor();
+			const link = bob.page.locator("#messages a");
+			expect(await link.getAttribute("rel")).toBe("noopener noreferrer");
+			const bobBox = bob.page.getByLabel(/^Message #/);
+			await bobBox.pressSequentially("hello alice <b>!</b>", { delay: 10 });
+			await alice.page.getByText("bob is typing…").waitFor();
+			await bobBox.press("Enter");
+			await alice.page.locator("#messages .message .text", { hasText: "hello alice <b>!</b>" }).waitFor();
+			// A message from bob ends his "is typing".
+			await alice.page.getByText("bob is typing…").waitFor({ state: "detached" });
+			expect(await shownTexts(alice.page)).toEqual(await shownTexts(bob.page));
+			expect(await alice.page.locator("#messages b").count()).toBe(0);
+			mkdirSync(SCREENSHOTS, { recursive: true });
+			await alice.page.screenshot({ path: join(SCREENSHOTS, "chat.png") });
+			expect(alice.problems.concat(bob.problems)).toEqual([]);
+		} finally {
+			server.proc.kill("SIGKILL");
+		}
+	});
+
+	test("the server is killed and restarted: both pages recover by themselves and every message shows once, in order", async () => {
+		using dir = tempDir();
+		const db = join(dir.path, "chat.db");
+		const first = await serve(db);
+		const port = first.port;
+		let second: Spawned | undefined;
+		try {
+			const alice = await person(first.url, "alice");
+			const bob = await person(first.url, "bob");
+			await say(alice.page, "one");
+			await say(bob.page, "two");
+			await bob.page.locator("#messages .message .text", { hasText: "two" }).waitFor();
+			await alice.page.locator("#messages .message:not(.pending) .text", { hasText: "two" }).waitFor();
+
+			first.proc.kill("SIGKILL");
+			await first.proc.exited;
+			for (const p of [alice.page, bob.page]) {
+				await p
+					.getByRole("status")
+					.filter({ hasText: /Reconnecting in \d+ s/ })
+					.waitFor();
+			}
+			await say(bob.page, "three, written during the outage");
+			await bob.page.locator("#messages li.pending", { hasText: "three" }).waitFor();
+
+			second = await serve(db, port);
+			for (const [p, name] of [
+				[alice.page, "alice"],
+				[bob.page, "bob"],
+			] as const) {
+				await p
+					.getByRole("status")
+					.filter({ hasText: `Connected as ${name}` })
+					.waitFor({ timeout: 20_000 });
+			}
+			await bob.page.locator("#messages li.pending").waitFor({ state: "detached", timeout: 10_000 });
+			await say(alice.page, "four");
+			const expected = ["one", "two", "three, written during the outage", "four"];
+			for (const p of [alice.page, bob.page]) {
+				await p.locator("#messages .message:not(.pending) .text", { hasText: "four" }).waitFor();
+				expect(await shownTexts(p)).toEqual(expected);
+				const seqs = await p
+					.locator("#messages li.message")
+					.evaluateAll((lis) => lis.map((li) => (li as HTMLElement).dataset.seq));
+				expect(seqs).toEqual(["1", "2", "3", "4"]);
+			}
+			expect(alice.problems.concat(bob.problems)).toEqual([]);
+		} finally {
+			first.proc.kill("SIGKILL");
+			second?.proc.kill("SIGKILL");
+		}
+	}, 60_000);
+
+	test("on a 375 px wide phone there is no horizontal scrolling, even with long words", async () => {
+		using dir = tempDir();
+		const server = await serve(join(dir.path, "chat.db"));
+		try {
+			const phone = await person(`${server.url}/#dev`, "carol", { width: 375, height: 740 });
+			expect(await phone.page.locator("#room-title").textContent()).toBe("#dev");
+			await say(phone.page, `a${"very".repeat(60)}longword https://example.com/${"path/".repeat(30)}`);
+			await phone.page.locator("#messages .message:not(.pending)").waitFor();
+			const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
+			expect(width).toBeLessThanOrEqual(375);
+			mkdirSync(SCREENSHOTS, { recursive: true });
+			await phone.page.screenshot({ path: join(SCREENSHOTS, "phone.png") });
+		} finally {
+			server.proc.kill("SIGKILL");
+		}
+	});
+
+	test("scrolling up loads older messages without moving what the reader sees", async () => {
+		using dir = tempDir();
+		const server = await serve(join(dir.path, "chat.db"), 0, "--send-burst", "200");
+		try {
+			const seeder = await chatter(`ws://127.0.0.1:${server.port}/ws`, "seeder", "general");
+			for (let i = 1; i <= 120; i++) {
+				seeder.send({ type: "send", room: "general", id: `s${i}`, text: `message number ${i}` });
+				if (i % 15 === 0) await seeder.expect("message", (m) => m.seq === i);
+			}
+			const { page } = await person(server.url, "erin", { width: 900, height: 600 });
+			await page.locator("#messages .message .text", { hasText: "message number 120" }).waitFor();
+			expect(await page.locator("#messages .message").count()).toBe(50);
+			const anchor = page.locator("#messages .message", { hasText: /message number 71$/ });
+			// Scrolled to the top, the oldest shown (71) is at the top of the list; the older ones load above it.
+			await page.locator("#messages").evaluate((list) => {
+				list.scrollTop = 0;
+			});
+			await page.locator("#messages .message").nth(50).waitFor();
+			expect(await page.locator("#messages .message").count()).toBe(100);
+			const listTop = (await page.locator("#messages").boundingBox())?.y ?? 0;
+			const at = ((await anchor.boundingBox())?.y ?? 0) - listTop;
+			expect(at).toBeGreaterThanOrEqual(-5);
+			expect(at).toBeLessThan(60);
+			const texts = await page.locator("#messages .message .text").allTextContents();
+			expect(texts[0]).toBe("message number 21");
+			expect(texts.at(-1)).toBe("message number 120");
+		} finally {
+			server.proc.kill("SIGKILL");
+		}
+	});
+
+	test("keyboard alone: join a room by name and talk in it; the URL follows the room", async () => {
+		using dir = tempDir();
+		const server = await serve(join(dir.path, "chat.db"));
+		try {
+			const { page } = await person(server.url, "dana");
+			await page.getByLabel("Join a room").focus();
+			await page.keyboard.type("games");
+			await page.keyboard.press("Enter");
+			await page.locator("#room-title", { hasText: "#games" }).waitFor();
+			expect(new URL(page.url()).hash).toBe("#games");
+			await page.keyboard.type("typed without a mouse");
+			await page.keyboard.press("Enter");
+			await page
+				.locator("#messages .message:not(.pending) .text", { hasText: "typed without a mouse" })
+				.waitFor();
+			await page.goto(`${server.url}/#general`);
+			await page.locator("#room-title", { hasText: "#general" }).waitFor();
+			expect(await page.locator("#rooms .room").allTextContents()).toEqual(["#general", "#games"]);
+		} finally {
+			server.proc.kill("SIGKILL");
+		}
+	});
+});

@@ -1,0 +1,344 @@
+// The page under happy-dom: what each frame draws, that user text stays text, pending sends, typing expiry, and reconnecting to a real server.
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Chat, reconnectDelay } from "../client/chat.ts";
+import { View } from "../client/view.ts";
+import type { Message } from "../protocol.ts";
+import { chatter, ROOT, startServer, tempDir } from "./helpers.ts";
+
+const BODY =
+	readFileSync(join(ROOT, "client", "index.html"), "utf8").match(/<body>([\s\S]*)<\/body>/)?.[1] ?? "";
+
+class MemoryStorage {
+	private readonly items = new Map<string, string>();
+	getItem(key: string): string | null {
+		return this.items.get(key) ?? null;
+	}
+	setItem(key: string, value: string): void {
+		this.items.set(key, value);
+	}
+}
+
+let chats: Chat[] = [];
+
+beforeEach(() => {
+	// The page's own markup is the fixture.
+	document.body.innerHTML = BODY;
+});
+afterEach(() => {
+	for (const c of chats) c.close();
+	chats = [];
+});
+
+function page(options: Partial<ConstructorParameters<typeof Chat>[0]> = {}) {
+	const chat = new Chat({ url: "ws://127.0.0.1:1/ws", storage: new MemoryStorage(), ...options });
+	chats.push(chat);
+	new View(chat, document);
+	return chat;
+}
+
+const $ = (selector: string) => document.querySelector(selector) as HTMLElement;
+const texts = (selector: string) => [...document.querySelectorAll(selector)].map((e) => e.textContent ?? "");
+
+function message(seq: number, from: string, text: string, id?: string): Message {
+	return {
+		type: "message",
+		room: "general",
+		seq,
+		from,
+		text,
+		ts: Date.UTC(2026, 0, 1, 12, seq),
+		...(id ? { id } : {}),
+	};
+}
+
+/** Waits until `check` holds; for things that happen on a timer or over a socket. */
+async function until(check: () => boolean, ms = 5000): Promise<void> {
+	const deadline = Date.now() + ms;
+	while (!check()) {
+		if (Date.now() > deadline) throw new Error("condition not met in time");
+		await Bun.sleep(10);
+	}
+}
+
+/** A chat that was welcomed as alice and joined #general with two messages. */
+function joinedAsAlice(): Chat {
+	const chat = page();
+	chat.open("general");
+	chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+	chat.receive({
+		type: "joined",
+		room: "general",
+		members: ["bob", "alice"],
+		messages: [message(1, "bob", "hello"), message(2, "alice", "hi bob")],
+		more: true,
+	});
+	return chat;
+}
+
+describe("each server frame on the page", () => {
+	test("welcome: the name form goes away and the status names the person", () => {
+		const chat = page();
+		expect($("#hello").hidden).toBe(false);
+		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+		expect($("#hello").hidden).toBe(true);
+		expect($("#status").textContent).toBe("Connected as alice");
+	});
+
+	test("joined: messages with sender and time, own ones marked, members listed", () => {
+		joinedAsAlice();
+		expect($("#room-title").textContent).toBe("#general");
+		expect(texts("#messages .message .from")).toEqual(["bob", "alice"]);
+		expect(texts("#messages .message .text")).toEqual(["hello", "hi bob"]);
+		expect($("#messages .message time").getAttribute("datetime")).toBe("2026-01-01T12:01:00.000Z");
+		expect(
+			[...document.querySelectorAll("#messages .message")].map((li) => li.classList.contains("mine")),
+		).toEqual([false, true]);
+		expect(texts("#members li")).toEqual(["alice (you)", "bob"]);
+		expect($("#member-count").textContent).toBe("2");
+	});
+
+	test("message: appended in order; a message for another room counts as unread there", () => {
+		const chat = joinedAsAlice();
+		chat.open("dev");
+		chat.receive({ type: "joined", room: "dev", members: ["alice"], messages: [], more: false });
+		chat.open("general");
+		chat.receive(message(3, "bob", "third"));
+		chat.receive({ ...message(1, "carol", "in dev"), room: "dev" });
+		expect(texts("#messages .message .text")).toEqual(["hello", "hi bob", "third"]);
+		expect(texts("#rooms .room")).toEqual(["#general", "#dev 1"]);
+		chat.open("dev");
+		expect(texts("#rooms .room")).toEqual(["#general", "#dev"]);
+		expect(texts("#messages .message .text")).toEqual(["in dev"]);
+	});
+
+	test("presence: the member list changes and a system line says so", () => {
+		const chat = joinedAsAlice();
+		chat.receive({ type: "presence", room: "general", name: "carol", online: true });
+		expect(texts("#members li")).toEqual(["alice (you)", "bob", "carol"]);
+		chat.receive({ type: "presence", room: "general", name: "bob", online: false });
+		expect(texts("#members li")).toEqual(["alice (you)", "carol"]);
+		expect(texts("#messages .system")).toEqual(["carol joined.", "bob left."]);
+	});
+
+	test("typing: shown for the room, and gone a few seconds after the last one", async () => {
+		const chat = joinedAsAlice();
+		chat.receive({ type: "typing", room: "general", name: "bob" });
+		expect($("#typing").textContent).toBe("bob is typing…");
+		chat.receive({ type: "typing", room: "general", name: "carol" });
+		expect($("#typing").textContent).toBe("bob and carol are typing…");
+		chat.receive(message(3, "bob", "done typing"));
+		expect($("#typing").textContent).toBe("carol is typing…");
+		await until(() => $("#typing").textContent === "", 6000);
+		expect(chat.typingNow("general")).toEqual([]);
+	});
+
+	test("history: older messages go on top, the order stays ascending", () => {
+		const chat = page();
+		chat.open("general");
+		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+		chat.receive({
+			type: "joined",
+			room: "general",
+			members: ["alice"],
+			messages: [message(5, "bob", "five"), message(6, "bob", "six")],
+			more: true,
+		});
+		chat.receive({
+			type: "history",
+			room: "general",
+			messages: [message(3, "bob", "three"), message(4, "bob", "four")],
+			more: true,
+		});
+		expect(texts("#messages .message .text")).toEqual(["three", "four", "five", "six"]);
+		chat.receive({
+			type: "history",
+			room: "general",
+			messages: [message(1, "bob", "one"), message(2, "bob", "two")],
+			more: false,
+		});
+		expect(texts("#messages .message .text")).toEqual(["one", "two", "three", "four", "five", "six"]);
+		expect(chat.room("general").more).toBe(false);
+	});
+
+	test("error: a taken name is explained on the name form; other errors by the text box", () => {
+		const chat = page();
+		chat.receive({ type: "error", code: "name_taken", message: "the name alice is in use" });
+		expect($("#hello").hidden).toBe(false);
+		expect($("#hello-error").textContent).toBe("the name alice is in use");
+		chat.receive({ type: "welcome", name: "alice2", version: "1.0.0", epoch: "e1" });
+		chat.receive({ type: "error", code: "not_joined", message: "join x first" });
+		expect($("#compose-error").textContent).toBe("join x first");
+	});
+
+	test("left and pong change nothing on the page", () => {
+		const chat = joinedAsAlice();
+		const before = document.body.innerHTML;
+		chat.receive({ type: "pong" });
+		chat.receive({ type: "left", room: "general" });
+		expect(document.body.innerHTML).toBe(before);
+	});
+});
+
+describe("user text", () => {
+	test("markup in a message is shown as text and creates no element", () => {
+		const chat = joinedAsAlice();
+		chat.receive(message(3, "mallory", '<img src=x onerror="alert(1)"><script>alert(2)</script>'));
+		chat.receive(message(4, "<b>mallory</b>", "<a href='javascript:alert(3)'>click</a>"));
+		expect(texts("#messages .message .text").slice(2)).toEqual([
+			'<img src=x onerror="alert(1)"><script>alert(2)</script>',
+			"<a href='javascript:alert(3)'>click</a>",
+		]);
+		expect(texts("#messages .from").at(-1)).toBe("<b>mallory</b>");
+		expect(
+			document.querySelectorAll("#messages img, #messages script, #messages b, #messages a"),
+		).toHaveLength(0);
+	});
+
+	test("http(s) URLs become links that open safely; other schemes stay text", () => {
+		const chat = joinedAsAlice();
+		chat.receive(
+			message(3, "bob", "see https://example.com/a?b=1, or javascript:alert(1) and http://x.test."),
+		);
+		const links = [...document.querySelectorAll("#messages a")] as HTMLAnchorElement[];
+		expect(links.map((a) => a.href)).toEqual(["https://example.com/a?b=1", "http://x.test/"]);
+		expect(links.map((a) => a.textContent)).toEqual(["https://example.com/a?b=1", "http://x.test"]);
+		expect(links.every((a) => a.rel === "noopener noreferrer" && a.target === "_blank")).toBe(true);
+		expect(texts("#messages .message .text").at(-1)).toBe(
+			"see https://example.com/a?b=1, or javascript:alert(1) and http://x.test.",
+		);
+	});
+});
+
+describe("writing", () => {
+	test("a sent message shows at once as pending and turns final when its echo arrives", () => {
+		const chat = joinedAsAlice();
+		const box = $("#text") as HTMLTextAreaElement;
+		box.value = "on its way";
+		box.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+		expect(box.value).toBe("");
+		const pending = $("#messages li.pending");
+		expect(pending.querySelector(".text")?.textContent).toBe("on its way");
+		expect(pending.querySelector(".state")?.textContent).toBe("sending…");
+		const id = chat.room("general").pending[0]?.id as string;
+		expect(pending.dataset.id).toBe(id);
+		chat.receive(message(3, "alice", "on its way", id));
+		expect(document.querySelectorAll("#messages li.pending")).toHaveLength(0);
+		const final = $(`#messages li[data-id="${id}"]`);
+		expect(final.dataset.seq).toBe("3");
+		expect(final.classList.contains("mine")).toBe(true);
+	});
+
+	test("Shift+Enter does not send; a refused message gives its text back", () => {
+		const chat = joinedAsAlice();
+		const box = $("#text") as HTMLTextAreaElement;
+		box.value = "line one";
+		box.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", shiftKey: true, bubbles: true }));
+		expect(box.value).toBe("line one");
+		expect(chat.room("general").pending).toHaveLength(0);
+		box.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+		const id = chat.room("general").pending[0]?.id;
+		chat.receive({ type: "error", code: "rate_limited", message: "too many frames; slow down", ref: id });
+		expect(box.value).toBe("line one");
+		expect($("#compose-error").textContent).toBe("too many frames; slow down");
+		expect(document.querySelectorAll("#messages li.pending")).toHaveLength(0);
+	});
+
+	test("a message too long to send stays in the box", () => {
+		joinedAsAlice();
+		const box = $("#text") as HTMLTextAreaElement;
+		box.value = "x".repeat(4001);
+		box.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+		expect(box.value).toHaveLength(4001);
+		expect($("#compose-error").textContent).toContain("too long");
+	});
+});
+
+describe("reconnecting", () => {
+	test("the delay doubles from half a second with jitter, capped at 30 s", () => {
+		const low = [0, 1, 2, 3, 4, 5, 6, 7, 10].map((a) => reconnectDelay(a, () => 0));
+		const high = [0, 1, 2, 3, 4, 5, 6, 7, 10].map((a) => reconnectDelay(a, () => 1));
+		expect(high).toEqual([500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]);
+		expect(low).toEqual(high.map((h) => h / 2));
+		const spread = new Set(Array.from({ length: 50 }, () => reconnectDelay(3)));
+		expect(spread.size).toBeGreaterThan(10);
+	});
+
+	test("after the server restarts: reconnecting shown, rooms resumed with since, pending resent once", async () => {
+		using dir = tempDir();
+		const dbPath = join(dir.path, "chat.db");
+		const first = startServer({ dbPath });
+		const port = first.server.port as number;
+		const bob = await chatter(first.ws, "bob", "general");
+		const chat = page({ url: first.ws, delay: () => 100 });
+		chat.name = "alice";
+		chat.open("general");
+		chat.connect();
+		await until(() => chat.room("general").joined);
+		bob.send({ type: "send", room: "general", id: "b1", text: "before" });
+		await until(() => texts("#messages .message .text").includes("before"));
+
+		await first.stop();
+		await until(() => chat.status.kind === "reconnecting");
+		expect($("#status").textContent).toMatch(/^Reconnecting in \d+ s…$/);
+		chat.send("written while away");
+		expect(texts("#messages li.pending .text")).toEqual(["written while away"]);
+
+		// The server comes back on the same file and port, and someone talks before alice is back.
+		await using second = startServer({ dbPath, config: { port } });
+		const carol = await chatter(second.ws, "carol", "general");
+		carol.send({ type: "send", room: "general", id: "c1", text: "while you were away" });
+		await carol.expect("message");
+		await until(() => chat.status.kind === "connected" && chat.room("general").pending.length === 0, 10_000);
+		expect($("#status").textContent).toBe("Connected as alice");
+		await until(() => texts("#messages .message .text").length === 3);
+		const shown = texts("#messages .message .text");
+		// Each once, in the server's order (alice may be back before or after carol speaks).
+		expect([...shown].sort()).toEqual(["before", "while you were away", "written while away"]);
+		expect(
+			[...document.querySelectorAll("#messages .message")].map((li) => (li as HTMLElement).dataset.seq),
+		).toEqual(["1", "2", "3"]);
+		expect(texts("#messages .system")).toContain("Connected.");
+		carol.send({ type: "history", room: "general" });
+		expect((await carol.expect("history")).messages.map((m) => m.text)).toEqual(shown);
+	});
+
+	test("offline: the status says so, and the browser's online event reconnects at once", async () => {
+		using dir = tempDir();
+		const dbPath = join(dir.path, "chat.db");
+		const first = startServer({ dbPath });
+		const port = first.server.port as number;
+		let online = true;
+		// A minute between attempts: only the online event can bring it back within this test.
+		const chat = page({ url: first.ws, delay: () => 60_000, isOnline: () => online });
+		chat.name = "alice";
+		chat.open("general");
+		chat.connect();
+		await until(() => chat.room("general").joined);
+		online = false;
+		await first.stop();
+		await until(() => chat.status.kind === "offline");
+		expect($("#status").textContent).toBe("Offline: will reconnect when the network is back");
+		await using second = startServer({ dbPath, config: { port } });
+		expect(second.server.port).toBe(port);
+		online = true;
+		chat.reconnectNow();
+		await until(() => chat.status.kind === "connected" && chat.room("general").joined);
+		expect($("#status").textContent).toBe("Connected as alice");
+	});
+
+	test("a new epoch clears the rooms and joins them afresh", () => {
+		const chat = joinedAsAlice();
+		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e2" });
+		expect(chat.room("general").messages).toEqual([]);
+		chat.receive({
+			type: "joined",
+			room: "general",
+			members: ["alice"],
+			messages: [message(1, "zed", "new world")],
+			more: false,
+		});
+		expect(texts("#messages .message .text")).toEqual(["new world"]);
+	});
+});
