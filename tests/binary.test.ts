@@ -17,7 +17,7 @@ beforeAll(async () => {
 function assetsOf(html: string): string[] {
 	return [...html.matchAll(/(?:src|href)="([^"]+)"/g)]
 		.map((m) => m[1] as string)
-		.filter((u) => !u.startsWith("http"));
+		.filter((u) => !/^(https?|data):/.test(u));
 }
 
 describe("the compiled binary", () => {
