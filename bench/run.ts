@@ -38,11 +38,11 @@ const PLAN = QUICK
 	: {
 			fanout: {
 				clients: 1000,
-				rates: [50, 100, 200, 400, 800, 1200, 1600, 2400],
+				rates: [50, 100, 200, 400, 800, 1000, 1200, 1600, 2400],
 				stepSeconds: 2,
 				repeats: 3,
 			},
-			rooms: { clients: 5000, roomSize: 10, rates: [0.5, 1, 2, 4, 8], stepSeconds: 2, repeats: 3 },
+			rooms: { clients: 5000, roomSize: 10, rates: [0.5, 1, 2, 4, 6, 8], stepSeconds: 2, repeats: 3 },
 			idle: { clients: 10_000, roomSize: 10 },
 			storm: { clients: 5000, roomSize: 100 },
 			resume: { clients: 1000 },

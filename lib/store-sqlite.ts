@@ -26,6 +26,8 @@ export interface SqliteOptions {
 	busyTimeoutMs?: number;
 	/** Told the duration of every committed batch. */
 	onCommit?: (seconds: number, messages: number) => void;
+	/** How long sends gather before one commit takes them all (0: the next turn of the event loop). */
+	commitWindowMs?: number;
 }
 
 function toMessage(r: Row): Message {
@@ -68,10 +70,15 @@ export class SqliteStore implements Store {
 	private readonly path: string;
 	private queue: Pending[] = [];
 	private scheduled = false;
+	private readonly commitWindowMs: number;
+	/** Last seq per room as of our last commit; valid while no other connection has written (data_version). */
+	private readonly seqs = new Map<string, number>();
+	private dataVersion = -1;
 	private flushing: Promise<void> = Promise.resolve();
 	private readonly q: {
 		bySenderId: Statement<Row, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
+		dataVersion: Statement<{ data_version: number }, []>;
 		insert: Statement<unknown, [string, number, string, string, string | null, string, number]>;
 		latest: Statement<Row, [string, number]>;
 		since: Statement<Row, [string, number, number]>;
@@ -81,6 +88,7 @@ export class SqliteStore implements Store {
 	constructor(path: string, options: SqliteOptions = {}) {
 		this.busyTimeoutMs = options.busyTimeoutMs ?? 3000;
 		this.onCommit = options.onCommit;
+		this.commitWindowMs = options.commitWindowMs ?? 1;
 		this.path = path;
 		try {
 			this.db = new Database(path, { create: true, strict: true });
@@ -98,6 +106,7 @@ export class SqliteStore implements Store {
 				`SELECT ${cols} FROM messages WHERE room = ? AND sender_key = ? AND client_id = ?`,
 			),
 			lastSeq: this.db.query("SELECT MAX(seq) AS seq FROM messages WHERE room = ?"),
+			dataVersion: this.db.query("PRAGMA data_version"),
 			insert: this.db.query(
 				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
 			),
@@ -150,10 +159,13 @@ export class SqliteStore implements Store {
 			this.queue.push({ input, resolve, reject });
 			if (!this.scheduled) {
 				this.scheduled = true;
-				setImmediate(() => {
-					// Chained so a batch that waits out a lock keeps its place ahead of later ones.
+				// Chained so a batch that waits out a lock keeps its place ahead of later ones.
+				const go = () => {
 					this.flushing = this.flushing.then(() => this.flush());
-				});
+				};
+				// A short window lets one fsync serve every send of a busy millisecond.
+				if (this.commitWindowMs > 0) setTimeout(go, this.commitWindowMs);
+				else setImmediate(go);
 			}
 		});
 	}
@@ -168,11 +180,23 @@ export class SqliteStore implements Store {
 		for (;;) {
 			try {
 				const t0 = performance.now();
-				const results = this.db.transaction(() => batch.map((p) => this.insert(p.input))).immediate();
+				const results = this.db
+					.transaction(() => {
+						const version = this.q.dataVersion.get()?.data_version ?? -1;
+						if (version !== this.dataVersion || this.seqs.size > 10_000) {
+							// Another process wrote since our last commit (or the cache grew large): start it afresh.
+							this.seqs.clear();
+							this.dataVersion = version;
+						}
+						return batch.map((p) => this.insert(p.input));
+					})
+					.immediate();
 				this.onCommit?.((performance.now() - t0) / 1000, batch.length);
 				for (let i = 0; i < batch.length; i++) batch[i]?.resolve(results[i] as Appended);
 				return;
 			} catch (e) {
+				// The transaction rolled back, and with it any seqs it cached.
+				this.seqs.clear();
 				if (isBusy(e) && Date.now() < deadline) {
 					await Bun.sleep(wait);
 					wait = Math.min(wait * 2, 50);
@@ -194,8 +218,9 @@ export class SqliteStore implements Store {
 			const existing = this.q.bySenderId.get(input.room, key, clientId);
 			if (existing) return { message: toMessage(existing), created: false };
 		}
-		const seq = (this.q.lastSeq.get(input.room)?.seq ?? 0) + 1;
+		const seq = (this.seqs.get(input.room) ?? this.q.lastSeq.get(input.room)?.seq ?? 0) + 1;
 		this.q.insert.run(input.room, seq, input.from, key, clientId, input.text, input.ts);
+		this.seqs.set(input.room, seq);
 		return {
 			message: toMessage({
 				room: input.room,

@@ -1,0 +1,73 @@
+// Where hubbub's time goes: `bun bench/profile.ts fanout 1200` (or `rooms 4`) runs the server from source under Bun's
+// CPU profiler (pinned to core 0), drives one 10 s step of that scenario at that rate, and prints the profile's top.
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dir, "..");
+const scenario = process.argv[2] === "rooms" ? "rooms" : "fanout";
+const rate = Number(process.argv[3] ?? (scenario === "rooms" ? 4 : 1200));
+const clients = scenario === "rooms" ? 5000 : 1000;
+const dir = mkdtempSync(join(tmpdir(), "hubbub-profile-"));
+const port = 20_000 + Math.floor(Math.random() * 20_000);
+
+const server = Bun.spawn(
+	[
+		"taskset",
+		"-c",
+		"0",
+		process.execPath,
+		"--cpu-prof-md",
+		"--cpu-prof-dir",
+		dir,
+		join(ROOT, "server.ts"),
+		...[
+			"--port",
+			String(port),
+			"--host",
+			"127.0.0.1",
+			"--db",
+			join(dir, "p.db"),
+			"--max-conns-per-ip",
+			"20000",
+			"--log-level",
+			"warn",
+		],
+	],
+	{ stdout: "ignore", stderr: "inherit" },
+);
+for (;;) {
+	const up = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
+		(s) => (s.end(), true),
+		() => false,
+	);
+	if (up) break;
+	await Bun.sleep(50);
+}
+const job = {
+	kind: "hubbub",
+	port,
+	serverPid: server.pid,
+	scenario,
+	clients,
+	roomSize: 10,
+	rates: [rate],
+	stepSeconds: 10,
+	repeats: 1,
+};
+const gen = Bun.spawn(
+	["taskset", "-c", "1", process.execPath, join(ROOT, "bench", "generator.ts"), JSON.stringify(job)],
+	{
+		stdout: "pipe",
+		stderr: "inherit",
+	},
+);
+const result = JSON.parse((await new Response(gen.stdout).text()).trim()) as { steps: unknown[] };
+console.log(JSON.stringify(result.steps[0]));
+server.kill("SIGTERM");
+await server.exited;
+const md = readdirSync(dir).find((f) => f.endsWith(".md"));
+if (!md) throw new Error("no profile written");
+const text = readFileSync(join(dir, md), "utf8");
+console.log(text.slice(0, 6000));
+console.log(`\nfull profile: ${join(dir, md)}`);
