@@ -18,7 +18,7 @@ function ticks(max: number, count = 5): number[] {
 	const raw = max / count;
 	const mag = 10 ** Math.floor(Math.log10(raw || 1));
 	const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
-	return Array.from({ length: Math.floor(max / step) + 1 }, (_, i) => i * step);
+	return Array.from({ length: Math.ceil(max / step) + 1 }, (_, i) => i * step);
 }
 
 function human(n: number): string {
@@ -93,9 +93,10 @@ export function fanoutChart(series: Series[], subtitle: string): string {
 				`<rect x="${PAD.left + i * 170}" y="${2 * H + 14}" width="14" height="14" fill="${s.color}"/><text x="${PAD.left + i * 170 + 20}" y="${2 * H + 26}" font-size="13">${esc(s.name)}</text>`,
 		)
 		.join("\n");
-	return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H + 60}" viewBox="0 0 ${W} ${2 * H + 60}" font-family="system-ui, sans-serif">
+	return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H + 64}" viewBox="0 0 ${W} ${2 * H + 64}" font-family="system-ui, sans-serif">
 <rect width="100%" height="100%" fill="#fff"/>
-${panel(series, "delivered", `Fan-out to one room of 1,000 clients: delivered messages per second (${subtitle})`, "delivered / s", 0)}
+${panel(series, "delivered", "Fan-out to one room: delivered messages per second", "delivered / s", 0)}
+<text x="${PAD.left}" y="${2 * H + 52}" font-size="11" fill="#555">${esc(subtitle)}</text>
 ${panel(series, "p99", "p99 delivery latency (ms; off the scale above 200 ms)", "p99 ms", H, 200)}
 ${legend}
 </svg>
