@@ -36,6 +36,10 @@ interface RoomState {
 	 * read tells where the room stands.
 	 */
 	head?: number;
+	/** Messages that arrived ahead of a gap, by seq, until the gap is filled from the store. */
+	ahead: Map<number, Message>;
+	/** A read of the missing messages is under way. */
+	filling: boolean;
 }
 
 export const topicOf = (room: string) => `room:${room}`;
@@ -272,15 +276,56 @@ export class Hub {
 		return message;
 	}
 
-	/** Hands a committed message to this process's sockets in the room, once and in seq order. */
+	/**
+	 * Hands a committed message to this process's sockets in the room, once
+	 * and in seq order. One at or below what was handed on is dropped; one
+	 * ahead of a gap waits while the missing ones are read from the store
+	 * (they are committed by then), so nobody waits for or skips them.
+	 */
 	deliver(message: Message): void {
 		const state = this.rooms.get(message.room);
 		if (!state) return;
-		if (state.head !== undefined && message.seq <= state.head) return;
+		if (state.head === undefined || message.seq === state.head + 1) {
+			this.emit(state, message);
+			this.drainAhead(state);
+		} else if (message.seq > state.head) {
+			state.ahead.set(message.seq, message);
+			if (!state.filling) void this.fillGap(message.room, state);
+		}
+	}
+
+	private emit(state: RoomState, message: Message): void {
 		state.head = message.seq;
 		const t0 = performance.now();
 		this.publish(message.room, message);
 		this.metrics.publishSeconds.observe((performance.now() - t0) / 1000);
+	}
+
+	private drainAhead(state: RoomState): void {
+		for (let next = state.ahead.get((state.head as number) + 1); next; next = state.ahead.get(next.seq + 1)) {
+			state.ahead.delete(next.seq);
+			this.emit(state, next);
+		}
+		for (const seq of state.ahead.keys()) if (seq <= (state.head as number)) state.ahead.delete(seq);
+	}
+
+	private async fillGap(room: string, state: RoomState): Promise<void> {
+		state.filling = true;
+		this.metrics.gapFills.inc();
+		try {
+			while (state.ahead.size > 0 && this.rooms.get(room) === state) {
+				const page = await this.store.since(room, state.head as number, LIMITS.resume);
+				const missing = page.messages.filter((m) => m.seq > (state.head as number));
+				const first = missing[0];
+				if (!first) break;
+				// More missing than one read returns: older ones are past saving; go on from the oldest read.
+				if (first.seq !== (state.head as number) + 1) state.head = first.seq - 1;
+				for (const m of missing) if (m.seq === (state.head as number) + 1) this.emit(state, m);
+				this.drainAhead(state);
+			}
+		} finally {
+			state.filling = false;
+		}
 	}
 
 	typing(ws: Socket, room: string): void {
@@ -294,7 +339,7 @@ export class Hub {
 	private room(name: string): RoomState {
 		let state = this.rooms.get(name);
 		if (!state) {
-			state = { members: new Map(), pending: 0 };
+			state = { members: new Map(), pending: 0, ahead: new Map(), filling: false };
 			this.rooms.set(name, state);
 		}
 		return state;

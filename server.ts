@@ -10,7 +10,8 @@ import { createLogger, type Logger } from "./lib/log.ts";
 import { Metrics } from "./lib/metrics.ts";
 import { clientAddress, isOriginAllowed } from "./lib/origin.ts";
 import { newConn, websocketHandler } from "./lib/session.ts";
-import { StoreError } from "./lib/store.ts";
+import { type Store, StoreError } from "./lib/store.ts";
+import { PostgresStore, redact } from "./lib/store-postgres.ts";
 import { type SqliteOptions, SqliteStore } from "./lib/store-sqlite.ts";
 import pkg from "./package.json" with { type: "json" };
 import { CLOSE } from "./protocol.ts";
@@ -19,7 +20,18 @@ export const VERSION: string = pkg.version;
 
 export interface StartOptions {
 	log?: Logger;
+	/** An opened store (see openStore); without one, `config.db` is opened as SQLite. */
+	store?: Store;
+	metrics?: Metrics;
 	sqlite?: SqliteOptions;
+}
+
+const POSTGRES_URL = /^postgres(ql)?:\/\//i;
+
+/** Opens `db`: a postgres:// URL is PostgreSQL, anything else a SQLite file. Throws StoreError. */
+export async function openStore(db: string, metrics: Metrics): Promise<Store> {
+	const onCommit = (seconds: number) => metrics.commitSeconds.observe(seconds);
+	return POSTGRES_URL.test(db) ? PostgresStore.open(db, { onCommit }) : new SqliteStore(db, { onCommit });
 }
 
 export interface Running {
@@ -48,14 +60,16 @@ function readPem(path: string, what: string): string {
 /** Starts one hubbub server. Throws StoreError or StartError with a sentence fit for a user. */
 export function start(config: Config, options: StartOptions = {}): Running {
 	const log = options.log ?? createLogger(config.logLevel);
-	const metrics = new Metrics();
+	const metrics = options.metrics ?? new Metrics();
 	const tls = config.tlsCert
 		? { cert: readPem(config.tlsCert, "certificate"), key: readPem(config.tlsKey as string, "key") }
 		: undefined;
-	const store = new SqliteStore(config.db, {
-		onCommit: (seconds) => metrics.commitSeconds.observe(seconds),
-		...options.sqlite,
-	});
+	const store =
+		options.store ??
+		new SqliteStore(config.db, {
+			onCommit: (seconds) => metrics.commitSeconds.observe(seconds),
+			...options.sqlite,
+		});
 	const hub = new Hub(store, metrics);
 	metrics.gauge("hubbub_connections", "Open WebSocket connections.", () => hub.connectionCount);
 	metrics.gauge("hubbub_rooms", "Rooms with members on this process.", () => hub.roomCount);
@@ -132,7 +146,13 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	const sweeper = setInterval(() => hub.sweep(idleMs), Math.max(250, idleMs / 4));
 	const scheme = tls ? "https" : "http";
 	const url = `${scheme}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
-	log.info("listening", { url, port: server.port, db: config.db, epoch: store.epoch, version: VERSION });
+	log.info("listening", {
+		url,
+		port: server.port,
+		db: redact(config.db),
+		epoch: store.epoch,
+		version: VERSION,
+	});
 
 	let stopping: Promise<void> | undefined;
 	return {
@@ -177,7 +197,8 @@ async function main(): Promise<void> {
 	}
 	let running: Running;
 	try {
-		running = start(parsed.config);
+		const metrics = new Metrics();
+		running = start(parsed.config, { store: await openStore(parsed.config.db, metrics), metrics });
 	} catch (e) {
 		if (e instanceof StoreError || e instanceof StartError) exitWith(2, e.message);
 		exitWith(2, `cannot start: ${(e as Error).message}`);

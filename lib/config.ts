@@ -73,11 +73,11 @@ const OPTIONS: Option[] = [
 	{
 		key: "db",
 		flag: "db",
-		env: "HUBBUB_DB",
+		env: "DATABASE_URL",
 		kind: "string",
 		fallback: "hubbub.db",
-		arg: "PATH",
-		help: 'SQLite file, created if missing (":memory:" keeps nothing)',
+		arg: "PATH|URL",
+		help: 'SQLite file, created if missing (":memory:" keeps nothing), or a postgres:// URL',
 	},
 	{
 		key: "origins",

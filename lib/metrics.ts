@@ -116,6 +116,7 @@ export class Metrics {
 		"code",
 	);
 	readonly messagesStored = new Counter("hubbub_messages_stored_total", "Messages committed to the store.");
+	readonly gapFills = new Counter("hubbub_gap_fills_total", "Reads of messages that arrived out of order.");
 	readonly publishSeconds = new Histogram(
 		"hubbub_publish_seconds",
 		"Time to hand one message to its room's sockets.",
@@ -143,6 +144,7 @@ export class Metrics {
 			this.connectionsRefused,
 			this.closes,
 			this.messagesStored,
+			this.gapFills,
 			this.publishSeconds,
 			this.commitSeconds,
 		];

@@ -1,23 +1,50 @@
 // The Store contract, run against every implementation (SQLite today; PostgreSQL joins this list).
-import { describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { SQL } from "bun";
 import type { Store } from "../lib/store.ts";
+import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
+import { type Postgres, startPostgres } from "./engines.ts";
 import { tempDir } from "./helpers.ts";
 
 interface Backend {
-	/** A fresh, empty store, and a way to open another handle on the same history. */
-	fresh(): { open(): Store; [Symbol.dispose](): void };
+	/** A fresh, empty history, and a way to open another handle (another process's) on it. */
+	fresh(): Promise<{ open(): Promise<Store>; [Symbol.asyncDispose](): Promise<void> }>;
 }
 
+let pg: Postgres;
+beforeAll(async () => {
+	pg = await startPostgres();
+}, 60_000);
+afterAll(() => pg?.[Symbol.dispose]());
+
+let databases = 0;
 const backends: [string, Backend][] = [
 	[
 		"sqlite",
 		{
-			fresh() {
+			async fresh() {
 				const dir = tempDir("hubbub-store-");
 				const path = join(dir.path, "store.db");
-				return { open: () => new SqliteStore(path), [Symbol.dispose]: () => dir[Symbol.dispose]() };
+				return {
+					open: async () => new SqliteStore(path),
+					[Symbol.asyncDispose]: async () => dir[Symbol.dispose](),
+				};
+			},
+		},
+	],
+	[
+		"postgres",
+		{
+			async fresh() {
+				// A database of its own for each test, in the one cluster this file started.
+				const name = `t${process.pid}_${++databases}`;
+				const admin = new SQL(pg.url);
+				await admin.unsafe(`CREATE DATABASE ${name}`);
+				await admin.close();
+				const url = pg.url.replace(/\/postgres$/, `/${name}`);
+				return { open: () => PostgresStore.open(url), [Symbol.asyncDispose]: async () => {} };
 			},
 		},
 	],
@@ -33,8 +60,8 @@ const msg = (room: string, from: string, text: string, id?: string) => ({
 
 describe.each(backends)("%s store", (_, backend) => {
 	test("seq starts at 1 per room and has no gaps; appends resolve in seq order", async () => {
-		using h = backend.fresh();
-		const store = h.open();
+		await using h = await backend.fresh();
+		const store = await h.open();
 		const order: string[] = [];
 		const results = await Promise.all(
 			Array.from({ length: 30 }, (_, i) =>
@@ -44,9 +71,12 @@ describe.each(backends)("%s store", (_, backend) => {
 				}),
 			),
 		);
-		expect(results.filter((r) => r.message.room === "a").map((r) => r.message.seq)).toEqual(
-			Array.from({ length: 15 }, (_, i) => i + 1),
-		);
+		expect(
+			results
+				.filter((r) => r.message.room === "a")
+				.map((r) => r.message.seq)
+				.sort((x, y) => x - y),
+		).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
 		expect(results.every((r) => r.created)).toBe(true);
 		const seqA = order.filter((o) => o.startsWith("a")).map((o) => Number(o.slice(1)));
 		expect(seqA).toEqual([...seqA].sort((x, y) => x - y));
@@ -54,8 +84,8 @@ describe.each(backends)("%s store", (_, backend) => {
 	});
 
 	test("a repeated (room, sender, id) stores nothing and returns the stored message; sender compared case-insensitively", async () => {
-		using h = backend.fresh();
-		const store = h.open();
+		await using h = await backend.fresh();
+		const store = await h.open();
 		const first = await store.append(msg("r", "Alice", "hello", "x1"));
 		const again = await store.append(msg("r", "alice", "changed text", "x1"));
 		expect(again).toEqual({ message: first.message, created: false });
@@ -72,8 +102,8 @@ describe.each(backends)("%s store", (_, backend) => {
 	});
 
 	test("latest, since and before page ascending with the right `more`", async () => {
-		using h = backend.fresh();
-		const store = h.open();
+		await using h = await backend.fresh();
+		const store = await h.open();
 		for (let i = 1; i <= 25; i++) await store.append(msg("r", "alice", `m${i}`));
 		const latest = await store.latest("r", 10);
 		expect(latest.messages.map((m) => m.seq)).toEqual([16, 17, 18, 19, 20, 21, 22, 23, 24, 25]);
@@ -94,25 +124,25 @@ describe.each(backends)("%s store", (_, backend) => {
 	});
 
 	test("the epoch and every message survive reopening; a new store has a new epoch", async () => {
-		using h = backend.fresh();
-		const first = h.open();
+		await using h = await backend.fresh();
+		const first = await h.open();
 		const stored = await first.append(msg("r", "alice", "kept", "k"));
 		const epoch = first.epoch;
 		await first.close();
-		const second = h.open();
+		const second = await h.open();
 		expect(second.epoch).toBe(epoch);
 		expect((await second.latest("r", 10)).messages).toEqual([stored.message]);
 		await second.close();
-		using other = backend.fresh();
-		const third = other.open();
+		await using other = await backend.fresh();
+		const third = await other.open();
 		expect(third.epoch).not.toBe(epoch);
 		await third.close();
 	});
 
 	test("two handles on one history (two processes) keep seq gap-free and unique", async () => {
-		using h = backend.fresh();
-		const a = h.open();
-		const b = h.open();
+		await using h = await backend.fresh();
+		const a = await h.open();
+		const b = await h.open();
 		const all = await Promise.all(
 			Array.from({ length: 200 }, (_, i) => (i % 2 ? a : b).append(msg("shared", `u${i % 2}`, `t${i}`))),
 		);
@@ -124,12 +154,12 @@ describe.each(backends)("%s store", (_, backend) => {
 	});
 
 	test("close commits appends still queued", async () => {
-		using h = backend.fresh();
-		const store = h.open();
+		await using h = await backend.fresh();
+		const store = await h.open();
 		const pending = store.append(msg("r", "alice", "last words"));
 		await store.close();
 		expect((await pending).created).toBe(true);
-		const reopened = h.open();
+		const reopened = await h.open();
 		expect((await reopened.latest("r", 5)).messages.map((m) => m.text)).toEqual(["last words"]);
 		expect(await reopened.healthy()).toBe(true);
 		await reopened.close();

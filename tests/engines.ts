@@ -1,0 +1,76 @@
+// Real engines for tests: a throwaway PostgreSQL cluster on a free port in a temp folder, removed afterwards.
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+function pgBin(): string {
+	const root = "/usr/lib/postgresql";
+	const version = existsSync(root)
+		? readdirSync(root)
+				.filter((v) => /^\d+$/.test(v))
+				.sort((a, b) => Number(b) - Number(a))[0]
+		: undefined;
+	if (!version)
+		throw new Error(
+			"PostgreSQL server binaries not found under /usr/lib/postgresql (apt-get install postgresql)",
+		);
+	return join(root, version, "bin");
+}
+
+async function freePort(): Promise<number> {
+	const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+	const port = s.port;
+	s.stop(true);
+	return port;
+}
+
+/** PostgreSQL refuses to run as root: run its tools as the `postgres` user then. */
+function asPostgres(cmd: string[]): string[] {
+	return process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--", ...cmd] : cmd;
+}
+
+function run(cmd: string[]): void {
+	const r = Bun.spawnSync(asPostgres(cmd), { stdout: "pipe", stderr: "pipe" });
+	if (r.exitCode !== 0) throw new Error(`${cmd[0]} failed: ${r.stderr.toString()}${r.stdout.toString()}`);
+}
+
+export interface Postgres {
+	url: string;
+	port: number;
+	stop(): void;
+	start(): void;
+	[Symbol.dispose](): void;
+}
+
+/** Starts a fresh PostgreSQL cluster (trust auth, loopback only) and returns its URL. */
+export async function startPostgres(): Promise<Postgres> {
+	const bin = pgBin();
+	const dir = mkdtempSync(join(tmpdir(), "hubbub-pg-"));
+	chmodSync(dir, 0o777);
+	const data = join(dir, "data");
+	const port = await freePort();
+	if (process.getuid?.() === 0) Bun.spawnSync(["chown", "postgres", dir]);
+	run([join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+	const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
+	const start = () =>
+		run([join(bin, "pg_ctl"), "-D", data, "-o", options, "-l", join(dir, "log"), "-w", "start"]);
+	const stop = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"]);
+	start();
+	let running = true;
+	return {
+		url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+		port,
+		start: () => {
+			start();
+			running = true;
+		},
+		stop: () => {
+			stop();
+			running = false;
+		},
+		[Symbol.dispose]: () => {
+			if (running) stop();
+			rmSync(dir, { recursive: true, force: true });
+		},
+	};
+}
