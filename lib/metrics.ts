@@ -103,7 +103,7 @@ export class Metrics {
 	readonly rateLimited = new Counter("hubbub_rate_limited_total", "Frames dropped by a rate limit.");
 	readonly backpressureDropped = new Counter(
 		"hubbub_backpressure_dropped_total",
-		"Sends that found a client too slow to take them; such a client is disconnected.",
+		"Sends Bun reported as dropped for a client too slow to take them; Bun disconnects such a client (close 1006).",
 	);
 	readonly connectionsRefused = new Counter(
 		"hubbub_connections_refused_total",

@@ -97,7 +97,26 @@ export class PostgresStore implements Store {
 		}
 	}
 
-	async append(input: NewMessage): Promise<Appended> {
+	/** Per room, the last append of ours in line. */
+	private readonly chains = new Map<string, Promise<unknown>>();
+
+	/**
+	 * Appends of one room run one after another. The counter row's lock would
+	 * serialise them in PostgreSQL anyway; doing it here keeps their answers,
+	 * which come back on different pool connections, in seq order.
+	 */
+	append(input: NewMessage): Promise<Appended> {
+		const room = input.room;
+		const run = (this.chains.get(room) ?? Promise.resolve()).then(() => this.commit(input));
+		const tail = run.catch(() => {});
+		this.chains.set(room, tail);
+		void tail.then(() => {
+			if (this.chains.get(room) === tail) this.chains.delete(room);
+		});
+		return run;
+	}
+
+	private async commit(input: NewMessage): Promise<Appended> {
 		const key = input.from.toLowerCase();
 		const clientId = input.id ?? null;
 		const t0 = performance.now();
@@ -184,6 +203,8 @@ export class PostgresStore implements Store {
 	}
 
 	async close(): Promise<void> {
+		// Let appends already in line commit first.
+		await Promise.all(this.chains.values());
 		await this.sql.close({ timeout: 5 });
 	}
 }

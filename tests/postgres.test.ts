@@ -56,6 +56,31 @@ describe("on PostgreSQL", () => {
 				f.type === "joined" ? f.messages.map((m) => m.seq) : f.type === "message" ? [f.seq] : [],
 			);
 			const first = seqs[0] ?? 1;
+			const want = Array.from({ length: total - first + 1 }, (_, i) => first + i);
+			if (JSON.stringify(seqs) !== JSON.stringify(want)) {
+				console.log(
+					"DEBUG",
+					c === watcher
+						? "watcher"
+						: joiners.find((j) => j.c === c)
+							? `joiner since=${JSON.stringify(
+									joiners
+										.find((j) => j.c === c)
+										?.joined.messages.map((m) => m.seq)
+										.slice(0, 3),
+								)}`
+							: "sender",
+					JSON.stringify(
+						c.frames.map((f) =>
+							f.type === "joined"
+								? `J${f.messages[0]?.seq}-${f.messages.at(-1)?.seq}`
+								: f.type === "message"
+									? f.seq
+									: f.type,
+						),
+					),
+				);
+			}
 			expect(seqs).toEqual(Array.from({ length: total - first + 1 }, (_, i) => first + i));
 		}
 		watcher.send({ type: "history", room: "general", limit: 200 });
