@@ -94,6 +94,7 @@ export function fanoutChart(series: Series[], subtitle: string): string {
 		)
 		.join("\n");
 	return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${2 * H + 64}" viewBox="0 0 ${W} ${2 * H + 64}" font-family="system-ui, sans-serif">
+<title>Fan-out benchmark: delivered messages per second and p99 latency against offered rate, per server</title>
 <rect width="100%" height="100%" fill="#fff"/>
 ${panel(series, "delivered", "Fan-out to one room: delivered messages per second", "delivered / s", 0)}
 <text x="${PAD.left}" y="${2 * H + 52}" font-size="11" fill="#555">${esc(subtitle)}</text>

@@ -3,13 +3,14 @@
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort, waitForPort } from "./net.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const scenario = process.argv[2] === "rooms" ? "rooms" : "fanout";
 const rate = Number(process.argv[3] ?? (scenario === "rooms" ? 4 : 1200));
 const clients = scenario === "rooms" ? 5000 : 1000;
 const dir = mkdtempSync(join(tmpdir(), "hubbub-profile-"));
-const port = 20_000 + Math.floor(Math.random() * 20_000);
+const port = await freePort();
 
 const server = Bun.spawn(
 	[
@@ -36,14 +37,7 @@ const server = Bun.spawn(
 	],
 	{ stdout: "ignore", stderr: "inherit" },
 );
-for (;;) {
-	const up = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
-		(s) => (s.end(), true),
-		() => false,
-	);
-	if (up) break;
-	await Bun.sleep(50);
-}
+await waitForPort(port);
 const job = {
 	kind: "hubbub",
 	port,

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { fanoutChart } from "./chart.ts";
 import { KINDS, type Kind } from "./clients.ts";
 import type { Job, StepResult } from "./generator.ts";
+import { freePort, waitForPort } from "./net.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const args = new Set(process.argv.slice(2));
@@ -58,13 +59,6 @@ function pinned(core: number, cmd: string[]): string[] {
 	return ["sh", "-c", `${limit} exec ${pin}"$@"`, "sh", ...cmd];
 }
 
-async function freePort(): Promise<number> {
-	const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-	const port = s.port;
-	s.stop(true);
-	return port;
-}
-
 async function startServer(kind: Kind, dir: string) {
 	const port = await freePort();
 	const cmd: Record<Kind, string[]> = {
@@ -78,19 +72,15 @@ async function startServer(kind: Kind, dir: string) {
 		"socket.io": ["node", join(ROOT, "bench", "peers", "node-socketio.mjs"), String(port)],
 	};
 	const proc = Bun.spawn(pinned(0, cmd[kind]), { cwd: dir, stdout: "ignore", stderr: "inherit" });
-	const deadline = Date.now() + 15_000;
-	for (;;) {
-		// A TCP accept is the only thing every peer answers (socket.io's server leaves plain GETs hanging).
-		const up = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } }).then(
-			(s) => (s.end(), true),
-			() => false,
-		);
-		if (up) break;
-		if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`${kind} did not start`);
-		await Bun.sleep(50);
-	}
+	await waitForPort(port, () => proc.exitCode !== null).catch(() => {
+		throw new Error(`${kind} did not start`);
+	});
 	// `sh -c exec` keeps the pid: it is the server's own.
-	return { port, pid: proc.pid, stop: async () => (proc.kill("SIGKILL"), await proc.exited) };
+	const stop = async () => {
+		proc.kill("SIGKILL");
+		await proc.exited;
+	};
+	return { port, pid: proc.pid, stop };
 }
 
 async function generate(job: Job): Promise<unknown> {
@@ -247,7 +237,7 @@ for (const scenario of ["fanout", "rooms"] as const) {
 	}
 	const byKind = results[scenario] ?? {};
 	const sat = Object.fromEntries(
-		kinds.map((k) => [k, saturation(((byKind[k] as { points?: Point[] }) ?? {}).points ?? [])]),
+		kinds.map((k) => [k, saturation((byKind[k] as { points?: Point[] })?.points ?? [])]),
 	);
 	lines.push(
 		"",
@@ -271,7 +261,7 @@ for (const scenario of ["fanout", "rooms"] as const) {
 			verdicts.push(
 				`(the generator used ${f(gen * 100)}% of its core at raw Bun's saturation: raw Bun's figure, and so the ratio to it, is a lower bound)`,
 			);
-		const hub = ((results.fanout?.hubbub as { points?: Point[] }) ?? {}).points ?? [];
+		const hub = (results.fanout?.hubbub as { points?: Point[] })?.points ?? [];
 		const half = hub.filter((p) => sat.hubbub && p.offered <= sat.hubbub.offered / 2).at(-1);
 		verdicts.push(
 			`p99 < 50 ms at half of hubbub's saturation (${half ? f(half.offered) : "–"} msg/s): ${half ? f(half.p99, 1) : "–"} ms → ${half && half.p99 < 50 ? "met" : "not met"}`,
@@ -361,7 +351,7 @@ writeFileSync(join(out, QUICK ? "quick.md" : "latest.md"), `${report}\n`);
 const series = kinds.map((k) => ({
 	name: k,
 	color: COLORS[k],
-	points: (((results.fanout?.[k] as { points?: Point[] }) ?? {}).points ?? []).map((p) => ({
+	points: ((results.fanout?.[k] as { points?: Point[] })?.points ?? []).map((p) => ({
 		x: p.offered,
 		delivered: p.delivered,
 		p99: p.p99,

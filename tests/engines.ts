@@ -2,6 +2,7 @@
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../bench/net.ts";
 
 function pgBin(): string {
 	const root = "/usr/lib/postgresql";
@@ -15,13 +16,6 @@ function pgBin(): string {
 			"PostgreSQL server binaries not found under /usr/lib/postgresql (apt-get install postgresql)",
 		);
 	return join(root, version, "bin");
-}
-
-async function freePort(): Promise<number> {
-	const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-	const port = s.port;
-	s.stop(true);
-	return port;
 }
 
 /** PostgreSQL refuses to run as root: run its tools as the `postgres` user then. */

@@ -9,8 +9,8 @@ const wss = new WebSocketServer({ server: http });
 
 wss.on("connection", (ws, req) => {
 	const room = new URL(req.url, "http://x").searchParams.get("room") ?? "bench";
-	let members = rooms.get(room);
-	if (!members) rooms.set(room, (members = new Set()));
+	const members = rooms.get(room) ?? new Set();
+	rooms.set(room, members);
 	members.add(ws);
 	ws.on("message", (data, isBinary) => {
 		for (const client of members) if (client.readyState === 1) client.send(data, { binary: isBinary });
