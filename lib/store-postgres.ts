@@ -1,44 +1,23 @@
 // The shared store: PostgreSQL through Bun.SQL, for processes on several hosts that must keep one history.
 import { SQL } from "bun";
-import type { Message } from "../protocol.ts";
-import { type Appended, type NewMessage, type Page, type Store, StoreError } from "./store.ts";
+import {
+	type Appended,
+	messageFromRow,
+	type NewMessage,
+	newEpoch,
+	type Page,
+	type Store,
+	type StoredRow,
+	StoreError,
+} from "./store.ts";
 
 const SCHEMA_VERSION = 1;
 /** pg_advisory_xact_lock key: one migration at a time when several processes start together. */
 const MIGRATION_LOCK = 4_817_230;
 
-interface Row {
-	room: string;
-	seq: number | string;
-	sender: string;
-	client_id: string | null;
-	text: string;
-	ts: number | string;
-}
-
-function toMessage(r: Row): Message {
-	const m: Message = {
-		type: "message",
-		room: r.room,
-		seq: Number(r.seq),
-		from: r.sender,
-		text: r.text,
-		ts: Number(r.ts),
-	};
-	if (r.client_id !== null) m.id = r.client_id;
-	return m;
-}
-
 function isUniqueViolation(e: unknown): boolean {
 	const err = e as { errno?: string; code?: string };
 	return err?.errno === "23505" || String(err?.code).includes("23505");
-}
-
-function newEpoch(): string {
-	const bytes = crypto.getRandomValues(new Uint8Array(5));
-	let n = 0n;
-	for (const b of bytes) n = (n << 8n) | BigInt(b);
-	return n.toString(36).padStart(8, "0");
 }
 
 /**
@@ -125,10 +104,10 @@ export class PostgresStore implements Store {
 				const appended = await this.sql.begin(async (tx) => {
 					if (clientId !== null) {
 						const [existing] = await tx<
-							Row[]
+							StoredRow[]
 						>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
 							WHERE room = ${input.room} AND sender_key = ${key} AND client_id = ${clientId}`;
-						if (existing) return { message: toMessage(existing), created: false };
+						if (existing) return { message: messageFromRow(existing), created: false };
 					}
 					const [counter] = await tx`INSERT INTO hubbub_rooms (room, last_seq) VALUES (${input.room}, 1)
 						ON CONFLICT (room) DO UPDATE SET last_seq = hubbub_rooms.last_seq + 1 RETURNING last_seq`;
@@ -136,7 +115,7 @@ export class PostgresStore implements Store {
 					await tx`INSERT INTO hubbub_messages (room, seq, sender, sender_key, client_id, text, ts)
 						VALUES (${input.room}, ${seq}, ${input.from}, ${key}, ${clientId}, ${input.text}, ${input.ts})`;
 					return {
-						message: toMessage({
+						message: messageFromRow({
 							room: input.room,
 							seq,
 							sender: input.from,
@@ -157,8 +136,8 @@ export class PostgresStore implements Store {
 		}
 	}
 
-	private async page(rows: Promise<Row[]>, limit: number): Promise<Page> {
-		let list: Row[];
+	private async page(rows: Promise<StoredRow[]>, limit: number): Promise<Page> {
+		let list: StoredRow[];
 		try {
 			list = await rows;
 		} catch (e) {
@@ -166,12 +145,12 @@ export class PostgresStore implements Store {
 		}
 		const more = list.length > limit;
 		const kept = more ? list.slice(0, limit) : [...list];
-		return { messages: kept.reverse().map(toMessage), more };
+		return { messages: kept.reverse().map(messageFromRow), more };
 	}
 
 	latest(room: string, limit: number): Promise<Page> {
 		return this.page(
-			this.sql<Row[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
+			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
 				WHERE room = ${room} ORDER BY seq DESC LIMIT ${limit + 1}`,
 			limit,
 		);
@@ -179,7 +158,7 @@ export class PostgresStore implements Store {
 
 	since(room: string, since: number, limit: number): Promise<Page> {
 		return this.page(
-			this.sql<Row[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
+			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
 				WHERE room = ${room} AND seq > ${since} ORDER BY seq DESC LIMIT ${limit + 1}`,
 			limit,
 		);
@@ -187,7 +166,7 @@ export class PostgresStore implements Store {
 
 	before(room: string, before: number, limit: number): Promise<Page> {
 		return this.page(
-			this.sql<Row[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
+			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
 				WHERE room = ${room} AND seq < ${before} ORDER BY seq DESC LIMIT ${limit + 1}`,
 			limit,
 		);

@@ -1,19 +1,18 @@
 // The embedded store: one SQLite file in WAL mode, appends committed in batches.
 import { Database, type Statement } from "bun:sqlite";
 import { existsSync } from "node:fs";
-import type { Message } from "../protocol.ts";
-import { type Appended, type NewMessage, type Page, type Store, StoreError } from "./store.ts";
+import {
+	type Appended,
+	messageFromRow,
+	type NewMessage,
+	newEpoch,
+	type Page,
+	type Store,
+	type StoredRow,
+	StoreError,
+} from "./store.ts";
 
 const SCHEMA_VERSION = 1;
-
-interface Row {
-	room: string;
-	seq: number;
-	sender: string;
-	client_id: string | null;
-	text: string;
-	ts: number;
-}
 
 interface Pending {
 	input: NewMessage;
@@ -30,35 +29,14 @@ export interface SqliteOptions {
 	commitWindowMs?: number;
 }
 
-function toMessage(r: Row): Message {
-	const m: Message = {
-		type: "message",
-		room: r.room,
-		seq: r.seq,
-		from: r.sender,
-		text: r.text,
-		ts: r.ts,
-	};
-	if (r.client_id !== null) m.id = r.client_id;
-	return m;
-}
-
 function isBusy(e: unknown): boolean {
 	const code = (e as { code?: unknown })?.code;
 	return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED" || String(code).startsWith("SQLITE_BUSY");
 }
 
-function newEpoch(): string {
-	// 8 base36 characters from 40 random bits: short for the wire, unique enough per database.
-	const bytes = crypto.getRandomValues(new Uint8Array(5));
-	let n = 0n;
-	for (const b of bytes) n = (n << 8n) | BigInt(b);
-	return n.toString(36).padStart(8, "0");
-}
-
 /**
- * SQLite store. Sends that arrive within one turn of the event loop are
- * committed in one transaction, so one fsync serves a burst of messages.
+ * SQLite store. Sends that arrive within a short window (1 ms) are committed
+ * in one transaction, so one fsync serves a burst of messages.
  * Each seq is taken inside the write transaction, so processes sharing the
  * file still get a gap-free sequence per room.
  */
@@ -76,13 +54,13 @@ export class SqliteStore implements Store {
 	private dataVersion = -1;
 	private flushing: Promise<void> = Promise.resolve();
 	private readonly q: {
-		bySenderId: Statement<Row, [string, string, string]>;
+		bySenderId: Statement<StoredRow, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
 		dataVersion: Statement<{ data_version: number }, []>;
 		insert: Statement<unknown, [string, number, string, string, string | null, string, number]>;
-		latest: Statement<Row, [string, number]>;
-		since: Statement<Row, [string, number, number]>;
-		before: Statement<Row, [string, number, number]>;
+		latest: Statement<StoredRow, [string, number]>;
+		since: Statement<StoredRow, [string, number, number]>;
+		before: Statement<StoredRow, [string, number, number]>;
 	};
 
 	constructor(path: string, options: SqliteOptions = {}) {
@@ -216,13 +194,13 @@ export class SqliteStore implements Store {
 		const clientId = input.id ?? null;
 		if (clientId !== null) {
 			const existing = this.q.bySenderId.get(input.room, key, clientId);
-			if (existing) return { message: toMessage(existing), created: false };
+			if (existing) return { message: messageFromRow(existing), created: false };
 		}
 		const seq = (this.seqs.get(input.room) ?? this.q.lastSeq.get(input.room)?.seq ?? 0) + 1;
 		this.q.insert.run(input.room, seq, input.from, key, clientId, input.text, input.ts);
 		this.seqs.set(input.room, seq);
 		return {
-			message: toMessage({
+			message: messageFromRow({
 				room: input.room,
 				seq,
 				sender: input.from,
@@ -247,10 +225,10 @@ export class SqliteStore implements Store {
 	}
 
 	/** Rows arrive newest first with one extra row that only tells whether there is more. */
-	private page(rows: Row[], limit: number): Page {
+	private page(rows: StoredRow[], limit: number): Page {
 		const more = rows.length > limit;
 		const kept = more ? rows.slice(0, limit) : rows;
-		return { messages: kept.reverse().map(toMessage), more };
+		return { messages: kept.reverse().map(messageFromRow), more };
 	}
 
 	/**

@@ -1,4 +1,4 @@
-// Where messages are kept: the seam between the hub and a durable store (SQLite today, PostgreSQL next).
+// Where messages are kept: the seam between the hub and a durable store (SQLite or PostgreSQL).
 import type { Message } from "../protocol.ts";
 
 export interface NewMessage {
@@ -52,4 +52,35 @@ export interface Store {
 /** A store that could not do what was asked; the message is safe to log, not to show users. */
 export class StoreError extends Error {
 	override name = "StoreError";
+}
+
+/** A stored message as both stores' queries return it (PostgreSQL may give numbers as strings). */
+export interface StoredRow {
+	room: string;
+	seq: number | string;
+	sender: string;
+	client_id: string | null;
+	text: string;
+	ts: number | string;
+}
+
+export function messageFromRow(r: StoredRow): Message {
+	const m: Message = {
+		type: "message",
+		room: r.room,
+		seq: Number(r.seq),
+		from: r.sender,
+		text: r.text,
+		ts: Number(r.ts),
+	};
+	if (r.client_id !== null) m.id = r.client_id;
+	return m;
+}
+
+/** A new history's name: 8 base36 characters from 40 random bits, short for the wire and unique enough. */
+export function newEpoch(): string {
+	const bytes = crypto.getRandomValues(new Uint8Array(5));
+	let n = 0n;
+	for (const b of bytes) n = (n << 8n) | BigInt(b);
+	return n.toString(36).padStart(8, "0");
 }
