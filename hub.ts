@@ -2,6 +2,7 @@
 import type { Server, ServerWebSocket } from "bun";
 import type { Bus } from "./lib/bus.ts";
 import type { Metrics } from "./lib/metrics.ts";
+import { localPresence, type Presence } from "./lib/presence.ts";
 import type { TokenBucket } from "./lib/rate-limit.ts";
 import type { Page, Store } from "./lib/store.ts";
 import { LIMITS, type Message, type ServerFrame } from "./protocol.ts";
@@ -20,6 +21,8 @@ export interface Conn {
 	typingBucket: TokenBucket;
 	/** Rate-limited frames so far; too many closes the connection. */
 	strikes: number;
+	/** A hello is being answered (the cluster is asked whether the name is free). */
+	identifying: boolean;
 	/** performance.now() of the last frame or pong from the client. */
 	lastSeen: number;
 	closed: boolean;
@@ -56,16 +59,44 @@ export class Hub {
 	private readonly rooms = new Map<string, RoomState>();
 	private server?: Server<Conn>;
 	private bus?: Bus;
+	private presence: Presence = localPresence;
 
 	constructor(
 		readonly store: Store,
 		readonly metrics: Metrics,
 	) {}
 
-	/** Wires the hub to the server whose topics it publishes to and the bus that brings it messages. */
-	attach(server: Server<Conn>, bus: Bus): void {
+	/** Wires the hub to the server whose topics it publishes to, the bus, and who else is online. */
+	attach(server: Server<Conn>, bus: Bus, presence: Presence = localPresence): void {
 		this.server = server;
 		this.bus = bus;
+		this.presence = presence;
+	}
+
+	/** This process's names and room members, for a cluster link to register again. */
+	localState(): { names: string[]; rooms: [string, string[]][] } {
+		return {
+			names: [...this.names.values()].flatMap((ws) => (ws.data.name ? [ws.data.name] : [])),
+			rooms: [...this.rooms.entries()].map(([room, state]) => [room, [...state.members.values()]]),
+		};
+	}
+
+	/** Reads, for every room served here, what the store has beyond what was delivered (after a cluster outage). */
+	catchUp(): void {
+		for (const [room, state] of this.rooms) {
+			if (state.head !== undefined && !state.filling) void this.fillGap(room, state, true);
+		}
+	}
+
+	/** A presence or typing frame from another process, for this process's sockets in the room. */
+	deliverEvent(room: string, frame: ServerFrame): void {
+		if (this.rooms.has(room)) this.publish(room, frame);
+	}
+
+	/** Sends a transient frame to the room here (except `except`) and on every other process. */
+	private announce(room: string, frame: ServerFrame, except?: Socket): void {
+		this.publish(room, frame, except);
+		this.bus?.publishEvent(room, frame);
 	}
 
 	get connectionCount(): number {
@@ -128,11 +159,18 @@ export class Hub {
 		if (sent === 0) this.metrics.backpressureDropped.inc();
 	}
 
-	/** Claims a name for this socket; false when another open connection holds it. */
-	identify(ws: Socket, name: string): boolean {
+	/** Claims a name for this socket; false when another open connection, here or on another process, holds it. */
+	async identify(ws: Socket, name: string): Promise<boolean> {
 		const key = name.toLowerCase();
 		if (this.names.has(key)) return false;
+		// Held here while the cluster is asked, so a second local hello cannot take it meanwhile.
 		this.names.set(key, ws);
+		const claimed = await this.presence.claim(name);
+		if (!claimed || ws.data.closed) {
+			if (this.names.get(key) === ws) this.names.delete(key);
+			if (claimed) this.presence.release(name);
+			return false;
+		}
 		ws.data.name = name;
 		return true;
 	}
@@ -166,7 +204,10 @@ export class Hub {
 		const state = this.room(room);
 		state.pending++;
 		let page: Page;
+		let elsewhere: string[];
 		try {
+			await this.presence.enter(room, name);
+			elsewhere = await this.presence.members(room);
 			page = await this.readForJoin(state, room, since);
 		} catch (e) {
 			state.pending--;
@@ -185,14 +226,16 @@ export class Hub {
 		conn.rooms.add(room);
 		ws.cork(() => {
 			ws.subscribe(topicOf(room));
+			const here = [...state.members.values()];
+			const known = new Set(here.map((n) => n.toLowerCase()));
 			this.sendTo(ws, {
 				type: "joined",
 				room,
-				members: [...state.members.values()],
+				members: [...here, ...elsewhere.filter((n) => !known.has(n.toLowerCase()))],
 				messages: page.messages,
 				more: page.more,
 			});
-			if (isNew) this.publish(room, { type: "presence", room, name, online: true }, ws);
+			if (isNew) this.announce(room, { type: "presence", room, name, online: true }, ws);
 		});
 	}
 
@@ -246,6 +289,7 @@ export class Hub {
 		conn.rooms.clear();
 		if (conn.name && this.names.get(conn.name.toLowerCase()) === ws) {
 			this.names.delete(conn.name.toLowerCase());
+			this.presence.release(conn.name);
 		}
 	}
 
@@ -254,7 +298,8 @@ export class Hub {
 		const name = ws.data.name;
 		if (!state || !name) return;
 		state.members.delete(name.toLowerCase());
-		this.publish(room, { type: "presence", room, name, online: false });
+		this.presence.exit(room, name);
+		this.announce(room, { type: "presence", room, name, online: false });
 		this.dropIfEmpty(room, state);
 	}
 
@@ -309,11 +354,15 @@ export class Hub {
 		for (const seq of state.ahead.keys()) if (seq <= (state.head as number)) state.ahead.delete(seq);
 	}
 
-	private async fillGap(room: string, state: RoomState): Promise<void> {
+	private async fillGap(room: string, state: RoomState, force = false): Promise<void> {
 		state.filling = true;
 		this.metrics.gapFills.inc();
 		try {
-			while (state.ahead.size > 0 && this.rooms.get(room) === state) {
+			for (
+				let first = true;
+				(state.ahead.size > 0 || (force && first)) && this.rooms.get(room) === state;
+				first = false
+			) {
 				const page = await this.store.since(room, state.head as number, LIMITS.resume);
 				const missing = page.messages.filter((m) => m.seq > (state.head as number));
 				const first = missing[0];
@@ -329,7 +378,7 @@ export class Hub {
 	}
 
 	typing(ws: Socket, room: string): void {
-		this.publish(room, { type: "typing", room, name: ws.data.name as string }, ws);
+		this.announce(room, { type: "typing", room, name: ws.data.name as string }, ws);
 	}
 
 	async history(room: string, before: number | undefined, limit: number): Promise<Page> {

@@ -5,6 +5,7 @@ import type { Server } from "bun";
 import page from "./client/index.html";
 import { type Conn, Hub } from "./hub.ts";
 import { LocalBus } from "./lib/bus-local.ts";
+import { RedisCluster } from "./lib/cluster-redis.ts";
 import { type Config, ConfigError, HELP, parseConfig } from "./lib/config.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import { Metrics } from "./lib/metrics.ts";
@@ -24,6 +25,8 @@ export interface StartOptions {
 	store?: Store;
 	metrics?: Metrics;
 	sqlite?: SqliteOptions;
+	/** Cluster mode: a started Redis link (see RedisCluster.start). */
+	cluster?: RedisCluster;
 }
 
 const POSTGRES_URL = /^postgres(ql)?:\/\//i;
@@ -84,8 +87,8 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			port: config.port,
 			hostname: config.host,
 			development: false,
-			// Explicit: with development off, Bun 1.4 otherwise lets a second server bind the same port.
-			reusePort: false,
+			// Always explicit: with development off, Bun 1.4 otherwise lets a second server bind the same port.
+			reusePort: config.reusePort,
 			tls,
 			routes: {
 				"/": page,
@@ -110,9 +113,11 @@ export function start(config: Config, options: StartOptions = {}): Running {
 				},
 				"/healthz": async () => {
 					const database = await store.healthy();
+					const cluster = bus?.health();
 					return Response.json(
 						{
-							status: database ? "ok" : "failing",
+							status: !database ? "failing" : cluster === "degraded" ? "degraded" : "ok",
+							...(cluster ? { redis: cluster === "ok" } : {}),
 							version: VERSION,
 							uptime: Math.round((Date.now() - startedAt) / 1000),
 							connections: hub.connectionCount,
@@ -141,7 +146,18 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			throw new StartError(`port ${config.port} on ${config.host} is already in use`);
 		throw new StartError(`cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
 	}
-	hub.attach(server, new LocalBus((m) => hub.deliver(m)));
+	const bus = options.cluster;
+	if (bus) {
+		bus.bind({
+			deliver: (m) => hub.deliver(m),
+			deliverEvent: (room, frame) => hub.deliverEvent(room, frame),
+			catchUp: () => hub.catchUp(),
+			local: () => hub.localState(),
+		});
+		hub.attach(server, bus, bus);
+	} else {
+		hub.attach(server, new LocalBus((m) => hub.deliver(m)));
+	}
 	const idleMs = config.idleTimeout * 1000;
 	const sweeper = setInterval(() => hub.sweep(idleMs), Math.max(250, idleMs / 4));
 	const scheme = tls ? "https" : "http";
@@ -165,6 +181,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 				clearInterval(sweeper);
 				server.stop();
 				hub.closeAll(CLOSE.goingAway, "server shutting down");
+				await bus?.close();
 				await store.close();
 				await server.stop(true);
 				log.info("stopped", {});
@@ -197,8 +214,14 @@ async function main(): Promise<void> {
 	}
 	let running: Running;
 	try {
+		const config = parsed.config;
 		const metrics = new Metrics();
-		running = start(parsed.config, { store: await openStore(parsed.config.db, metrics), metrics });
+		const log = createLogger(config.logLevel);
+		const store = await openStore(config.db, metrics);
+		// The first Redis attempt comes before the port opens, so the first clients already see the whole cluster.
+		const cluster = config.redis ? new RedisCluster(config.redis, log, metrics) : undefined;
+		await cluster?.start();
+		running = start(config, { store, metrics, log, cluster });
 	} catch (e) {
 		if (e instanceof StoreError || e instanceof StartError) exitWith(2, e.message);
 		exitWith(2, `cannot start: ${(e as Error).message}`);

@@ -30,13 +30,28 @@ export interface Config {
 	metricsToken?: string;
 	tlsCert?: string;
 	tlsKey?: string;
+	/** Cluster mode: fan-out and presence through this Redis. */
+	redis?: string;
+	/** Let several processes on one host listen on the same port (SO_REUSEPORT). */
+	reusePort: boolean;
 }
 
 export class ConfigError extends Error {
 	override name = "ConfigError";
 }
 
-type Kind = "port" | "count" | "rate" | "size" | "seconds" | "string" | "level" | "origin" | "address";
+type Kind =
+	| "port"
+	| "count"
+	| "rate"
+	| "size"
+	| "seconds"
+	| "string"
+	| "level"
+	| "origin"
+	| "address"
+	| "redis"
+	| "flag";
 
 interface Option {
 	key: keyof Config;
@@ -194,6 +209,22 @@ const OPTIONS: Option[] = [
 		help: "require 'Authorization: Bearer TOKEN' for /metrics",
 	},
 	{
+		key: "redis",
+		flag: "redis",
+		env: "REDIS_URL",
+		kind: "redis",
+		arg: "URL",
+		help: "cluster mode: several hubbub processes act as one through this Redis (redis://host:6379)",
+	},
+	{
+		key: "reusePort",
+		flag: "reuse-port",
+		kind: "flag",
+		fallback: false,
+		arg: "",
+		help: "let several hubbub processes on this host share the port (Linux spreads connections among them)",
+	},
+	{
 		key: "logLevel",
 		flag: "log-level",
 		env: "LOG_LEVEL",
@@ -206,10 +237,10 @@ const OPTIONS: Option[] = [
 
 function helpText(): string {
 	const rows = OPTIONS.map((o) => {
-		const left = `  --${o.flag} ${o.arg}`;
+		const left = `  --${o.flag}${o.arg ? ` ${o.arg}` : ""}`;
 		const extra = [
 			o.env ? `env ${o.env}` : "",
-			o.fallback !== undefined && !o.multiple ? `default ${o.fallback}` : "",
+			o.fallback !== undefined && !o.multiple && o.kind !== "flag" ? `default ${o.fallback}` : "",
 		]
 			.filter(Boolean)
 			.join("; ");
@@ -275,6 +306,11 @@ function convert(o: Option, raw: string, from: string): unknown {
 		case "string":
 			if (raw.trim() === "") throw bad("a non-empty value");
 			return raw;
+		case "redis":
+			if (!/^rediss?:\/\/\S+$/.test(raw)) throw bad("a URL like redis://127.0.0.1:6379");
+			return raw;
+		case "flag":
+			return true;
 	}
 }
 
@@ -305,8 +341,8 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
 		const flagged = values[o.flag];
 		if (o.multiple) {
 			config[o.key] = ((flagged as string[] | undefined) ?? []).map((v) => convert(o, v, `--${o.flag}`));
-		} else if (typeof flagged === "string") {
-			config[o.key] = convert(o, flagged, `--${o.flag}`);
+		} else if (typeof flagged === "string" || flagged === true) {
+			config[o.key] = convert(o, String(flagged), `--${o.flag}`);
 		} else if (o.env && env[o.env] !== undefined && env[o.env] !== "") {
 			config[o.key] = convert(o, env[o.env] as string, o.env);
 		} else if (o.fallback !== undefined) {

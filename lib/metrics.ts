@@ -117,6 +117,19 @@ export class Metrics {
 	);
 	readonly messagesStored = new Counter("hubbub_messages_stored_total", "Messages committed to the store.");
 	readonly gapFills = new Counter("hubbub_gap_fills_total", "Reads of messages that arrived out of order.");
+	readonly storeErrors = new Counter("hubbub_store_errors_total", "Store reads and writes that failed.");
+	readonly busPublished = new Counter(
+		"hubbub_bus_published_total",
+		"Messages this process published to the cluster.",
+	);
+	readonly busReceived = new Counter(
+		"hubbub_bus_received_total",
+		"Frames this process received from other processes.",
+	);
+	readonly redisReconnects = new Counter(
+		"hubbub_redis_reconnects_total",
+		"Times the Redis connection was made again.",
+	);
 	readonly publishSeconds = new Histogram(
 		"hubbub_publish_seconds",
 		"Time to hand one message to its room's sockets.",
@@ -145,6 +158,10 @@ export class Metrics {
 			this.closes,
 			this.messagesStored,
 			this.gapFills,
+			this.storeErrors,
+			this.busPublished,
+			this.busReceived,
+			this.redisReconnects,
 			this.publishSeconds,
 			this.commitSeconds,
 		];

@@ -12,6 +12,7 @@ import {
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { TokenBucket } from "./rate-limit.ts";
+import { StoreError } from "./store.ts";
 
 export type SessionLimits = Pick<
 	Config,
@@ -37,6 +38,7 @@ export function newConn(address: string, limits: SessionLimits): Conn {
 		sendBucket: new TokenBucket(limits.sendRate, limits.sendBurst),
 		typingBucket: new TokenBucket(limits.typingRate, 1),
 		strikes: 0,
+		identifying: false,
 		lastSeen: performance.now(),
 		closed: false,
 	};
@@ -70,6 +72,7 @@ export function websocketHandler(hub: Hub, limits: SessionLimits, log: Logger): 
 	/** Awaits a hub call; a failure becomes `server_error` for this socket alone. */
 	function run(ws: Socket, work: Promise<unknown>, ref: string | undefined): void {
 		work.catch((e: unknown) => {
+			if (e instanceof StoreError) metrics.storeErrors.inc();
 			log.error("request_failed", { conn: ws.data.id, error: (e as Error).message });
 			sendError(ws, "server_error", "the server could not do that; try again", ref);
 		});
@@ -78,23 +81,38 @@ export function websocketHandler(hub: Hub, limits: SessionLimits, log: Logger): 
 	function handle(ws: Socket, frame: ClientFrame): void {
 		const conn = ws.data;
 		if (frame.type === "hello") {
-			if (conn.name !== undefined) {
-				sendError(ws, "already_identified", `this connection is already known as ${conn.name}`);
+			if (conn.name !== undefined || conn.identifying) {
+				const message = conn.name
+					? `this connection is already known as ${conn.name}`
+					: "a hello is already being answered";
+				sendError(ws, "already_identified", message);
 				return;
 			}
 			const parsed = parseName(frame.name);
 			if (!parsed.ok) {
 				sendError(ws, "invalid_name", parsed.message);
-			} else if (!hub.identify(ws, parsed.name)) {
-				sendError(ws, "name_taken", `the name ${parsed.name} is in use`);
-			} else {
-				hub.sendTo(ws, {
-					type: "welcome",
-					name: parsed.name,
-					version: PROTOCOL_VERSION,
-					epoch: hub.store.epoch,
-				});
+				return;
 			}
+			conn.identifying = true;
+			const answer = hub.identify(ws, parsed.name).then((ok) => {
+				if (ok) {
+					hub.sendTo(ws, {
+						type: "welcome",
+						name: parsed.name,
+						version: PROTOCOL_VERSION,
+						epoch: hub.store.epoch,
+					});
+				} else {
+					sendError(ws, "name_taken", `the name ${parsed.name} is in use`);
+				}
+			});
+			run(
+				ws,
+				answer.finally(() => {
+					conn.identifying = false;
+				}),
+				undefined,
+			);
 			return;
 		}
 		if (conn.name === undefined) {

@@ -2,7 +2,7 @@
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort } from "../bench/net.ts";
+import { freePort, waitForPort } from "../bench/net.ts";
 
 function pgBin(): string {
 	const root = "/usr/lib/postgresql";
@@ -64,6 +64,57 @@ export async function startPostgres(): Promise<Postgres> {
 		},
 		[Symbol.dispose]: () => {
 			if (running) stop();
+			rmSync(dir, { recursive: true, force: true });
+		},
+	};
+}
+
+export interface Redis {
+	url: string;
+	port: number;
+	stop(): Promise<void>;
+	start(): Promise<void>;
+	[Symbol.asyncDispose](): Promise<void>;
+}
+
+/** Starts a throwaway redis-server on a free loopback port, keeping nothing on disk. */
+export async function startRedis(): Promise<Redis> {
+	const dir = mkdtempSync(join(tmpdir(), "hubbub-redis-"));
+	const port = await freePort();
+	let proc: ReturnType<typeof Bun.spawn> | undefined;
+	const start = async () => {
+		proc = Bun.spawn(
+			[
+				"redis-server",
+				"--port",
+				String(port),
+				"--bind",
+				"127.0.0.1",
+				"--save",
+				"",
+				"--appendonly",
+				"no",
+				"--dir",
+				dir,
+			],
+			{ stdout: "ignore", stderr: "inherit" },
+		);
+		const running = proc;
+		await waitForPort(port, () => running.exitCode !== null);
+	};
+	const stop = async () => {
+		proc?.kill("SIGKILL");
+		await proc?.exited;
+		proc = undefined;
+	};
+	await start();
+	return {
+		url: `redis://127.0.0.1:${port}`,
+		port,
+		start,
+		stop,
+		[Symbol.asyncDispose]: async () => {
+			await stop();
 			rmSync(dir, { recursive: true, force: true });
 		},
 	};
