@@ -324,7 +324,12 @@ export function parseConfig(argv: string[], env: Record<string, string | undefin
 			allowPositionals: false,
 			options: {
 				...Object.fromEntries(
-					OPTIONS.map((o) => [o.flag, { type: "string" as const, multiple: o.multiple ?? false }]),
+					OPTIONS.map((o) => [
+						o.flag,
+						o.kind === "flag"
+							? { type: "boolean" as const }
+							: { type: "string" as const, multiple: o.multiple ?? false },
+					]),
 				),
 				help: { type: "boolean" },
 				version: { type: "boolean" },

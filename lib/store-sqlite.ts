@@ -70,11 +70,14 @@ export class SqliteStore implements Store {
 		this.path = path;
 		try {
 			this.db = new Database(path, { create: true, strict: true });
-			this.db.run("PRAGMA busy_timeout = 0");
+			// At start-up another process may be opening the same file: waiting is fine here.
+			this.db.run("PRAGMA busy_timeout = 5000");
 			this.db.run("PRAGMA journal_mode = WAL");
 			// FULL: an acknowledged message survives power loss, not only a crash; batching pays for the fsync.
 			this.db.run("PRAGMA synchronous = FULL");
 			this.epoch = this.migrate();
+			// From here on a busy database must not stall the event loop: writes retry on a timer instead.
+			this.db.run("PRAGMA busy_timeout = 0");
 		} catch (e) {
 			throw new StoreError(`cannot open database ${JSON.stringify(path)}: ${(e as Error).message}`);
 		}

@@ -2,9 +2,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { SQL } from "bun";
+import { freePort } from "../bench/net.ts";
 import type { Message, ServerFrame } from "../protocol.ts";
 import { type Postgres, type Redis, startPostgres, startRedis } from "./engines.ts";
-import { type Client, chatter, ROOT, type Spawned, spawnServer } from "./helpers.ts";
+import { type Client, chatter, ROOT, type Spawned, spawnServer, tempDir } from "./helpers.ts";
 
 let pg: Postgres;
 let redis: Redis;
@@ -189,6 +190,60 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 			await until(
 				async () => (await (await fetch(`http://127.0.0.1:${s1.port}/healthz`)).json()).status === "ok",
 				10_000,
+			);
+		} finally {
+			for (const s of servers) s.proc.kill("SIGKILL");
+		}
+	}, 60_000);
+
+	test("two processes sharing one SQLite file and one port (--reuse-port): the same chat guarantees", async () => {
+		using dir = tempDir();
+		const port = await freePort();
+		const db = join(dir.path, "shared.db");
+		const servers = await Promise.all(
+			[0, 1].map(() =>
+				spawnServer([
+					process.execPath,
+					join(ROOT, "server.ts"),
+					...[
+						"--port",
+						String(port),
+						"--reuse-port",
+						"--host",
+						"127.0.0.1",
+						"--db",
+						db,
+						"--redis",
+						redis.url,
+					],
+					...["--send-rate", "1000", "--send-burst", "1000"],
+				]),
+			),
+		);
+		try {
+			const url = `ws://127.0.0.1:${port}/ws`;
+			const clients = await Promise.all(Array.from({ length: 16 }, (_, i) => chatter(url, `p${i}`, "r4")));
+			// Linux spread the connections over both processes.
+			for (const s of servers)
+				expect(s.logs.filter((l) => l.event === "connection_open").length).toBeGreaterThan(0);
+			const last = clients.at(-1) as Client;
+			const members = (await last.join("r4", 0)).members;
+			expect(members).toHaveLength(16);
+			for (const [i, c] of clients.entries())
+				for (let k = 0; k < 10; k++) c.send({ type: "send", room: "r4", id: `${i}-${k}`, text: `${i}:${k}` });
+			const total = 160;
+			const lists = await Promise.all(
+				clients.map(async (c) => {
+					await c.expect("message", (m) => m.seq === total, 20_000);
+					return c.frames
+						.filter((f): f is Message => f.type === "message" && f.room === "r4")
+						.map((m) => `${m.seq}:${m.text}`);
+				}),
+			);
+			for (const list of lists) expect(list).toEqual(lists[0] as string[]);
+			consecutive(
+				(lists[0] as string[]).map((x) => Number(x.split(":")[0])),
+				total,
 			);
 		} finally {
 			for (const s of servers) s.proc.kill("SIGKILL");
