@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { freePort } from "../bench/net.ts";
+import { type Redis, startRedis } from "./engines.ts";
 import { BINARY, buildBinary, chatter, ROOT, type Spawned, spawnServer, tempDir } from "./helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -58,34 +60,63 @@ async function say(page: Page, text: string): Promise<void> {
 const shownTexts = (page: Page) => page.locator("#messages li.message:not(.pending) .text").allTextContents();
 
 describe("the page in Chromium", () => {
-	test("alice and bob see each other's messages, the member list and the typing indicator", async () => {
-		using dir = tempDir();
-		const server = await serve(join(dir.path, "chat.db"));
-		try {
-			const alice = await person(server.url, "alice");
-			const bob = await person(server.url, "bob");
-			await alice.page.locator("#members li", { hasText: "bob" }).waitFor();
-			expect(await bob.page.locator("#members li").allTextContents()).toEqual(["alice", "bob (you)"]);
-			await say(alice.page, "hi bob, see https://example.com");
-			await bob.page.locator("#messages .message .text", { hasText: "hi bob" }).waitFor();
-			const link = bob.page.locator("#messages a");
-			expect(await link.getAttribute("rel")).toBe("noopener noreferrer");
-			const bobBox = bob.page.getByLabel(/^Message #/);
-			await bobBox.pressSequentially("hello alice <b>!</b>", { delay: 10 });
-			await alice.page.getByText("bob is typing…").waitFor();
-			await bobBox.press("Enter");
-			await alice.page.locator("#messages .message .text", { hasText: "hello alice <b>!</b>" }).waitFor();
-			// A message from bob ends his "is typing".
-			await alice.page.getByText("bob is typing…").waitFor({ state: "detached" });
-			expect(await shownTexts(alice.page)).toEqual(await shownTexts(bob.page));
-			expect(await alice.page.locator("#messages b").count()).toBe(0);
-			mkdirSync(SCREENSHOTS, { recursive: true });
-			await alice.page.screenshot({ path: join(SCREENSHOTS, "chat.png") });
-			expect(alice.problems.concat(bob.problems)).toEqual([]);
-		} finally {
-			server.proc.kill("SIGKILL");
-		}
-	});
+	/** Two processes of the binary on one port and one SQLite file, joined by Redis. */
+	async function serveTwo(dir: string): Promise<{ url: string; servers: Spawned[]; redis: Redis }> {
+		const redis = await startRedis();
+		const port = await freePort();
+		const flags = [
+			"--port",
+			String(port),
+			"--reuse-port",
+			"--host",
+			"127.0.0.1",
+			"--db",
+			join(dir, "chat.db"),
+		];
+		const servers = await Promise.all(
+			[0, 1].map(() => spawnServer([BINARY, ...flags, "--redis", redis.url])),
+		);
+		return { url: `http://127.0.0.1:${port}`, servers, redis };
+	}
+
+	test.each([
+		["one process", false],
+		["two processes behind one port", true],
+	])(
+		"alice and bob see each other's messages, the member list and the typing indicator (%s)",
+		async (_, two) => {
+			using dir = tempDir();
+			const setup = two ? await serveTwo(dir.path) : undefined;
+			const single = two ? undefined : await serve(join(dir.path, "chat.db"));
+			const server = { url: setup?.url ?? (single as Spawned).url };
+			try {
+				const alice = await person(server.url, "alice");
+				const bob = await person(server.url, "bob");
+				await alice.page.locator("#members li", { hasText: "bob" }).waitFor();
+				expect(await bob.page.locator("#members li").allTextContents()).toEqual(["alice", "bob (you)"]);
+				await say(alice.page, "hi bob, see https://example.com");
+				await bob.page.locator("#messages .message .text", { hasText: "hi bob" }).waitFor();
+				const link = bob.page.locator("#messages a");
+				expect(await link.getAttribute("rel")).toBe("noopener noreferrer");
+				const bobBox = bob.page.getByLabel(/^Message #/);
+				await bobBox.pressSequentially("hello alice <b>!</b>", { delay: 10 });
+				await alice.page.getByText("bob is typing…").waitFor();
+				await bobBox.press("Enter");
+				await alice.page.locator("#messages .message .text", { hasText: "hello alice <b>!</b>" }).waitFor();
+				// A message from bob ends his "is typing".
+				await alice.page.getByText("bob is typing…").waitFor({ state: "detached" });
+				expect(await shownTexts(alice.page)).toEqual(await shownTexts(bob.page));
+				expect(await alice.page.locator("#messages b").count()).toBe(0);
+				mkdirSync(SCREENSHOTS, { recursive: true });
+				await alice.page.screenshot({ path: join(SCREENSHOTS, two ? "chat-two-processes.png" : "chat.png") });
+				expect(alice.problems.concat(bob.problems)).toEqual([]);
+			} finally {
+				single?.proc.kill("SIGKILL");
+				for (const p of setup?.servers ?? []) p.proc.kill("SIGKILL");
+				await setup?.redis[Symbol.asyncDispose]();
+			}
+		},
+	);
 
 	test("the server is killed and restarted: both pages recover by themselves and every message shows once, in order", async () => {
 		using dir = tempDir();
