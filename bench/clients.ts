@@ -83,7 +83,11 @@ export function connect(o: ConnectOptions): BenchClient {
 				} else if (data.startsWith('{"type":"joined"')) {
 					client.joinedMessages = (JSON.parse(data) as { messages: unknown[] }).messages.length;
 					resolveReady();
-				} else if (data.startsWith('{"type":"error"')) client.errors++;
+				} else if (data.startsWith('{"type":"error"')) {
+					client.errors++;
+					// Refused before it got in (a name taken): fail rather than wait forever.
+					if (data.includes('"name_taken"') || data.includes('"invalid_name"')) rejectReady(new Error(data));
+				}
 				return;
 			case "socket.io":
 				// Engine.IO 4: "0" open, "40" namespace connected, "2" ping (answer "3"), "42[...]" event.

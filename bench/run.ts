@@ -3,6 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { startPostgres, startRedis } from "../tests/engines.ts";
 import { fanoutChart } from "./chart.ts";
 import { KINDS, type Kind } from "./clients.ts";
 import type { Job, StepResult } from "./generator.ts";
@@ -20,6 +21,11 @@ const SCENARIOS = process.argv
 	?.slice(12)
 	.split(",");
 const kinds = ONLY ?? KINDS;
+const CLUSTER_VARIANTS: [name: string, processes: number, db: "sqlite" | "postgres"][] = [
+	["hubbub ×1 (SQLite)", 1, "sqlite"],
+	["hubbub ×2 + Redis (shared SQLite)", 2, "sqlite"],
+	["hubbub ×2 + Redis + PostgreSQL", 2, "postgres"],
+];
 const COLORS: Record<Kind, string> = {
 	hubbub: "#2563eb",
 	"raw-bun": "#16a34a",
@@ -35,6 +41,7 @@ const PLAN = QUICK
 			idle: { clients: 200, roomSize: 10 },
 			storm: { clients: 200, roomSize: 50 },
 			resume: { clients: 50 },
+			cluster: { clients: 50, rates: [20], stepSeconds: 1, repeats: 1 },
 		}
 	: {
 			fanout: {
@@ -47,6 +54,7 @@ const PLAN = QUICK
 			idle: { clients: 10_000, roomSize: 10 },
 			storm: { clients: 5000, roomSize: 100 },
 			resume: { clients: 1000 },
+			cluster: { clients: 1000, rates: [100, 200, 400], stepSeconds: 3, repeats: 3 },
 		};
 type Scenario = keyof typeof PLAN;
 
@@ -154,9 +162,80 @@ if (!args.has("--no-build")) {
 	if (build.exitCode !== 0) throw new Error("npm run build failed");
 }
 
+/**
+ * hubbub alone, then two processes on one port joined by Redis (sharing a SQLite file, then PostgreSQL), under the
+ * same fan-out: the cluster's cost is the CPU of every hubbub process plus Redis, per delivered message.
+ */
+async function runCluster(): Promise<Record<string, unknown>> {
+	const plan = PLAN.cluster;
+	const out: Record<string, unknown> = {};
+	const pg = await startPostgres();
+	try {
+		for (const [name, processes, db] of CLUSTER_VARIANTS) {
+			// A Redis of its own: names held by the last variant's killed processes would linger until their heartbeats expire.
+			await using redis = await startRedis();
+			process.stderr.write(`cluster · ${name} … `);
+			const port = await freePort();
+			const database = db === "postgres" ? pg.url : join(dir, `cluster-${processes}-${db}.db`);
+			const flags = [
+				"--port",
+				String(port),
+				"--host",
+				"127.0.0.1",
+				"--db",
+				database,
+				"--max-conns-per-ip",
+				"20000",
+				"--log-level",
+				"warn",
+			];
+			const cluster = processes > 1 ? ["--reuse-port", "--redis", redis.url] : [];
+			const procs = Array.from({ length: processes }, () =>
+				Bun.spawn(pinned(0, [join(ROOT, "dist", "hubbub"), ...flags, ...cluster]), {
+					cwd: dir,
+					stdout: "ignore",
+					stderr: "inherit",
+				}),
+			);
+			try {
+				await waitForPort(port);
+				// With a shared port the first to listen answers; give the second its moment too.
+				await Bun.sleep(processes > 1 ? 1000 : 0);
+				const extra = [
+					...procs.slice(1).map((p) => p.pid),
+					...(processes > 1 ? [redis.pid() as number] : []),
+				];
+				const r = (await generate({
+					...plan,
+					kind: "hubbub",
+					port,
+					serverPid: (procs[0] as { pid: number }).pid,
+					extraPids: extra,
+					scenario: "fanout",
+				} as Job)) as { steps: StepResult[] };
+				out[name] = { points: points(r.steps) };
+				process.stderr.write("done\n");
+			} catch (e) {
+				out[name] = { error: (e as Error).message };
+				process.stderr.write(`failed: ${(e as Error).message}\n`);
+			} finally {
+				for (const p of procs) p.kill("SIGKILL");
+				await Promise.all(procs.map((p) => p.exited));
+			}
+		}
+	} finally {
+		pg[Symbol.dispose]();
+	}
+	return out;
+}
+
 const scenarios = (SCENARIOS ?? Object.keys(PLAN)) as Scenario[];
 for (const scenario of scenarios) {
 	results[scenario] = {};
+	if (scenario === "cluster") {
+		results.cluster = await runCluster();
+		continue;
+	}
 	for (const kind of kinds) {
 		const plan = PLAN[scenario] as Partial<Job> & { rates?: number[] };
 		const server = await startServer(kind, dir);
@@ -337,6 +416,45 @@ for (const scenario of ["storm", "resume"] as const) {
 		);
 }
 
+if (results.cluster) {
+	lines.push(
+		"",
+		`### Cluster: fan-out to one room of ${PLAN.cluster.clients} clients spread over the processes`,
+		"",
+	);
+	lines.push(
+		"Server CPU counts every hubbub process plus Redis (not PostgreSQL), in cores; per delivery in microseconds.",
+		"",
+	);
+	lines.push(
+		"| setup | offered msg/s | delivered/s | loss | p99 ms | server CPU | CPU per delivery |",
+		"| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+	);
+	const perDelivery = (p: Point) => (p.serverCpu / p.delivered) * 1e6;
+	for (const [name] of CLUSTER_VARIANTS) {
+		const r = results.cluster[name] as { points?: Point[]; error?: string } | undefined;
+		if (!r?.points) {
+			lines.push(`| ${name} | failed: ${r?.error ?? "no result"} | | | | | |`);
+			continue;
+		}
+		for (const p of r.points) {
+			lines.push(
+				`| ${name} | ${f(p.offered)} | ${f(p.delivered)} | ${(p.loss * 100).toFixed(2)}% | ${f(p.p99, 1)} | ${f(p.serverCpu, 2)} | ${f(perDelivery(p), 2)} µs |`,
+			);
+		}
+	}
+	const at = (name: string) => ((results.cluster?.[name] as { points?: Point[] }) ?? {}).points?.at(-1);
+	const single = at(CLUSTER_VARIANTS[0]?.[0] as string);
+	for (const [name, processes] of CLUSTER_VARIANTS) {
+		const p = at(name);
+		if (processes < 2 || !p || !single) continue;
+		const ratio = perDelivery(p) / perDelivery(single);
+		verdicts.push(
+			`cluster CPU per delivery ≤ 1.5× one process (${name}, ${f(p.offered)} msg/s): ${f(ratio, 2)}× → ${ratio <= 1.5 ? "met" : "not met"}`,
+		);
+	}
+}
+
 lines.push("", "### Targets", "", ...verdicts.map((v) => `- ${v}`));
 const report = lines.join("\n");
 console.log(report);
@@ -364,7 +482,7 @@ if (results.fanout) {
 
 // Quick mode guards the harness, not the speed: every server must have answered with numbers.
 const missing = scenarios.flatMap((s) =>
-	kinds
+	(s === "cluster" ? CLUSTER_VARIANTS.map(([name]) => name) : (kinds as string[]))
 		.filter((k) => {
 			const r = results[s]?.[k] as
 				| {

@@ -72,6 +72,8 @@ export async function startPostgres(): Promise<Postgres> {
 export interface Redis {
 	url: string;
 	port: number;
+	/** The server's process id while it runs. */
+	pid(): number | undefined;
 	stop(): Promise<void>;
 	start(): Promise<void>;
 	[Symbol.asyncDispose](): Promise<void>;
@@ -111,6 +113,7 @@ export async function startRedis(): Promise<Redis> {
 	return {
 		url: `redis://127.0.0.1:${port}`,
 		port,
+		pid: () => proc?.pid,
 		start,
 		stop,
 		[Symbol.asyncDispose]: async () => {
