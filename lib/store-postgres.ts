@@ -15,6 +15,12 @@ const SCHEMA_VERSION = 1;
 /** pg_advisory_xact_lock key: one migration at a time when several processes start together. */
 const MIGRATION_LOCK = 4_817_230;
 
+interface Pending {
+	input: NewMessage;
+	resolve: (a: Appended) => void;
+	reject: (e: Error) => void;
+}
+
 function isUniqueViolation(e: unknown): boolean {
 	const err = e as { errno?: string; code?: string };
 	return err?.errno === "23505" || String(err?.code).includes("23505");
@@ -76,60 +82,104 @@ export class PostgresStore implements Store {
 		}
 	}
 
-	/** Per room, the last append of ours in line. */
-	private readonly chains = new Map<string, Promise<unknown>>();
+	/** Per room: appends waiting for the transaction in flight to finish. */
+	private readonly queues = new Map<string, Pending[]>();
+	/** Per room: the batch being committed now. */
+	private readonly flushing = new Map<string, Promise<void>>();
 
 	/**
-	 * Appends of one room run one after another. The counter row's lock would
-	 * serialise them in PostgreSQL anyway; doing it here keeps their answers,
-	 * which come back on different pool connections, in seq order.
+	 * Appends of one room are committed in batches, one transaction at a time:
+	 * what arrives while a batch commits forms the next one. The counter row's
+	 * lock would serialise them in PostgreSQL anyway; batching here spends one
+	 * round of statements on many messages and keeps answers in seq order.
 	 */
 	append(input: NewMessage): Promise<Appended> {
-		const room = input.room;
-		const run = (this.chains.get(room) ?? Promise.resolve()).then(() => this.commit(input));
-		const tail = run.catch(() => {});
-		this.chains.set(room, tail);
-		void tail.then(() => {
-			if (this.chains.get(room) === tail) this.chains.delete(room);
+		return new Promise((resolve, reject) => {
+			const queue = this.queues.get(input.room) ?? [];
+			queue.push({ input, resolve, reject });
+			this.queues.set(input.room, queue);
+			if (!this.flushing.has(input.room)) this.flushRoom(input.room);
 		});
-		return run;
 	}
 
-	private async commit(input: NewMessage): Promise<Appended> {
-		const key = input.from.toLowerCase();
-		const clientId = input.id ?? null;
+	private flushRoom(room: string): void {
+		const batch = this.queues.get(room);
+		this.queues.delete(room);
+		if (!batch?.length) {
+			this.flushing.delete(room);
+			return;
+		}
+		const done = this.commitBatch(room, batch).then(
+			(results) => batch.forEach((p, i) => p.resolve(results[i] as Appended)),
+			(e: unknown) => {
+				const error = e instanceof StoreError ? e : new StoreError(`write failed: ${(e as Error).message}`);
+				for (const p of batch) p.reject(error);
+			},
+		);
+		this.flushing.set(
+			room,
+			done.then(() => this.flushRoom(room)),
+		);
+	}
+
+	private async commitBatch(room: string, batch: Pending[]): Promise<Appended[]> {
 		const t0 = performance.now();
 		for (let attempt = 0; ; attempt++) {
 			try {
-				const appended = await this.sql.begin(async (tx) => {
-					if (clientId !== null) {
-						const [existing] = await tx<
-							StoredRow[]
-						>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
-							WHERE room = ${input.room} AND sender_key = ${key} AND client_id = ${clientId}`;
-						if (existing) return { message: messageFromRow(existing), created: false };
+				const results = await this.sql.begin(async (tx) => {
+					// What is already stored under the batch's client ids, by (lower-case sender, id).
+					const known = new Map<string, Appended>();
+					const ids = [...new Set(batch.flatMap((p) => (p.input.id === undefined ? [] : [p.input.id])))];
+					if (ids.length > 0) {
+						const rows = await tx<(StoredRow & { sender_key: string })[]>`
+							SELECT room, seq, sender, sender_key, client_id, text, ts FROM hubbub_messages
+							WHERE room = ${room} AND client_id IN ${tx(ids)}`;
+						for (const r of rows)
+							known.set(`${r.sender_key}\n${r.client_id}`, { message: messageFromRow(r), created: false });
 					}
-					const [counter] = await tx`INSERT INTO hubbub_rooms (room, last_seq) VALUES (${input.room}, 1)
-						ON CONFLICT (room) DO UPDATE SET last_seq = hubbub_rooms.last_seq + 1 RETURNING last_seq`;
-					const seq = Number(counter.last_seq);
-					await tx`INSERT INTO hubbub_messages (room, seq, sender, sender_key, client_id, text, ts)
-						VALUES (${input.room}, ${seq}, ${input.from}, ${key}, ${clientId}, ${input.text}, ${input.ts})`;
-					return {
-						message: messageFromRow({
-							room: input.room,
-							seq,
-							sender: input.from,
-							client_id: clientId,
-							text: input.text,
-							ts: input.ts,
-						}),
-						created: true,
-					};
+					const dedupeKey = (input: NewMessage) =>
+						input.id === undefined ? undefined : `${input.from.toLowerCase()}\n${input.id}`;
+					// Messages that take a seq: not stored before, and not repeated earlier in this batch.
+					const seen = new Set<string>();
+					const fresh = batch.filter((p) => {
+						const k = dedupeKey(p.input);
+						if (k === undefined) return true;
+						if (known.has(k) || seen.has(k)) return false;
+						seen.add(k);
+						return true;
+					}).length;
+					let seq = 0;
+					if (fresh > 0) {
+						const [counter] = await tx`INSERT INTO hubbub_rooms (room, last_seq) VALUES (${room}, ${fresh})
+							ON CONFLICT (room) DO UPDATE SET last_seq = hubbub_rooms.last_seq + ${fresh} RETURNING last_seq`;
+						seq = Number(counter.last_seq) - fresh;
+					}
+					const rows: Record<string, string | number | null>[] = [];
+					const results = batch.map((p): Appended => {
+						const k = dedupeKey(p.input);
+						const stored = k === undefined ? undefined : known.get(k);
+						if (stored) return { message: stored.message, created: false };
+						const row = {
+							room,
+							seq: ++seq,
+							sender: p.input.from,
+							sender_key: p.input.from.toLowerCase(),
+							client_id: p.input.id ?? null,
+							text: p.input.text,
+							ts: p.input.ts,
+						};
+						rows.push(row);
+						const appended = { message: messageFromRow(row), created: true };
+						if (k !== undefined) known.set(k, appended);
+						return appended;
+					});
+					if (rows.length > 0) await tx`INSERT INTO hubbub_messages ${tx(rows)}`;
+					return results;
 				});
-				this.onCommit?.((performance.now() - t0) / 1000, 1);
-				return appended;
+				this.onCommit?.((performance.now() - t0) / 1000, batch.length);
+				return results;
 			} catch (e) {
-				// The same id sent twice at once (two processes): the loser finds the winner's row next time.
+				// The same id sent to two processes at once: the loser finds the winner's row on the next try.
 				if (isUniqueViolation(e) && attempt < 2) continue;
 				throw new StoreError(`write failed: ${(e as Error).message}`);
 			}
@@ -183,7 +233,7 @@ export class PostgresStore implements Store {
 
 	async close(): Promise<void> {
 		// Let appends already in line commit first.
-		await Promise.all(this.chains.values());
+		while (this.flushing.size > 0) await Promise.all(this.flushing.values());
 		await this.sql.close({ timeout: 5 });
 	}
 }

@@ -90,14 +90,22 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 			const again = await (await import("./helpers.ts")).Client.connect(ws(servers[2] as Spawned));
 			expect(await again.hello("ALICE")).toMatchObject({ type: "error", code: "name_taken" });
 
-			// Everyone talks at once, on every process.
-			const perClient = 40;
-			for (let i = 0; i < perClient; i++) {
-				for (const [k, who] of [alice, bob, carol].entries()) {
-					who.send({ type: "send", room: "r1", id: `${k}-${i}`, text: `${k}:${i}` });
+			// Everyone talks at once, on every process, while others join on every process, with and without since.
+			const rounds = 8;
+			const perRound = 5;
+			const joiners: { c: Client; first: number }[] = [];
+			for (let r = 0; r < rounds; r++) {
+				for (let i = 0; i < perRound; i++) {
+					for (const [k, who] of [alice, bob, carol].entries()) {
+						who.send({ type: "send", room: "r1", id: `${k}-${r}-${i}`, text: `${k}:${r}:${i}` });
+					}
 				}
+				const c = await chatter(ws(servers[r % 3] as Spawned), `joiner${r}`);
+				const since = r % 2 === 0 ? Math.max(0, r * 15 - 5) : undefined;
+				const joined = await c.join("r1", since);
+				joiners.push({ c, first: since === undefined ? (joined.messages[0]?.seq ?? 1) : since + 1 });
 			}
-			const total = perClient * 3;
+			const total = rounds * perRound * 3;
 			const seen = await Promise.all(
 				[alice, bob, carol].map(async (who) => {
 					await who.expect("message", (m) => m.seq === total, 20_000);
@@ -111,6 +119,12 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 				);
 			expect(seen[1]).toEqual(seen[0] as Message[]);
 			expect(seen[2]).toEqual(seen[0] as Message[]);
+			for (const { c, first } of joiners) {
+				if (!seqsOf(c, "r1").includes(total)) await c.expect("message", (m) => m.seq === total, 20_000);
+				const seqs = seqsOf(c, "r1");
+				expect(seqs[0]).toBe(first);
+				consecutive(seqs, total);
+			}
 
 			// Typing crosses processes too.
 			bob.send({ type: "typing", room: "r1" });
@@ -119,7 +133,9 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 			// A joiner on any process, with and without since, continues the one sequence.
 			const late = await chatter(ws(servers[0] as Spawned), "erin");
 			const resumed = await late.join("r1", 100);
-			expect(resumed.messages.map((m) => m.seq)).toEqual(Array.from({ length: 20 }, (_, i) => 101 + i));
+			expect(resumed.messages.map((m) => m.seq)).toEqual(
+				Array.from({ length: total - 100 }, (_, i) => 101 + i),
+			);
 			carol.send({ type: "send", room: "r1", text: "after all that" });
 			expect(await late.expect("message")).toMatchObject({ seq: total + 1, from: "carol" });
 		} finally {
@@ -247,6 +263,41 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 			);
 		} finally {
 			for (const s of servers) s.proc.kill("SIGKILL");
+		}
+	}, 60_000);
+
+	test("--redis with no Redis at start-up: it starts, says degraded, chats locally, and joins the cluster once Redis is there", async () => {
+		using dir = tempDir();
+		const redisPort = await freePort();
+		const s = await spawnServer([
+			process.execPath,
+			join(ROOT, "server.ts"),
+			...[
+				"--port",
+				"0",
+				"--host",
+				"127.0.0.1",
+				"--db",
+				join(dir.path, "h.db"),
+				"--redis",
+				`redis://127.0.0.1:${redisPort}`,
+			],
+		]);
+		try {
+			expect(s.logs.some((l) => l.event === "redis_unreachable" && l.level === "warn")).toBe(true);
+			expect(await (await fetch(`${s.url}/healthz`)).json()).toMatchObject({
+				status: "degraded",
+				redis: false,
+			});
+			const a = await chatter(ws(s), "alice", "general");
+			a.send({ type: "send", room: "general", text: "works without redis" });
+			expect(await a.expect("message")).toMatchObject({ seq: 1 });
+			await using late = await startRedis(redisPort);
+			await until(async () => (await (await fetch(`${s.url}/healthz`)).json()).status === "ok", 15_000);
+			expect(s.logs.some((l) => l.event === "redis_connected")).toBe(true);
+			expect(late.port).toBe(redisPort);
+		} finally {
+			s.proc.kill("SIGKILL");
 		}
 	}, 60_000);
 });

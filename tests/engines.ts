@@ -80,9 +80,9 @@ export interface Redis {
 }
 
 /** Starts a throwaway redis-server on a free loopback port, keeping nothing on disk. */
-export async function startRedis(): Promise<Redis> {
+export async function startRedis(onPort?: number): Promise<Redis> {
 	const dir = mkdtempSync(join(tmpdir(), "hubbub-redis-"));
-	const port = await freePort();
+	const port = onPort ?? (await freePort());
 	let proc: ReturnType<typeof Bun.spawn> | undefined;
 	const start = async () => {
 		proc = Bun.spawn(
