@@ -443,14 +443,28 @@ if (results.cluster) {
 			);
 		}
 	}
-	const at = (name: string) => ((results.cluster?.[name] as { points?: Point[] }) ?? {}).points?.at(-1);
-	const single = at(CLUSTER_VARIANTS[0]?.[0] as string);
+	const pointsOf = (name: string) =>
+		(results.cluster?.[name] as { points?: Point[] } | undefined)?.points ?? [];
+	const calm = (p: Point) => p.loss === 0 && p.p99 < 100;
+	const single = pointsOf(CLUSTER_VARIANTS[0]?.[0] as string);
 	for (const [name, processes] of CLUSTER_VARIANTS) {
-		const p = at(name);
-		if (processes < 2 || !p || !single) continue;
-		const ratio = perDelivery(p) / perDelivery(single);
+		if (processes < 2) continue;
+		// Compared where neither setup is saturated: past that, latency, not CPU, is the story.
+		const pair = pointsOf(name)
+			.filter(calm)
+			.map((p) => [p, single.find((q) => q.offered === p.offered && calm(q))] as const)
+			.filter((x): x is readonly [Point, Point] => x[1] !== undefined)
+			.at(-1);
+		if (!pair) {
+			verdicts.push(
+				`cluster CPU per delivery ≤ 1.5× one process (${name}): no unsaturated rate to compare → not met`,
+			);
+			continue;
+		}
+		const ratio = perDelivery(pair[0]) / perDelivery(pair[1]);
+		const saturated = pointsOf(name).find((p) => !calm(p));
 		verdicts.push(
-			`cluster CPU per delivery ≤ 1.5× one process (${name}, ${f(p.offered)} msg/s): ${f(ratio, 2)}× → ${ratio <= 1.5 ? "met" : "not met"}`,
+			`cluster CPU per delivery ≤ 1.5× one process (${name}, ${f(pair[0].offered)} msg/s): ${f(ratio, 2)}× → ${ratio <= 1.5 ? "met" : "not met"}${saturated ? ` (saturated at ${f(saturated.offered)} msg/s)` : ""}`,
 		);
 	}
 }

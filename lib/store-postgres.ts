@@ -110,7 +110,9 @@ export class PostgresStore implements Store {
 			return;
 		}
 		const done = this.commitBatch(room, batch).then(
-			(results) => batch.forEach((p, i) => p.resolve(results[i] as Appended)),
+			(results) => {
+				for (const [i, p] of batch.entries()) p.resolve(results[i] as Appended);
+			},
 			(e: unknown) => {
 				const error = e instanceof StoreError ? e : new StoreError(`write failed: ${(e as Error).message}`);
 				for (const p of batch) p.reject(error);
