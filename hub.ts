@@ -258,11 +258,13 @@ export class Hub {
 			}
 			if (state.head !== undefined && state.head > top) continue; // delivered while we read
 			state.head ??= top;
-			const head = state.head;
-			return {
-				messages: top > head ? page.messages.filter((m) => m.seq <= head) : page.messages,
-				more: page.more,
-			};
+			if (state.head < top) {
+				// Stored, but not yet delivered on this process (they come from another one): deliver them
+				// now, so this socket's live frames start after what `joined` holds, not before.
+				this.applyStored(state, (await this.store.since(room, state.head, LIMITS.resume)).messages);
+				continue;
+			}
+			return page;
 		}
 	}
 
@@ -358,23 +360,26 @@ export class Hub {
 		state.filling = true;
 		this.metrics.gapFills.inc();
 		try {
-			for (
-				let first = true;
-				(state.ahead.size > 0 || (force && first)) && this.rooms.get(room) === state;
-				first = false
-			) {
+			for (let once = force; (state.ahead.size > 0 || once) && this.rooms.get(room) === state; once = false) {
 				const page = await this.store.since(room, state.head as number, LIMITS.resume);
-				const missing = page.messages.filter((m) => m.seq > (state.head as number));
-				const first = missing[0];
-				if (!first) break;
-				// More missing than one read returns: older ones are past saving; go on from the oldest read.
-				if (first.seq !== (state.head as number) + 1) state.head = first.seq - 1;
-				for (const m of missing) if (m.seq === (state.head as number) + 1) this.emit(state, m);
-				this.drainAhead(state);
+				if (!this.applyStored(state, page.messages)) break;
 			}
 		} finally {
 			state.filling = false;
 		}
+	}
+
+	/** Emits, in order, the messages read from the store that come after the room's head; false if none did. */
+	private applyStored(state: RoomState, messages: Message[]): boolean {
+		const head = state.head as number;
+		const missing = messages.filter((m) => m.seq > head);
+		const oldest = missing[0];
+		if (!oldest) return false;
+		// More missing than one read returns: older ones are past saving; go on from the oldest read.
+		if (oldest.seq !== head + 1) state.head = oldest.seq - 1;
+		for (const m of missing) if (m.seq === (state.head as number) + 1) this.emit(state, m);
+		this.drainAhead(state);
+		return true;
 	}
 
 	typing(ws: Socket, room: string): void {

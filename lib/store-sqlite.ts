@@ -72,10 +72,12 @@ export class SqliteStore implements Store {
 			this.db = new Database(path, { create: true, strict: true });
 			// At start-up another process may be opening the same file: waiting is fine here.
 			this.db.run("PRAGMA busy_timeout = 5000");
-			this.db.run("PRAGMA journal_mode = WAL");
-			// FULL: an acknowledged message survives power loss, not only a crash; batching pays for the fsync.
-			this.db.run("PRAGMA synchronous = FULL");
-			this.epoch = this.migrate();
+			this.epoch = this.whileBusy(() => {
+				this.db.run("PRAGMA journal_mode = WAL");
+				// FULL: an acknowledged message survives power loss, not only a crash; batching pays for the fsync.
+				this.db.run("PRAGMA synchronous = FULL");
+				return this.migrate();
+			});
 			// From here on a busy database must not stall the event loop: writes retry on a timer instead.
 			this.db.run("PRAGMA busy_timeout = 0");
 		} catch (e) {
@@ -99,6 +101,19 @@ export class SqliteStore implements Store {
 				`SELECT ${cols} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
 			),
 		};
+	}
+
+	/** Retries `work` for up to 10 s while another process holds the file (SQLite does not always wait by itself). */
+	private whileBusy<T>(work: () => T): T {
+		const deadline = Date.now() + 10_000;
+		for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
+			try {
+				return work();
+			} catch (e) {
+				if (!isBusy(e) || Date.now() > deadline) throw e;
+				Bun.sleepSync(wait);
+			}
+		}
 	}
 
 	private migrate(): string {
