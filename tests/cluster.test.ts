@@ -1,7 +1,6 @@
 // Cluster mode: three hubbub processes, one Redis, one PostgreSQL, acting as one server.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { SQL } from "bun";
 import { freePort } from "../bench/net.ts";
 import type { Message, ServerFrame } from "../protocol.ts";
 import { type Postgres, type Redis, startPostgres, startRedis } from "./engines.ts";
@@ -9,7 +8,6 @@ import { type Client, chatter, ROOT, type Spawned, spawnServer, tempDir } from "
 
 let pg: Postgres;
 let redis: Redis;
-let databases = 0;
 
 beforeAll(async () => {
 	pg = await startPostgres();
@@ -19,14 +17,6 @@ afterAll(async () => {
 	await redis?.[Symbol.asyncDispose]();
 	pg?.[Symbol.dispose]();
 });
-
-async function freshDatabase(): Promise<string> {
-	const name = `cluster${process.pid}_${++databases}`;
-	const admin = new SQL(pg.url);
-	await admin.unsafe(`CREATE DATABASE ${name}`);
-	await admin.close();
-	return pg.url.replace(/\/postgres$/, `/${name}`);
-}
 
 async function cluster(count: number, db: string, ...flags: string[]): Promise<Spawned[]> {
 	// A room of its own per test: the Redis is shared by the whole file.
@@ -69,7 +59,7 @@ async function until(check: () => boolean | Promise<boolean>, ms: number): Promi
 
 describe("three processes, one Redis, one PostgreSQL", () => {
 	test("clients on different processes chat as in one server: every message once, one order, one member list, one name", async () => {
-		const servers = await cluster(3, await freshDatabase());
+		const servers = await cluster(3, await pg.database());
 		try {
 			const [a, b, c] = await Promise.all(
 				servers.map((s, i) => chatter(ws(s), ["alice", "bob", "carol"][i] as string)),
@@ -146,7 +136,7 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 	}, 60_000);
 
 	test("kill -9 of a process: its members leave every list within 10 s; its clients resume elsewhere and lose nothing", async () => {
-		const servers = await cluster(3, await freshDatabase());
+		const servers = await cluster(3, await pg.database());
 		const [s0, s1, s2] = servers as [Spawned, Spawned, Spawned];
 		try {
 			const watcher = await chatter(ws(s0), "watcher", "r2");
@@ -179,7 +169,7 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 	}, 60_000);
 
 	test("Redis restarted during a stream: nothing acknowledged is lost, and remote clients get what they missed, in order, without reconnecting", async () => {
-		const servers = await cluster(2, await freshDatabase());
+		const servers = await cluster(2, await pg.database());
 		const [s0, s1] = servers as [Spawned, Spawned];
 		try {
 			const sender = await chatter(ws(s0), "sender", "r3");

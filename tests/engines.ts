@@ -1,7 +1,9 @@
 // Real engines for tests: a throwaway PostgreSQL cluster on a free port in a temp folder, removed afterwards.
+
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { SQL } from "bun";
 import { freePort, waitForPort } from "../bench/net.ts";
 
 function pgBin(): string {
@@ -31,6 +33,8 @@ function run(cmd: string[]): void {
 export interface Postgres {
 	url: string;
 	port: number;
+	/** Makes an empty database of its own in this cluster and returns its URL. */
+	database(): Promise<string>;
 	stop(): void;
 	start(): void;
 	[Symbol.dispose](): void;
@@ -51,9 +55,18 @@ export async function startPostgres(): Promise<Postgres> {
 	const stop = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"]);
 	start();
 	let running = true;
+	const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
+	let made = 0;
 	return {
-		url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+		url,
 		port,
+		database: async () => {
+			const name = `db${++made}`;
+			const admin = new SQL(url);
+			await admin.unsafe(`CREATE DATABASE ${name}`);
+			await admin.close();
+			return url.replace(/\/postgres$/, `/${name}`);
+		},
 		start: () => {
 			start();
 			running = true;

@@ -245,6 +245,25 @@ describe("writing", () => {
 		expect(document.querySelectorAll("#messages li.pending")).toHaveLength(0);
 	});
 
+	test("server_error (nothing stored) keeps the message pending, to be sent again with the same id", () => {
+		const chat = joinedAsAlice();
+		const box = $("#text") as HTMLTextAreaElement;
+		box.value = "while the database is away";
+		box.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+		const id = chat.room("general").pending[0]?.id;
+		chat.receive({
+			type: "error",
+			code: "server_error",
+			message: "the server could not do that; try again",
+			ref: id,
+		});
+		expect(chat.room("general").pending.map((p) => p.id)).toEqual([id as string]);
+		expect(texts("#messages li.pending .text")).toEqual(["while the database is away"]);
+		expect(box.value).toBe("");
+		chat.receive(message(3, "alice", "while the database is away", id));
+		expect(document.querySelectorAll("#messages li.pending")).toHaveLength(0);
+	});
+
 	test("a message too long to send stays in the box", () => {
 		joinedAsAlice();
 		const box = $("#text") as HTMLTextAreaElement;

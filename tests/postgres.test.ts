@@ -1,26 +1,16 @@
 // hubbub on PostgreSQL (--db postgres://…): chat guarantees on the shared store, and what a send does while the database is away.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { SQL } from "bun";
 import { Metrics } from "../lib/metrics.ts";
 import { openStore } from "../server.ts";
 import { type Postgres, startPostgres } from "./engines.ts";
 import { chatter, ROOT, spawnServer, startServer } from "./helpers.ts";
 
 let pg: Postgres;
-let databases = 0;
 beforeAll(async () => {
 	pg = await startPostgres();
 }, 60_000);
 afterAll(() => pg?.[Symbol.dispose]());
-
-async function freshDatabase(): Promise<string> {
-	const name = `chat${process.pid}_${++databases}`;
-	const admin = new SQL(pg.url);
-	await admin.unsafe(`CREATE DATABASE ${name}`);
-	await admin.close();
-	return pg.url.replace(/\/postgres$/, `/${name}`);
-}
 
 async function pgServer(url: string, config = {}) {
 	const metrics = new Metrics();
@@ -29,7 +19,7 @@ async function pgServer(url: string, config = {}) {
 
 describe("on PostgreSQL", () => {
 	test("several senders and joiners at once: every client sees one gap-free, duplicate-free sequence", async () => {
-		const url = await freshDatabase();
+		const url = await pg.database();
 		await using s = await pgServer(url, { sendRate: 10_000, sendBurst: 10_000, maxConnsPerIp: 1000 });
 		const senders = await Promise.all([1, 2, 3, 4].map((i) => chatter(s.ws, `sender${i}`, "general")));
 		const watcher = await chatter(s.ws, "watcher", "general");
@@ -88,7 +78,7 @@ describe("on PostgreSQL", () => {
 	}, 60_000);
 
 	test("PostgreSQL stopped: a send gets server_error with its ref; after a restart the same id is stored once", async () => {
-		const url = await freshDatabase();
+		const url = await pg.database();
 		await using s = await pgServer(url);
 		const a = await chatter(s.ws, "alice", "general");
 		a.send({ type: "send", room: "general", id: "m1", text: "before" });
@@ -116,7 +106,7 @@ describe("on PostgreSQL", () => {
 	}, 60_000);
 
 	test("the executable takes --db postgres://… and keeps history and epoch across restarts", async () => {
-		const url = await freshDatabase();
+		const url = await pg.database();
 		const args = [
 			process.execPath,
 			join(ROOT, "server.ts"),

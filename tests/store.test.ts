@@ -1,7 +1,6 @@
-// The Store contract, run against every implementation (SQLite today; PostgreSQL joins this list).
+// The Store contract, run against every implementation: SQLite and PostgreSQL.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { SQL } from "bun";
 import type { Store } from "../lib/store.ts";
 import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
@@ -19,7 +18,6 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => pg?.[Symbol.dispose]());
 
-let databases = 0;
 const backends: [string, Backend][] = [
 	[
 		"sqlite",
@@ -39,11 +37,7 @@ const backends: [string, Backend][] = [
 		{
 			async fresh() {
 				// A database of its own for each test, in the one cluster this file started.
-				const name = `t${process.pid}_${++databases}`;
-				const admin = new SQL(pg.url);
-				await admin.unsafe(`CREATE DATABASE ${name}`);
-				await admin.close();
-				const url = pg.url.replace(/\/postgres$/, `/${name}`);
+				const url = await pg.database();
 				return { open: () => PostgresStore.open(url), [Symbol.asyncDispose]: async () => {} };
 			},
 		},
