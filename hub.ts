@@ -211,8 +211,12 @@ export class Hub {
 			page = await this.readForJoin(state, room, since);
 		} catch (e) {
 			state.pending--;
-			if (rejoin) this.leave(ws, room);
-			else this.dropIfEmpty(room, state);
+			if (rejoin) {
+				this.leave(ws, room);
+			} else {
+				this.presence.exit(room, name);
+				this.dropIfEmpty(room, state);
+			}
 			throw e;
 		}
 		state.pending--;
@@ -242,7 +246,8 @@ export class Hub {
 	/**
 	 * Reads the messages for `joined` and lines them up with the topic: a read
 	 * that missed messages delivered meanwhile is repeated, and messages stored
-	 * but not yet delivered here are left to arrive live.
+	 * but not yet delivered on this process are delivered first, so the topic's
+	 * head is the last message in `joined`.
 	 */
 	private async readForJoin(state: RoomState, room: string, since: number | undefined): Promise<Page> {
 		for (;;) {

@@ -54,6 +54,7 @@ export class RedisCluster implements Bus, Presence {
 	private pub?: RedisClient;
 	private sub?: RedisClient;
 	private up = false;
+	private everUp = false;
 	private closed = false;
 	private attempt = 0;
 	private retry?: ReturnType<typeof setTimeout>;
@@ -110,7 +111,8 @@ export class RedisCluster implements Bus, Presence {
 			this.pub = pub;
 			this.sub = sub;
 			this.up = true;
-			if (this.attempt > 0 || this.metrics.redisReconnects.get() > 0) this.metrics.redisReconnects.inc();
+			if (this.everUp) this.metrics.redisReconnects.inc();
+			this.everUp = true;
 			this.attempt = 0;
 			this.log.info("redis_connected", { process: this.id });
 			if (this.hooks) await this.rejoin();
