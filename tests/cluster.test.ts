@@ -192,6 +192,7 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 			await remote.expect("message", (m) => m.seq === 40, 20_000);
 			send(5);
 			await remote.expect("message", (m) => m.seq === 45, 10_000);
+			await sender.expect("message", (m) => m.seq === 45, 10_000);
 			expect(remote.isOpen).toBe(true);
 			consecutive(seqsOf(remote, "r3"), 45);
 			consecutive(seqsOf(sender, "r3"), 45);

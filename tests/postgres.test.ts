@@ -37,6 +37,7 @@ describe("on PostgreSQL", () => {
 			joiners.push({ c, joined });
 		}
 		await watcher.expect("message", (m) => m.seq === total, 20_000);
+		for (const c of senders) await c.expect("message", (m) => m.seq === total, 20_000);
 		for (const { c, joined } of joiners) {
 			if ((joined.messages.at(-1)?.seq ?? 0) < total)
 				await c.expect("message", (m) => m.seq === total, 20_000);
