@@ -12,6 +12,9 @@ import {
 export const TYPING_SHOWN_MS = 4000;
 export const TYPING_SEND_EVERY_MS = 2000;
 const SERVER_ERROR_RETRY_MS = 3000;
+/** A little past the server's default idle timeout (60 s), after which a vanished connection is dropped. */
+const RECLAIM_NAME_MS = 90_000;
+const RECLAIM_EVERY_MS = 1000;
 
 /** Delay before reconnect attempt `attempt` (0-based): doubling from 0.5 s, capped at 30 s, with jitter in its upper half. */
 export function reconnectDelay(attempt: number, random: () => number = Math.random): number {
@@ -80,6 +83,9 @@ export class Chat {
 	private attempt = 0;
 	private retryTimer?: ReturnType<typeof setTimeout>;
 	private lastTypingSent = 0;
+	/** The name the server last welcomed us with, and until when we wait for it to be ours again. */
+	private welcomedAs?: string;
+	private reclaimUntil = 0;
 	private stopped = false;
 	private readonly listeners = new Set<(c: Change) => void>();
 	private readonly storage?: Pick<Storage, "getItem" | "setItem">;
@@ -293,8 +299,32 @@ export class Chat {
 		}
 	}
 
+	/**
+	 * After a reconnect our own name can still be held by our previous
+	 * connection, until the server notices it is gone (at most its idle
+	 * timeout). Ask again for a while before asking the person for a name.
+	 */
+	private reclaiming(): boolean {
+		if (!this.name || this.welcomedAs?.toLowerCase() !== this.name.toLowerCase()) return false;
+		const now = Date.now();
+		if (this.reclaimUntil === 0) {
+			this.reclaimUntil = now + RECLAIM_NAME_MS;
+			this.emit({
+				kind: "system",
+				text: "Your previous connection is still open on the server; trying again…",
+			});
+		}
+		if (now >= this.reclaimUntil) return false;
+		setTimeout(() => {
+			if (this.name) this.raw({ type: "hello", name: this.name });
+		}, RECLAIM_EVERY_MS);
+		return true;
+	}
+
 	private welcomed(frame: ServerFrameOf<"welcome">): void {
 		const resumed = this.epoch !== undefined;
+		this.welcomedAs = frame.name;
+		this.reclaimUntil = 0;
 		this.attempt = 0;
 		this.name = frame.name;
 		this.storage?.setItem("hubbub.name", frame.name);
@@ -399,8 +429,12 @@ export class Chat {
 
 	private failed(frame: ServerFrameOf<"error">): void {
 		switch (frame.code) {
-			case "invalid_name":
 			case "name_taken":
+				if (this.reclaiming()) return;
+				this.name = undefined;
+				this.emit({ kind: "identity", error: frame.message });
+				return;
+			case "invalid_name":
 				this.name = undefined;
 				this.emit({ kind: "identity", error: frame.message });
 				return;

@@ -347,6 +347,29 @@ describe("reconnecting", () => {
 		expect($("#status").textContent).toBe("Connected as alice");
 	});
 
+	test("after a reconnect, a name still held by the old connection is asked for again, not given up", async () => {
+		using dir = tempDir();
+		const dbPath = join(dir.path, "chat.db");
+		const first = startServer({ dbPath });
+		const port = first.server.port as number;
+		const chat = page({ url: first.ws, delay: () => 100 });
+		chat.name = "alice";
+		chat.open("general");
+		chat.connect();
+		await until(() => chat.status.kind === "connected");
+		await first.stop();
+		await until(() => chat.status.kind === "reconnecting");
+		await using second = startServer({ dbPath, config: { port } });
+		// Someone holds "alice" on the new server, as a not-yet-noticed old connection would.
+		const holder = await chatter(second.ws, "alice");
+		await until(() => texts("#messages .system").some((t) => t.includes("still open")));
+		expect($("#hello").hidden).toBe(true);
+		expect(chat.name).toBe("alice");
+		holder.close();
+		await until(() => chat.status.kind === "connected" && chat.room("general").joined, 10_000);
+		expect($("#status").textContent).toBe("Connected as alice");
+	});
+
 	test("a new epoch clears the rooms and joins them afresh", () => {
 		const chat = joinedAsAlice();
 		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e2" });
