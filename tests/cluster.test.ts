@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { freePort } from "../bench/net.ts";
 import type { Message, ServerFrame } from "../protocol.ts";
 import { type Postgres, type Redis, startPostgres, startRedis } from "./engines.ts";
-import { type Client, chatter, ROOT, type Spawned, spawnServer, tempDir } from "./helpers.ts";
+import { type Client, chatter, fromSource, ROOT, type Spawned, spawnServer, tempDir } from "./helpers.ts";
 
 let pg: Postgres;
 let redis: Redis;
@@ -22,12 +22,15 @@ async function cluster(count: number, db: string, ...flags: string[]): Promise<S
 	// A room of its own per test: the Redis is shared by the whole file.
 	return Promise.all(
 		Array.from({ length: count }, () =>
-			spawnServer([
-				process.execPath,
-				join(ROOT, "server.ts"),
-				...["--port", "0", "--host", "127.0.0.1", "--db", db, "--redis", redis.url],
-				...["--send-rate", "1000", "--send-burst", "1000", ...flags],
-			]),
+			spawnServer(
+				fromSource(
+					"--db",
+					db,
+					"--redis",
+					redis.url,
+					...["--send-rate", "1000", "--send-burst", "1000", ...flags],
+				),
+			),
 		),
 	);
 }
@@ -262,20 +265,9 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 	test("--redis with no Redis at start-up: it starts, says degraded, chats locally, and joins the cluster once Redis is there", async () => {
 		using dir = tempDir();
 		const redisPort = await freePort();
-		const s = await spawnServer([
-			process.execPath,
-			join(ROOT, "server.ts"),
-			...[
-				"--port",
-				"0",
-				"--host",
-				"127.0.0.1",
-				"--db",
-				join(dir.path, "h.db"),
-				"--redis",
-				`redis://127.0.0.1:${redisPort}`,
-			],
-		]);
+		const s = await spawnServer(
+			fromSource("--db", join(dir.path, "h.db"), "--redis", `redis://127.0.0.1:${redisPort}`),
+		);
 		try {
 			expect(s.logs.some((l) => l.event === "redis_unreachable" && l.level === "warn")).toBe(true);
 			expect(await (await fetch(`${s.url}/healthz`)).json()).toMatchObject({

@@ -10,6 +10,11 @@ import { type Running, type StartOptions, start } from "../server.ts";
 export const ROOT = join(import.meta.dir, "..");
 export const BINARY = join(ROOT, "dist", "hubbub");
 
+/** The command that runs hubbub from source on a free loopback port, `flags` after. */
+export function fromSource(...flags: string[]): string[] {
+	return [process.execPath, join(ROOT, "server.ts"), "--port", "0", "--host", "127.0.0.1", ...flags];
+}
+
 let built: Promise<void> | undefined;
 /** Builds dist/hubbub with the same command users run, once per test process. */
 export function buildBinary(): Promise<void> {

@@ -3,7 +3,16 @@ import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { Client, chatter, RawSocket, ROOT, spawnServer, startServer, tempDir } from "./helpers.ts";
+import {
+	Client,
+	chatter,
+	fromSource,
+	RawSocket,
+	ROOT,
+	spawnServer,
+	startServer,
+	tempDir,
+} from "./helpers.ts";
 
 const BUN = process.execPath;
 const SERVER = join(ROOT, "server.ts");
@@ -158,12 +167,13 @@ describe("slow and dead peers", () => {
 
 	test("a reader that stops reading while 10 MB go to its room: bounded memory, others get all, it resumes with since", async () => {
 		using dir = tempDir();
-		const s = await spawnServer([
-			BUN,
-			SERVER,
-			...["--port", "0", "--host", "127.0.0.1", "--db", join(dir.path, "h.db")],
-			...["--send-rate", "100000", "--send-burst", "100000", "--max-buffer", "1MiB"],
-		]);
+		const s = await spawnServer(
+			fromSource(
+				"--db",
+				join(dir.path, "h.db"),
+				...["--send-rate", "100000", "--send-burst", "100000", "--max-buffer", "1MiB"],
+			),
+		);
 		try {
 			const ws = `ws://127.0.0.1:${s.port}/ws`;
 			const sender = await chatter(ws, "sender", "general");
@@ -326,16 +336,7 @@ describe("health and metrics", () => {
 describe("logs", () => {
 	test("one JSON object per line; connections logged with address and close code; message text never at info", async () => {
 		using dir = tempDir();
-		const s = await spawnServer([
-			BUN,
-			SERVER,
-			"--port",
-			"0",
-			"--host",
-			"127.0.0.1",
-			"--db",
-			join(dir.path, "h.db"),
-		]);
+		const s = await spawnServer(fromSource("--db", join(dir.path, "h.db")));
 		try {
 			const a = await chatter(`ws://127.0.0.1:${s.port}/ws`, "alice", "general");
 			a.send({ type: "send", room: "general", text: "my secret plans" });

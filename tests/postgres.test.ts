@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Metrics } from "../lib/metrics.ts";
 import { openStore } from "../server.ts";
 import { type Postgres, startPostgres } from "./engines.ts";
-import { chatter, ROOT, spawnServer, startServer } from "./helpers.ts";
+import { chatter, fromSource, ROOT, spawnServer, startServer } from "./helpers.ts";
 
 let pg: Postgres;
 beforeAll(async () => {
@@ -108,16 +108,7 @@ describe("on PostgreSQL", () => {
 
 	test("the executable takes --db postgres://… and keeps history and epoch across restarts", async () => {
 		const url = await pg.database();
-		const args = [
-			process.execPath,
-			join(ROOT, "server.ts"),
-			"--port",
-			"0",
-			"--host",
-			"127.0.0.1",
-			"--db",
-			url,
-		];
+		const args = fromSource("--db", url);
 		const first = await spawnServer(args);
 		let epoch: string;
 		try {

@@ -3,7 +3,7 @@ import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Client, chatter, ROOT, spawnServer, tempDir } from "./helpers.ts";
+import { Client, chatter, fromSource, ROOT, spawnServer, tempDir } from "./helpers.ts";
 
 const BUN = process.execPath;
 const SERVER = join(ROOT, "server.ts");
@@ -71,7 +71,7 @@ describe("flags", () => {
 
 	test("a port in use: a clear message and exit status 2", async () => {
 		using dir = tempDir();
-		const first = await spawnServer([BUN, SERVER, "--port", "0", "--host", "127.0.0.1", "--db", ":memory:"]);
+		const first = await spawnServer(fromSource("--db", ":memory:"));
 		try {
 			const second = await run([
 				"--port",
@@ -106,7 +106,7 @@ describe("durability", () => {
 	test("after SIGKILL, a new server on the same file has every acknowledged message, the same epoch, and continues the seq", async () => {
 		using dir = tempDir();
 		const db = join(dir.path, "hubbub.db");
-		const args = [BUN, SERVER, "--port", "0", "--host", "127.0.0.1", "--db", db];
+		const args = fromSource("--db", db);
 		const first = await spawnServer(args);
 		const a = await chatter(`ws://127.0.0.1:${first.port}/ws`, "alice", "general");
 		const epoch = (a.frames[0] as { epoch: string }).epoch;
@@ -130,16 +130,7 @@ describe("durability", () => {
 			second.proc.kill();
 		}
 
-		const other = await spawnServer([
-			BUN,
-			SERVER,
-			"--port",
-			"0",
-			"--host",
-			"127.0.0.1",
-			"--db",
-			join(dir.path, "new.db"),
-		]);
+		const other = await spawnServer(fromSource("--db", join(dir.path, "new.db")));
 		try {
 			const c = await Client.connect(`ws://127.0.0.1:${other.port}/ws`);
 			const welcome = await c.hello("carol");
@@ -153,7 +144,7 @@ describe("durability", () => {
 	test("the database is in WAL mode and records each message once", async () => {
 		using dir = tempDir();
 		const db = join(dir.path, "hubbub.db");
-		const s = await spawnServer([BUN, SERVER, "--port", "0", "--host", "127.0.0.1", "--db", db]);
+		const s = await spawnServer(fromSource("--db", db));
 		try {
 			const a = await chatter(`ws://127.0.0.1:${s.port}/ws`, "alice", "general");
 			a.send({ type: "send", room: "general", id: "x", text: "once" });
