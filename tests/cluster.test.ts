@@ -4,7 +4,16 @@ import { join } from "node:path";
 import { freePort } from "../bench/net.ts";
 import type { Message, ServerFrame } from "../protocol.ts";
 import { type Postgres, type Redis, startPostgres, startRedis } from "./engines.ts";
-import { type Client, chatter, fromSource, ROOT, type Spawned, spawnServer, tempDir } from "./helpers.ts";
+import {
+	type Client,
+	chatter,
+	fromSource,
+	ROOT,
+	type Spawned,
+	spawnServer,
+	tempDir,
+	twoOnOnePort,
+} from "./helpers.ts";
 
 let pg: Postgres;
 let redis: Redis;
@@ -210,27 +219,11 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 
 	test("two processes sharing one SQLite file and one port (--reuse-port): the same chat guarantees", async () => {
 		using dir = tempDir();
-		const port = await freePort();
-		const db = join(dir.path, "shared.db");
-		const servers = await Promise.all(
-			[0, 1].map(() =>
-				spawnServer([
-					process.execPath,
-					join(ROOT, "server.ts"),
-					...[
-						"--port",
-						String(port),
-						"--reuse-port",
-						"--host",
-						"127.0.0.1",
-						"--db",
-						db,
-						"--redis",
-						redis.url,
-					],
-					...["--send-rate", "1000", "--send-burst", "1000"],
-				]),
-			),
+		const { port, servers } = await twoOnOnePort(
+			[process.execPath, join(ROOT, "server.ts")],
+			join(dir.path, "shared.db"),
+			redis.url,
+			...["--send-rate", "1000", "--send-burst", "1000"],
 		);
 		try {
 			const url = `ws://127.0.0.1:${port}/ws`;

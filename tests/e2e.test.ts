@@ -3,9 +3,17 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
-import { freePort } from "../bench/net.ts";
 import { type Redis, startRedis } from "./engines.ts";
-import { BINARY, buildBinary, chatter, ROOT, type Spawned, spawnServer, tempDir } from "./helpers.ts";
+import {
+	BINARY,
+	buildBinary,
+	chatter,
+	ROOT,
+	type Spawned,
+	spawnServer,
+	tempDir,
+	twoOnOnePort,
+} from "./helpers.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOTS = join(ROOT, "artifacts", "screenshots");
@@ -63,20 +71,8 @@ describe("the page in Chromium", () => {
 	/** Two processes of the binary on one port and one SQLite file, joined by Redis. */
 	async function serveTwo(dir: string): Promise<{ url: string; servers: Spawned[]; redis: Redis }> {
 		const redis = await startRedis();
-		const port = await freePort();
-		const flags = [
-			"--port",
-			String(port),
-			"--reuse-port",
-			"--host",
-			"127.0.0.1",
-			"--db",
-			join(dir, "chat.db"),
-		];
-		const servers = await Promise.all(
-			[0, 1].map(() => spawnServer([BINARY, ...flags, "--redis", redis.url])),
-		);
-		return { url: `http://127.0.0.1:${port}`, servers, redis };
+		const { url, servers } = await twoOnOnePort([BINARY], join(dir, "chat.db"), redis.url);
+		return { url, servers, redis };
 	}
 
 	test.each([

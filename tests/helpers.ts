@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "../bench/net.ts";
 import { type Config, defaultConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { parseServerFrame, type ServerFrame, type ServerFrameOf } from "../protocol.ts";
@@ -13,6 +14,27 @@ export const BINARY = join(ROOT, "dist", "hubbub");
 /** The command that runs hubbub from source on a free loopback port, `flags` after. */
 export function fromSource(...flags: string[]): string[] {
 	return [process.execPath, join(ROOT, "server.ts"), "--port", "0", "--host", "127.0.0.1", ...flags];
+}
+
+/**
+ * Two hubbub processes (`program`: the binary, or Bun and server.ts) on one
+ * free port with --reuse-port, sharing the SQLite file `db`, joined by Redis.
+ */
+export async function twoOnOnePort(program: string[], db: string, redisUrl: string, ...flags: string[]) {
+	const port = await freePort();
+	const args = [
+		"--port",
+		String(port),
+		"--reuse-port",
+		"--host",
+		"127.0.0.1",
+		"--db",
+		db,
+		"--redis",
+		redisUrl,
+	];
+	const servers = await Promise.all([0, 1].map(() => spawnServer([...program, ...args, ...flags])));
+	return { port, url: `http://127.0.0.1:${port}`, servers };
 }
 
 let built: Promise<void> | undefined;
