@@ -2,6 +2,7 @@
 import type { Server, ServerWebSocket } from "bun";
 import type { Bus } from "./lib/bus.ts";
 import type { Metrics } from "./lib/metrics.ts";
+import { nameKey } from "./lib/names.ts";
 import { localPresence, type Presence } from "./lib/presence.ts";
 import type { TokenBucket } from "./lib/rate-limit.ts";
 import type { Page, Store } from "./lib/store.ts";
@@ -161,7 +162,7 @@ export class Hub {
 
 	/** Claims a name for this socket; false when another open connection, here or on another process, holds it. */
 	async identify(ws: Socket, name: string): Promise<boolean> {
-		const key = name.toLowerCase();
+		const key = nameKey(name);
 		if (this.names.has(key)) return false;
 		// Held here while the cluster is asked, so a second local hello cannot take it meanwhile.
 		this.names.set(key, ws);
@@ -224,18 +225,18 @@ export class Hub {
 			this.dropIfEmpty(room, state);
 			return;
 		}
-		const key = name.toLowerCase();
+		const key = nameKey(name);
 		const isNew = !state.members.has(key);
 		state.members.set(key, name);
 		conn.rooms.add(room);
 		ws.cork(() => {
 			ws.subscribe(topicOf(room));
 			const here = [...state.members.values()];
-			const known = new Set(here.map((n) => n.toLowerCase()));
+			const known = new Set(here.map((n) => nameKey(n)));
 			this.sendTo(ws, {
 				type: "joined",
 				room,
-				members: [...here, ...elsewhere.filter((n) => !known.has(n.toLowerCase()))],
+				members: [...here, ...elsewhere.filter((n) => !known.has(nameKey(n)))],
 				messages: page.messages,
 				more: page.more,
 			});
@@ -294,8 +295,8 @@ export class Hub {
 		}
 		for (const room of conn.rooms) this.removeMember(ws, room);
 		conn.rooms.clear();
-		if (conn.name && this.names.get(conn.name.toLowerCase()) === ws) {
-			this.names.delete(conn.name.toLowerCase());
+		if (conn.name && this.names.get(nameKey(conn.name)) === ws) {
+			this.names.delete(nameKey(conn.name));
 			this.presence.release(conn.name);
 		}
 	}
@@ -304,7 +305,7 @@ export class Hub {
 		const state = this.rooms.get(room);
 		const name = ws.data.name;
 		if (!state || !name) return;
-		state.members.delete(name.toLowerCase());
+		state.members.delete(nameKey(name));
 		this.presence.exit(room, name);
 		this.announce(room, { type: "presence", room, name, online: false });
 		this.dropIfEmpty(room, state);

@@ -1,10 +1,11 @@
 // The wire protocol, version 1: the one definition of every frame, shared by the server, the page and the tests.
 import { z } from "zod";
+import { checkName, isVisibleText, NAME_MAX_CHARS } from "./lib/names.ts";
 
 export const PROTOCOL_VERSION = "1.0.0";
 
 export const LIMITS = {
-	nameChars: 32,
+	nameChars: NAME_MAX_CHARS,
 	roomChars: 32,
 	textChars: 4000,
 	idChars: 64,
@@ -48,30 +49,34 @@ function maxChars(max: number) {
 	return (s: string) => s.length <= max || charCount(s) <= max;
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this rejects.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Room names are plain ASCII, so no look-alike, invisible or bidi character can be in one.
 export const ROOM_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
-export const Name = z
-	.string()
-	.transform((s) => s.trim())
-	.refine((s) => s.length > 0, "must not be empty")
-	.refine(maxChars(LIMITS.nameChars), `must be at most ${LIMITS.nameChars} characters`)
-	.refine((s) => !CONTROL.test(s), "must not contain control characters");
+/** A name by the identifier rules of lib/names.ts, normalised (NFKC, spaces collapsed, trimmed). */
+export const Name = z.string().transform((s, ctx) => {
+	const checked = checkName(s);
+	if (checked.ok) return checked.name;
+	ctx.addIssue({ code: "custom", message: checked.message.replace(/^name /, "") });
+	return z.NEVER;
+});
 
 export const Room = z
 	.string()
 	.regex(ROOM_PATTERN, "must be 1-32 of a-z, 0-9, '-', '_', starting with a letter or digit");
 
 const Seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+// Lone surrogates are refused: stored as UTF-8 they would become U+FFFD, and two ids would collide.
+const wellFormed = (s: string) => s.isWellFormed();
 const ClientId = z
 	.string()
 	.min(1)
-	.refine(maxChars(LIMITS.idChars), `must be at most ${LIMITS.idChars} characters`);
+	.refine(maxChars(LIMITS.idChars), `must be at most ${LIMITS.idChars} characters`)
+	.refine(wellFormed, "must be valid Unicode text (no lone surrogates)");
 const Text = z
 	.string()
-	.refine((s) => s.trim().length > 0, "must not be empty or only whitespace")
-	.refine(maxChars(LIMITS.textChars), `must be at most ${LIMITS.textChars} characters`);
+	.refine(isVisibleText, "must not be empty, only whitespace or only invisible characters")
+	.refine(maxChars(LIMITS.textChars), `must be at most ${LIMITS.textChars} characters`)
+	.refine(wellFormed, "must be valid Unicode text (no lone surrogates)");
 
 // ---- client → server
 
@@ -238,11 +243,9 @@ function describe(issue: z.core.$ZodIssue | undefined): string {
 	return issue.message;
 }
 
-/** Validates a name from `hello`: the trimmed name, or why it is refused. */
+/** Validates a name from `hello`: the normalised name, or why it is refused (lib/names.ts has the rules). */
 export function parseName(raw: string): { ok: true; name: string } | { ok: false; message: string } {
-	const result = Name.safeParse(raw);
-	if (result.success) return { ok: true, name: result.data };
-	return { ok: false, message: `name ${result.error.issues[0]?.message ?? "is invalid"}` };
+	return checkName(raw);
 }
 
 /** Parses a frame the server sent; the page and tests use it so a malformed server frame is caught, not guessed at. */

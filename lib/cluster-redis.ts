@@ -4,6 +4,7 @@ import type { Message, ServerFrame } from "../protocol.ts";
 import type { Bus, Deliver, DeliverEvent } from "./bus.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import { nameKey } from "./names.ts";
 import type { Presence } from "./presence.ts";
 
 const CHANNEL = "hubbub:bus";
@@ -191,7 +192,7 @@ export class RedisCluster implements Bus, Presence {
 	// ---- presence
 
 	async claim(name: string): Promise<boolean> {
-		const lower = name.toLowerCase();
+		const lower = nameKey(name);
 		const set = await this.send<string | null>("SET", [key.name(lower), this.id, "NX"]);
 		// Redis unreachable: this process's own check is all there is.
 		if (set === undefined) return true;
@@ -208,7 +209,7 @@ export class RedisCluster implements Bus, Presence {
 	}
 
 	release(name: string): void {
-		const lower = name.toLowerCase();
+		const lower = nameKey(name);
 		void (async () => {
 			if ((await this.send<string | null>("GET", [key.name(lower)])) === this.id)
 				await this.send("DEL", [key.name(lower)]);
@@ -217,12 +218,12 @@ export class RedisCluster implements Bus, Presence {
 	}
 
 	async enter(room: string, name: string): Promise<void> {
-		await this.send("HSET", [key.room(room), name.toLowerCase(), JSON.stringify({ n: name, p: this.id })]);
+		await this.send("HSET", [key.room(room), nameKey(name), JSON.stringify({ n: name, p: this.id })]);
 		await this.send("SADD", [key.procRooms(this.id), room]);
 	}
 
 	exit(room: string, name: string): void {
-		void this.send("HDEL", [key.room(room), name.toLowerCase()]);
+		void this.send("HDEL", [key.room(room), nameKey(name)]);
 	}
 
 	async members(room: string): Promise<string[]> {
@@ -257,9 +258,8 @@ export class RedisCluster implements Bus, Presence {
 		await this.heartbeat();
 		await this.send("SADD", [key.procs, this.id]);
 		const { names, rooms } = this.hooks?.local() ?? { names: [], rooms: [] };
-		for (const name of names) await this.send("SET", [key.name(name.toLowerCase()), this.id, "NX"]);
-		if (names.length > 0)
-			await this.send("SADD", [key.procNames(this.id), ...names.map((n) => n.toLowerCase())]);
+		for (const name of names) await this.send("SET", [key.name(nameKey(name)), this.id, "NX"]);
+		if (names.length > 0) await this.send("SADD", [key.procNames(this.id), ...names.map((n) => nameKey(n))]);
 		for (const [room, members] of rooms) for (const name of members) await this.enter(room, name);
 	}
 
