@@ -1,7 +1,7 @@
 // Identifiers (issue 10, finding 3): look-alike, invisible and bidi names are refused or collide; empty-looking text and broken ids are refused.
 import { describe, expect, test } from "bun:test";
 import { checkName, isVisibleText, nameKey } from "../lib/names.ts";
-import { chatter, Client, startServer } from "./helpers.ts";
+import { Client, chatter, startServer } from "./helpers.ts";
 
 /** [what it is, the name sent, the name welcomed (or undefined: refused with invalid_name)]. */
 const NAMES: [string, string, string | undefined][] = [
@@ -89,7 +89,15 @@ describe("the name rules (lib/names.ts)", () => {
 	});
 
 	test("text that shows nothing is not text", () => {
-		for (const t of ["\u200b", "\u200b\u200c\u200d", " \u2800 ", "\u3164", "\u00ad\ufeff", "\u202e", "\u{e0041}"])
+		for (const t of [
+			"\u200b",
+			"\u200b\u200c\u200d",
+			" \u2800 ",
+			"\u3164",
+			"\u00ad\ufeff",
+			"\u202e",
+			"\u{e0041}",
+		])
 			expect(isVisibleText(t)).toBe(false);
 		for (const t of ["hi", "🦊", "\u200bx", "ا"]) expect(isVisibleText(t)).toBe(true);
 	});
