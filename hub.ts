@@ -3,6 +3,7 @@ import type { Server, ServerWebSocket } from "bun";
 import type { Bus } from "./lib/bus.ts";
 import type { Metrics } from "./lib/metrics.ts";
 import { nameKey } from "./lib/names.ts";
+import { addressGroup } from "./lib/origin.ts";
 import { localPresence, type Presence } from "./lib/presence.ts";
 import type { TokenBucket } from "./lib/rate-limit.ts";
 import type { Page, Store } from "./lib/store.ts";
@@ -108,14 +109,14 @@ export class Hub {
 		return this.rooms.size;
 	}
 
-	/** Open connections from one client address. */
+	/** Open connections from one client address (an IPv6 /64 counts as one: see addressGroup). */
 	connectionsFrom(address: string): number {
-		return this.perAddress.get(address) ?? 0;
+		return this.perAddress.get(addressGroup(address)) ?? 0;
 	}
 
 	connect(ws: Socket): void {
 		this.sockets.add(ws);
-		this.perAddress.set(ws.data.address, this.connectionsFrom(ws.data.address) + 1);
+		this.perAddress.set(addressGroup(ws.data.address), this.connectionsFrom(ws.data.address) + 1);
 	}
 
 	/** Closes every open socket, e.g. with 1001 on shutdown. */
@@ -290,8 +291,8 @@ export class Hub {
 		conn.closed = true;
 		if (this.sockets.delete(ws)) {
 			const left = this.connectionsFrom(conn.address) - 1;
-			if (left > 0) this.perAddress.set(conn.address, left);
-			else this.perAddress.delete(conn.address);
+			if (left > 0) this.perAddress.set(addressGroup(conn.address), left);
+			else this.perAddress.delete(addressGroup(conn.address));
 		}
 		for (const room of conn.rooms) this.removeMember(ws, room);
 		conn.rooms.clear();

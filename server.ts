@@ -1,15 +1,20 @@
-// Composition root: reads the config, opens the store, wires hub and bus, and serves the page, /ws, /healthz and /metrics.
+// Composition root: reads the config, opens the store, wires hub and bus, and serves the page, /ws, /healthz, /metrics and /api/upgrade-check.
 
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
 import type { Server } from "bun";
 import page from "./client/index.html";
 import { type Conn, Hub } from "./hub.ts";
 import { LocalBus } from "./lib/bus-local.ts";
+import { connectionCap } from "./lib/capacity.ts";
 import { RedisCluster } from "./lib/cluster-redis.ts";
 import { type Config, ConfigError, HELP, parseConfig } from "./lib/config.ts";
+import { DiskFloor } from "./lib/health.ts";
+import { methodNotAllowed, secured } from "./lib/http.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import { Metrics } from "./lib/metrics.ts";
-import { clientAddress, isOriginAllowed } from "./lib/origin.ts";
+import { checkOrigin, clientAddress } from "./lib/origin.ts";
+import { PageFiles } from "./lib/page.ts";
 import { newConn, websocketHandler } from "./lib/session.ts";
 import { type Store, StoreError } from "./lib/store.ts";
 import { PostgresStore, redact } from "./lib/store-postgres.ts";
@@ -31,10 +36,30 @@ export interface StartOptions {
 
 const POSTGRES_URL = /^postgres(ql)?:\/\//i;
 
-/** Opens `db`: a postgres:// URL is PostgreSQL, anything else a SQLite file. Throws StoreError. */
+/** The SQLite file `db` names, or undefined for PostgreSQL and `:memory:`. */
+function sqliteFile(db: string): string | undefined {
+	return POSTGRES_URL.test(db) || db === ":memory:" || db.startsWith("file:") ? undefined : db;
+}
+
+/** `--db /var/lib/hubbub/chat.db` on a fresh machine: make the folder rather than fail to open the file. */
+function ensureFolder(db: string): void {
+	const file = sqliteFile(db);
+	if (!file) return;
+	try {
+		mkdirSync(dirname(file), { recursive: true });
+	} catch (e) {
+		throw new StartError(
+			`cannot create the folder ${JSON.stringify(dirname(file))} for the database: ${(e as Error).message}`,
+		);
+	}
+}
+
+/** Opens `db`: a postgres:// URL is PostgreSQL, anything else a SQLite file. Throws StoreError or StartError. */
 export async function openStore(db: string, metrics: Metrics): Promise<Store> {
 	const onCommit = (seconds: number) => metrics.commitSeconds.observe(seconds);
-	return POSTGRES_URL.test(db) ? PostgresStore.open(db, { onCommit }) : new SqliteStore(db, { onCommit });
+	if (POSTGRES_URL.test(db)) return PostgresStore.open(db, { onCommit });
+	ensureFolder(db);
+	return new SqliteStore(db, { onCommit });
 }
 
 export interface Running {
@@ -52,21 +77,46 @@ export class StartError extends Error {
 	override name = "StartError";
 }
 
-function readPem(path: string, what: string): string {
+const PEM = {
+	certificate: /-----BEGIN (X509 |TRUSTED )?CERTIFICATE-----/,
+	key: /-----BEGIN ([A-Z]+ )?PRIVATE KEY-----/,
+};
+
+function readPem(path: string, what: "certificate" | "key"): string {
+	let text: string;
 	try {
-		return readFileSync(path, "utf8");
+		text = readFileSync(path, "utf8");
 	} catch (e) {
 		throw new StartError(`cannot read the TLS ${what} ${JSON.stringify(path)}: ${(e as Error).message}`);
 	}
+	if (!PEM[what].test(text)) {
+		const line = what === "certificate" ? "-----BEGIN CERTIFICATE-----" : "-----BEGIN PRIVATE KEY-----";
+		throw new StartError(
+			`the TLS ${what} ${JSON.stringify(path)} is not a PEM ${what === "key" ? "private key" : "certificate"} (it has no "${line}" line)`,
+		);
+	}
+	return text;
+}
+
+/** Why an upgrade would be refused, in words the page can show (GET /api/upgrade-check). */
+interface Refusal {
+	status: 403 | 429 | 503;
+	code: "origin_not_allowed" | "too_many_connections" | "server_full";
+	message: string;
+	retryAfter?: number;
 }
 
 /** Starts one hubbub server. Throws StoreError or StartError with a sentence fit for a user. */
 export function start(config: Config, options: StartOptions = {}): Running {
-	const log = options.log ?? createLogger(config.logLevel);
 	const metrics = options.metrics ?? new Metrics();
+	const log = options.log ?? createLogger(config.logLevel, undefined, () => metrics.logWriteFailures.inc());
 	const tls = config.tlsCert
 		? { cert: readPem(config.tlsCert, "certificate"), key: readPem(config.tlsKey as string, "key") }
 		: undefined;
+	const capacity = connectionCap(config.maxConns);
+	if (!capacity.ok) throw new StartError(capacity.message);
+	const { cap, limit: openFiles } = capacity;
+	if (!options.store) ensureFolder(config.db);
 	const store =
 		options.store ??
 		new SqliteStore(config.db, {
@@ -74,12 +124,53 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			...options.sqlite,
 		});
 	const hub = new Hub(store, metrics);
+	const disk = new DiskFloor(sqliteFile(config.db), config.minFreeDisk, (problem) => {
+		if (problem) log.warn("disk_low", { problem });
+		else log.info("disk_ok", {});
+	});
 	metrics.gauge("hubbub_connections", "Open WebSocket connections.", () => hub.connectionCount);
+	metrics.gauge(
+		"hubbub_connections_max",
+		"Connections this process accepts (--max-conns, or what the open-file limit allows).",
+		() => (Number.isFinite(cap) ? cap : -1),
+	);
 	metrics.gauge("hubbub_rooms", "Rooms with members on this process.", () => hub.roomCount);
 	metrics.gauge("hubbub_memory_rss_bytes", "Resident memory of this process.", () =>
 		process.memoryUsage.rss(),
 	);
 	const startedAt = Date.now();
+	const files = new PageFiles(page);
+
+	// A write per /healthz would let anyone make the disk fsync at will: one probe a second, shared.
+	let probed: { at: number; result: Promise<string | undefined> } | undefined;
+	const probe = () => {
+		if (!probed || Date.now() - probed.at >= 1000) probed = { at: Date.now(), result: store.probe() };
+		return probed.result;
+	};
+
+	function refusal(origin: string | null, host: string | null, address: string): Refusal | undefined {
+		const verdict = checkOrigin(origin, host, config.origins);
+		if (!verdict.ok) return { status: 403, code: "origin_not_allowed", message: verdict.message };
+		if (hub.connectionCount >= cap) {
+			return {
+				status: 503,
+				code: "server_full",
+				message: "the server is at its connection limit; the page tries again by itself",
+				retryAfter: 30,
+			};
+		}
+		if (hub.connectionsFrom(address) >= config.maxConnsPerIp) {
+			return {
+				status: 429,
+				code: "too_many_connections",
+				message: `your address already has ${config.maxConnsPerIp} connections open to this server, its limit; close another tab or window of this chat`,
+				retryAfter: 10,
+			};
+		}
+		return undefined;
+	}
+
+	const routeNames = new Set(["/ws", "/healthz", "/metrics", "/api/upgrade-check"]);
 
 	let server: Server<Conn>;
 	try {
@@ -91,59 +182,113 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			reusePort: config.reusePort,
 			tls,
 			routes: {
-				"/": page,
-				"/ws": (req: Request, srv: Server<Conn>) => {
-					const origin = req.headers.get("origin");
-					const address = clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy);
-					if (!isOriginAllowed(origin, req.headers.get("host"), config.origins)) {
-						metrics.connectionsRefused.inc(1, "origin");
-						log.info("upgrade_refused", { reason: "origin", origin, address });
-						return new Response("origin not allowed\n", { status: 403 });
-					}
-					if (hub.connectionsFrom(address) >= config.maxConnsPerIp) {
-						metrics.connectionsRefused.inc(1, "per_address");
-						log.info("upgrade_refused", { reason: "per_address", address });
-						return new Response("too many connections from your address\n", {
-							status: 429,
-							headers: { "retry-after": "10" },
-						});
-					}
-					if (srv.upgrade(req, { data: newConn(address, config) })) return;
-					return new Response("expected a WebSocket upgrade\n", { status: 426 });
+				"/ws": {
+					GET: (req: Request, srv: Server<Conn>) => {
+						const origin = req.headers.get("origin");
+						const address = clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy);
+						log.debug("upgrade", { origin, host: req.headers.get("host"), address });
+						const refused = refusal(origin, req.headers.get("host"), address);
+						if (refused) {
+							const reason = { 403: "origin", 429: "per_address", 503: "server_full" }[refused.status];
+							metrics.connectionsRefused.inc(1, reason);
+							log.info("upgrade_refused", { reason, origin, address });
+							return secured(
+								new Response(`${refused.message}\n`, {
+									status: refused.status,
+									headers: refused.retryAfter ? { "retry-after": String(refused.retryAfter) } : {},
+								}),
+							);
+						}
+						if (srv.upgrade(req, { data: newConn(address, config) })) return;
+						return secured(new Response("expected a WebSocket upgrade\n", { status: 426 }));
+					},
 				},
-				"/healthz": async () => {
-					const database = await store.healthy();
-					const cluster = bus?.health();
-					return Response.json(
-						{
-							status: !database ? "failing" : cluster === "degraded" ? "degraded" : "ok",
-							...(cluster ? { redis: cluster === "ok" } : {}),
-							version: VERSION,
-							uptime: Math.round((Date.now() - startedAt) / 1000),
-							connections: hub.connectionCount,
-							rooms: hub.roomCount,
-							database,
-						},
-						{ status: database ? 200 : 503 },
-					);
+				"/api/upgrade-check": {
+					GET: (req: Request, srv: Server<Conn>) => {
+						const origin = new URL(req.url).searchParams.get("origin") ?? req.headers.get("origin");
+						const address = clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy);
+						const refused = refusal(origin, req.headers.get("host"), address);
+						log.debug("upgrade_check", { origin, address, refused: refused?.code });
+						if (!refused) return secured(Response.json({ ok: true }));
+						const { status, retryAfter, ...body } = refused;
+						return secured(
+							Response.json(
+								{ ok: false, ...body, ...(retryAfter ? { retryAfter } : {}) },
+								{ status, headers: retryAfter ? { "retry-after": String(retryAfter) } : {} },
+							),
+						);
+					},
 				},
-				"/metrics": (req: Request) => {
-					if (config.metricsToken && req.headers.get("authorization") !== `Bearer ${config.metricsToken}`) {
-						return new Response("unauthorized\n", { status: 401, headers: { "www-authenticate": "Bearer" } });
-					}
-					return new Response(metrics.render(), {
-						headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-					});
+				"/healthz": {
+					GET: async () => {
+						disk.check();
+						const database = await probe();
+						const problem = disk.problem ?? database;
+						const cluster = bus?.health();
+						return secured(
+							Response.json(
+								{
+									status: problem ? "failing" : cluster === "degraded" ? "degraded" : "ok",
+									...(problem ? { problem } : {}),
+									...(cluster ? { redis: cluster === "ok" } : {}),
+									version: VERSION,
+									uptime: Math.round((Date.now() - startedAt) / 1000),
+									connections: hub.connectionCount,
+									rooms: hub.roomCount,
+									database: database === undefined,
+									disk: disk.problem === undefined,
+								},
+								{ status: problem ? 503 : 200 },
+							),
+						);
+					},
+				},
+				"/metrics": {
+					GET: (req: Request) => {
+						if (config.metricsToken && req.headers.get("authorization") !== `Bearer ${config.metricsToken}`) {
+							return secured(
+								new Response("unauthorized\n", { status: 401, headers: { "www-authenticate": "Bearer" } }),
+							);
+						}
+						return secured(
+							new Response(metrics.render(), {
+								headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+							}),
+						);
+					},
 				},
 			},
-			fetch: () => new Response("not found\n", { status: 404 }),
-			websocket: websocketHandler(hub, config, log),
+			fetch: async (req: Request) => {
+				const path = new URL(req.url).pathname;
+				if (req.method === "GET" || req.method === "HEAD") {
+					const file = await files.serve(path, req);
+					if (file) return file;
+				} else if (routeNames.has(path) || files.has(path)) {
+					return methodNotAllowed(path === "/ws" || path.startsWith("/api/") ? "GET" : "GET, HEAD");
+				}
+				return secured(new Response("not found\n", { status: 404 }));
+			},
+			error: (e: Error) => {
+				log.error("request_failed", { error: e.message });
+				return secured(new Response("internal error\n", { status: 500 }));
+			},
+			websocket: websocketHandler(hub, config, log, () =>
+				disk.problem
+					? "the server's disk is nearly full, so it cannot store messages; try again later"
+					: undefined,
+			),
 		});
 	} catch (e) {
-		void store.close();
+		files.stop();
+		disk.stop();
+		void store.close().catch(() => {});
 		const code = (e as { code?: string }).code;
 		if (code === "EADDRINUSE")
 			throw new StartError(`port ${config.port} on ${config.host} is already in use`);
+		if (tls)
+			throw new StartError(
+				`cannot listen on ${config.host}:${config.port} with the TLS certificate ${JSON.stringify(config.tlsCert)} and key ${JSON.stringify(config.tlsKey)}: ${(e as Error).message}`,
+			);
 		throw new StartError(`cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
 	}
 	const bus = options.cluster;
@@ -168,7 +313,15 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		db: redact(config.db),
 		epoch: store.epoch,
 		version: VERSION,
+		maxConnections: Number.isFinite(cap) ? cap : null,
+		openFileLimit: openFiles ?? null,
 	});
+	if (config.origins.length === 0 && !/^(127\.|::1$|localhost$)/.test(config.host)) {
+		log.warn("no_origin", {
+			message:
+				"no --origin given: the page is accepted only when opened at an IP address or localhost; set --origin to the address people type",
+		});
+	}
 
 	let stopping: Promise<void> | undefined;
 	return {
@@ -179,6 +332,8 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		stop: () => {
 			stopping ??= (async () => {
 				clearInterval(sweeper);
+				disk.stop();
+				files.stop();
 				server.stop();
 				hub.closeAll(CLOSE.goingAway, "server shutting down");
 				await bus?.close();
@@ -213,10 +368,11 @@ async function main(): Promise<void> {
 		return;
 	}
 	let running: Running;
+	let log: Logger;
 	try {
 		const config = parsed.config;
 		const metrics = new Metrics();
-		const log = createLogger(config.logLevel);
+		log = createLogger(config.logLevel, undefined, () => metrics.logWriteFailures.inc());
 		const store = await openStore(config.db, metrics);
 		// The first Redis attempt comes before the port opens, so the first clients already see the whole cluster.
 		const cluster = config.redis ? new RedisCluster(config.redis, log, metrics) : undefined;
@@ -229,9 +385,7 @@ async function main(): Promise<void> {
 	const shutdown = (signal: string) => {
 		// A shutdown that hangs must still end: systemd and the user expect the process gone within 5 s.
 		const timer = setTimeout(() => process.exit(1), 5000);
-		process.stdout.write(
-			`${JSON.stringify({ time: new Date().toISOString(), level: "info", event: "shutdown", signal })}\n`,
-		);
+		log.info("shutdown", { signal });
 		running.stop().then(() => {
 			clearTimeout(timer);
 			process.exit(0);

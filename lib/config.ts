@@ -2,6 +2,7 @@
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { LEVELS, type Level } from "./log.ts";
+import { parseOrigin } from "./origin.ts";
 
 export interface Config {
 	port: number;
@@ -14,8 +15,12 @@ export interface Config {
 	maxPayload: number;
 	/** Rooms one connection may be in at once. */
 	maxRooms: number;
-	/** Open connections from one client address. */
+	/** Open connections from one client address (an IPv6 /64 counts as one). */
 	maxConnsPerIp: number;
+	/** Open WebSocket connections in all; unset: what the file-descriptor limit allows (see lib/capacity.ts). */
+	maxConns?: number;
+	/** Free bytes the database's disk must keep; below it sends are refused and /healthz fails. 0: no floor. */
+	minFreeDisk: number;
 	/** Proxy addresses whose X-Forwarded-For is believed. */
 	trustProxy: string[];
 	sendRate: number;
@@ -60,6 +65,8 @@ interface Option {
 	kind: Kind;
 	/** Repeatable flags collect into a list. */
 	multiple?: boolean;
+	/** Smallest and largest value a numeric flag takes; shown in --help and the README. */
+	range?: [number, number];
 	fallback?: Config[keyof Config];
 	arg: string;
 	help: string;
@@ -73,6 +80,7 @@ const OPTIONS: Option[] = [
 		env: "PORT",
 		kind: "port",
 		fallback: 3000,
+		range: [0, 65535],
 		arg: "N",
 		help: "port to listen on (0 picks a free one)",
 	},
@@ -133,6 +141,7 @@ const OPTIONS: Option[] = [
 		flag: "max-payload",
 		kind: "size",
 		fallback: 64 * 1024,
+		range: [1024, 16 * 1024 ** 2],
 		arg: "BYTES",
 		help: "largest frame a client may send; bigger closes with 1009 (suffixes KiB, MiB)",
 	},
@@ -141,6 +150,7 @@ const OPTIONS: Option[] = [
 		flag: "max-rooms",
 		kind: "count",
 		fallback: 50,
+		range: [1, 10_000],
 		arg: "N",
 		help: "rooms one connection may be in",
 	},
@@ -149,14 +159,33 @@ const OPTIONS: Option[] = [
 		flag: "max-conns-per-ip",
 		kind: "count",
 		fallback: 20,
+		range: [1, 1_000_000],
 		arg: "N",
-		help: "open connections per client address; more get HTTP 429",
+		help: "open connections per client address (an IPv6 /64 counts as one address); more get HTTP 429",
+	},
+	{
+		key: "maxConns",
+		flag: "max-conns",
+		kind: "count",
+		range: [1, 10_000_000],
+		arg: "N",
+		help: "open WebSocket connections in all; more get HTTP 503 (default and ceiling: the open-file limit less a reserve, see docs/OPERATING.md)",
+	},
+	{
+		key: "minFreeDisk",
+		flag: "min-free-disk",
+		kind: "size",
+		fallback: 64 * 1024 ** 2,
+		range: [0, 1024 ** 4],
+		arg: "BYTES",
+		help: "free space the database's disk keeps: below it sends are refused and /healthz answers 503 (0 turns it off)",
 	},
 	{
 		key: "sendRate",
 		flag: "send-rate",
 		kind: "rate",
 		fallback: 10,
+		range: [0.01, 1_000_000],
 		arg: "N",
 		help: "messages a second per connection, on average",
 	},
@@ -165,6 +194,7 @@ const OPTIONS: Option[] = [
 		flag: "send-burst",
 		kind: "count",
 		fallback: 20,
+		range: [1, 1_000_000],
 		arg: "N",
 		help: "messages per connection at once before the rate applies",
 	},
@@ -173,6 +203,7 @@ const OPTIONS: Option[] = [
 		flag: "typing-rate",
 		kind: "rate",
 		fallback: 1,
+		range: [0.01, 1000],
 		arg: "N",
 		help: "typing frames a second per connection",
 	},
@@ -181,6 +212,7 @@ const OPTIONS: Option[] = [
 		flag: "flood-close",
 		kind: "count",
 		fallback: 100,
+		range: [1, 1_000_000],
 		arg: "N",
 		help: "frames past the rate limit before the connection is closed with 1008",
 	},
@@ -189,6 +221,7 @@ const OPTIONS: Option[] = [
 		flag: "max-buffer",
 		kind: "size",
 		fallback: 1024 * 1024,
+		range: [1024, 1024 ** 3],
 		arg: "BYTES",
 		help: "bytes queued for a client that reads too slowly before it is disconnected",
 	},
@@ -197,6 +230,8 @@ const OPTIONS: Option[] = [
 		flag: "idle-timeout",
 		kind: "seconds",
 		fallback: 60,
+		// Bun's WebSocket refuses an idleTimeout above 960 s.
+		range: [1, 960],
 		arg: "SECONDS",
 		help: "drop a connection silent this long (no frame, no pong)",
 	},
@@ -235,12 +270,38 @@ const OPTIONS: Option[] = [
 	},
 ];
 
+const SIZE_UNITS: [string, number][] = [
+	["TiB", 1024 ** 4],
+	["GiB", 1024 ** 3],
+	["MiB", 1024 ** 2],
+	["KiB", 1024],
+];
+
+/** A number as the flag takes it: sizes in the largest whole unit, counts with thousands grouped. */
+function show(o: Option, n: number): string {
+	if (o.kind === "size") {
+		const unit = SIZE_UNITS.find(([, bytes]) => n > 0 && n % bytes === 0);
+		return unit ? `${n / unit[1]}${unit[0]}` : String(n);
+	}
+	return n >= 10_000 ? n.toLocaleString("en-US").replaceAll(",", "_") : String(n);
+}
+
+function rangeText(o: Option): string {
+	return o.range ? `${show(o, o.range[0])} to ${show(o, o.range[1])}` : "";
+}
+
+function defaultText(o: Option): string {
+	if (o.fallback === undefined || o.multiple || o.kind === "flag") return "";
+	return typeof o.fallback === "number" ? show(o, o.fallback) : String(o.fallback);
+}
+
 function helpText(): string {
 	const rows = OPTIONS.map((o) => {
 		const left = `  --${o.flag}${o.arg ? ` ${o.arg}` : ""}`;
 		const extra = [
 			o.env ? `env ${o.env}` : "",
-			o.fallback !== undefined && !o.multiple && o.kind !== "flag" ? `default ${o.fallback}` : "",
+			defaultText(o) ? `default ${defaultText(o)}` : "",
+			rangeText(o),
 		]
 			.filter(Boolean)
 			.join("; ");
@@ -259,9 +320,26 @@ ${rows.join("\n")}
 
 export const HELP = helpText();
 
+/** The README's options table, generated from the same definitions as --help (tests/operator-docs.test.ts keeps them equal). */
+export function optionsMarkdown(): string {
+	const cell = (s: string) => s.replaceAll("|", "\\|");
+	const rows = OPTIONS.map((o) => [
+		`\`--${o.flag}${o.arg ? ` ${cell(o.arg)}` : ""}\``,
+		o.env ? `\`${o.env}\`` : "",
+		defaultText(o) ? `\`${defaultText(o)}\`` : "",
+		rangeText(o),
+		cell(o.help),
+	]);
+	rows.push(["`--help`, `--version`", "", "", "", "print and exit"]);
+	const head = ["flag", "env", "default", "range", "meaning"];
+	const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+	const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i] as number)).join(" | ")} |`;
+	return [line(head), `| ${widths.map((w) => "-".repeat(w)).join(" | ")} |`, ...rows.map(line)].join("\n");
+}
+
 export type Parsed = { kind: "run"; config: Config } | { kind: "help" } | { kind: "version" };
 
-const SIZE = /^(\d+)\s*(b|kib|kb|k|mib|mb|m)?$/i;
+const SIZE = /^(\d+)\s*(b|kib|kb|k|mib|mb|m|gib|gb|g|tib|tb|t)?$/i;
 const UNITS: Record<string, number> = {
 	b: 1,
 	k: 1024,
@@ -270,36 +348,49 @@ const UNITS: Record<string, number> = {
 	m: 1024 ** 2,
 	mb: 1024 ** 2,
 	mib: 1024 ** 2,
+	g: 1024 ** 3,
+	gb: 1024 ** 3,
+	gib: 1024 ** 3,
+	t: 1024 ** 4,
+	tb: 1024 ** 4,
+	tib: 1024 ** 4,
 };
 
 function convert(o: Option, raw: string, from: string): unknown {
 	const bad = (what: string) => new ConfigError(`${from} must be ${what}, not ${JSON.stringify(raw)}`);
+	const [min, max] = o.range ?? [0, Number.MAX_SAFE_INTEGER];
+	const inRange = (n: number) => n >= min && n <= max;
 	switch (o.kind) {
 		case "port":
-			if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) throw bad("a port number from 0 to 65535");
+			if (!/^\d{1,5}$/.test(raw) || !inRange(Number(raw))) throw bad(`a port number from ${rangeText(o)}`);
 			return Number(raw);
 		case "count":
-			if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1) throw bad("a whole number of at least 1");
+		case "seconds":
+			if (!/^\d{1,12}$/.test(raw) || !inRange(Number(raw)))
+				throw bad(`a whole number${o.kind === "seconds" ? " of seconds" : ""} from ${rangeText(o)}`);
 			return Number(raw);
 		case "rate":
-			if (!/^\d{1,9}(\.\d+)?$/.test(raw) || Number(raw) <= 0) throw bad("a number above 0");
-			return Number(raw);
-		case "seconds":
-			if (!/^\d{1,6}$/.test(raw) || Number(raw) < 1) throw bad("a whole number of seconds, at least 1");
+			if (!/^\d{1,12}(\.\d+)?$/.test(raw) || !inRange(Number(raw)))
+				throw bad(`a number from ${rangeText(o)}`);
 			return Number(raw);
 		case "size": {
 			const m = SIZE.exec(raw.trim());
 			const bytes = m ? Number(m[1]) * (UNITS[(m[2] ?? "b").toLowerCase()] ?? 1) : Number.NaN;
-			if (!(bytes >= 1024 && bytes <= 1024 ** 3)) throw bad("a size from 1KiB to 1024MiB, like 64KiB");
+			if (!inRange(bytes))
+				throw bad(`a size from ${rangeText(o)}, like ${show(o, Number(o.fallback) || 65536)}`);
 			return bytes;
 		}
 		case "level":
 			if (!(LEVELS as readonly string[]).includes(raw)) throw bad(`one of ${LEVELS.join(", ")}`);
 			return raw;
-		case "origin":
-			if (raw !== "*" && !/^https?:\/\/[^/\s]+$/i.test(raw))
-				throw bad('an origin like https://chat.example.com, or "*"');
-			return raw.toLowerCase();
+		case "origin": {
+			const parsed = parseOrigin(raw);
+			if (!parsed.ok)
+				throw new ConfigError(
+					`--origin ${JSON.stringify(raw)} cannot work: ${parsed.message} (an origin looks like https://chat.example.com)`,
+				);
+			return parsed.origin;
+		}
 		case "address":
 			if (isIP(raw) === 0) throw bad("an IP address");
 			return raw;

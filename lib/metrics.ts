@@ -130,6 +130,10 @@ export class Metrics {
 		"hubbub_redis_reconnects_total",
 		"Times the Redis connection was made again.",
 	);
+	readonly logWriteFailures = new Counter(
+		"hubbub_log_write_failures_total",
+		"Log lines that could not be written (stdout closed or its disk full); hubbub keeps serving.",
+	);
 	readonly publishSeconds = new Histogram(
 		"hubbub_publish_seconds",
 		"Time to hand one message to its room's sockets.",
@@ -162,6 +166,7 @@ export class Metrics {
 			this.busPublished,
 			this.busReceived,
 			this.redisReconnects,
+			this.logWriteFailures,
 			this.publishSeconds,
 			this.commitSeconds,
 		];

@@ -44,7 +44,16 @@ export function newConn(address: string, limits: SessionLimits): Conn {
 	};
 }
 
-export function websocketHandler(hub: Hub, limits: SessionLimits, log: Logger): WebSocketHandler<Conn> {
+/**
+ * `refuseSends` names a reason sends cannot be stored right now (e.g. the disk
+ * is below its floor); such sends get `server_error` with that reason.
+ */
+export function websocketHandler(
+	hub: Hub,
+	limits: SessionLimits,
+	log: Logger,
+	refuseSends: () => string | undefined = () => undefined,
+): WebSocketHandler<Conn> {
 	const { metrics } = hub;
 
 	function sendError(ws: Socket, code: ErrorCode, message: string, ref?: string): void {
@@ -60,6 +69,7 @@ export function websocketHandler(hub: Hub, limits: SessionLimits, log: Logger): 
 		if (bucket.take()) return false;
 		metrics.rateLimited.inc();
 		ws.data.strikes++;
+		log.debug("rate_limited", { conn: ws.data.id, address: ws.data.address, strikes: ws.data.strikes });
 		if (ws.data.strikes > limits.floodClose) {
 			log.info("flood_closed", { conn: ws.data.id, address: ws.data.address });
 			ws.close(CLOSE.policyViolation, "rate limit exceeded");
@@ -133,6 +143,7 @@ export function websocketHandler(hub: Hub, limits: SessionLimits, log: Logger): 
 				);
 				return;
 			}
+			log.debug("join", { conn: conn.id, name: conn.name, room: frame.room, since: frame.since });
 			run(ws, hub.join(ws, frame.room, frame.since), undefined);
 			return;
 		}
@@ -145,10 +156,16 @@ export function websocketHandler(hub: Hub, limits: SessionLimits, log: Logger): 
 				hub.leave(ws, frame.room);
 				hub.sendTo(ws, { type: "left", room: frame.room });
 				return;
-			case "send":
+			case "send": {
 				if (limited(ws, conn.sendBucket, frame.id)) return;
+				const refusal = refuseSends();
+				if (refusal) {
+					sendError(ws, "server_error", refusal, frame.id);
+					return;
+				}
 				run(ws, hub.send(ws, frame.room, frame.id, frame.text), frame.id);
 				return;
+			}
 			case "typing":
 				if (limited(ws, conn.typingBucket)) return;
 				hub.typing(ws, frame.room);

@@ -224,12 +224,15 @@ export class PostgresStore implements Store {
 		);
 	}
 
-	async healthy(): Promise<boolean> {
+	async probe(): Promise<string | undefined> {
 		try {
-			await this.sql`SELECT 1`;
-			return true;
-		} catch {
-			return false;
+			// Its own table, so a probe never touches the history; created on first use (idempotent, no migration).
+			await this.sql`CREATE TABLE IF NOT EXISTS hubbub_probe (id INTEGER PRIMARY KEY, at BIGINT NOT NULL)`;
+			await this.sql`INSERT INTO hubbub_probe (id, at) VALUES (1, ${Date.now()})
+				ON CONFLICT (id) DO UPDATE SET at = EXCLUDED.at`;
+			return undefined;
+		} catch (e) {
+			return `the database cannot take writes: ${(e as Error).message}`;
 		}
 	}
 

@@ -1,6 +1,6 @@
 // The embedded store: one SQLite file in WAL mode, appends committed in batches.
 import { Database, type Statement } from "bun:sqlite";
-import { existsSync } from "node:fs";
+import { statSync } from "node:fs";
 import {
 	type Appended,
 	messageFromRow,
@@ -34,6 +34,16 @@ function isBusy(e: unknown): boolean {
 	return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED" || String(code).startsWith("SQLITE_BUSY");
 }
 
+function fileIdentity(path: string): { dev: number; ino: number } | undefined {
+	if (path === "" || path === ":memory:" || path.startsWith("file:")) return undefined;
+	try {
+		const st = statSync(path);
+		return { dev: st.dev, ino: st.ino };
+	} catch {
+		return undefined;
+	}
+}
+
 /**
  * SQLite store. Sends that arrive within a short window (1 ms) are committed
  * in one transaction, so one fsync serves a burst of messages.
@@ -53,6 +63,8 @@ export class SqliteStore implements Store {
 	private readonly seqs = new Map<string, number>();
 	private dataVersion = -1;
 	private flushing: Promise<void> = Promise.resolve();
+	/** The file's identity at open: a file deleted or replaced under us would keep nothing we write. */
+	private readonly identity: { dev: number; ino: number } | undefined;
 	private readonly q: {
 		bySenderId: Statement<StoredRow, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
@@ -83,6 +95,7 @@ export class SqliteStore implements Store {
 		} catch (e) {
 			throw new StoreError(`cannot open database ${JSON.stringify(path)}: ${(e as Error).message}`);
 		}
+		this.identity = fileIdentity(path);
 		const cols = "room, seq, sender, client_id, text, ts";
 		this.q = {
 			bySenderId: this.db.query(
@@ -171,6 +184,12 @@ export class SqliteStore implements Store {
 		this.queue = [];
 		this.scheduled = false;
 		if (batch.length === 0) return;
+		const gone = this.fileProblem();
+		if (gone) {
+			// Acknowledging into an unlinked file would lose the message at the next restart.
+			for (const p of batch) p.reject(new StoreError(gone));
+			return;
+		}
 		const deadline = Date.now() + this.busyTimeoutMs;
 		let wait = 2;
 		for (;;) {
@@ -249,22 +268,44 @@ export class SqliteStore implements Store {
 		return { messages: kept.reverse().map(messageFromRow), more };
 	}
 
+	/** A sentence when the file we opened is no longer the one at our path. */
+	private fileProblem(): string | undefined {
+		if (!this.identity) return undefined;
+		const now = fileIdentity(this.path);
+		if (!now) return `the database file ${JSON.stringify(this.path)} was deleted while hubbub was running`;
+		if (now.dev !== this.identity.dev || now.ino !== this.identity.ino)
+			return `the database file ${JSON.stringify(this.path)} was replaced by another file while hubbub was running`;
+		return undefined;
+	}
+
 	/**
-	 * True when the file is still there and its write lock can be taken within
-	 * a second: a database someone deleted, or another process keeps locked,
-	 * would take no new messages.
+	 * Writes one row to a table of its own within a second (another process may
+	 * hold the write lock that long): a database someone deleted, on a full
+	 * disk, or kept locked would take no new messages either.
 	 */
-	async healthy(): Promise<boolean> {
-		if (this.path !== ":memory:" && !existsSync(this.path)) return false;
+	async probe(): Promise<string | undefined> {
+		const gone = this.fileProblem();
+		if (gone) return gone;
 		const deadline = Date.now() + 1000;
 		for (;;) {
 			try {
-				this.db.run("BEGIN IMMEDIATE");
-				this.db.run("ROLLBACK");
-				return true;
+				this.db
+					.transaction(() => {
+						this.db.run(
+							"CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
+						);
+						this.db.run("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)", [Date.now()]);
+					})
+					.immediate();
+				return undefined;
 			} catch (e) {
-				if (!isBusy(e) || Date.now() > deadline) return false;
-				await Bun.sleep(20);
+				if (isBusy(e) && Date.now() < deadline) {
+					await Bun.sleep(20);
+					continue;
+				}
+				return isBusy(e)
+					? "the database is locked by another process"
+					: `the database cannot take writes: ${(e as Error).message}`;
 			}
 		}
 	}

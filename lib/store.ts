@@ -43,8 +43,12 @@ export interface Store {
 	since(room: string, since: number, limit: number): Promise<Page>;
 	/** Up to `limit` messages with seq < before, ascending; `more` if older exist. */
 	before(room: string, before: number, limit: number): Promise<Page>;
-	/** True when the store answers a trivial query. */
-	healthy(): Promise<boolean>;
+	/**
+	 * Undefined when a tiny write (one row in a table of its own) commits;
+	 * otherwise a sentence saying why sends would fail now (file deleted or
+	 * replaced, disk full, database unreachable or locked).
+	 */
+	probe(): Promise<string | undefined>;
 	/** Commits whatever is pending, then releases the store. */
 	close(): Promise<void>;
 }
