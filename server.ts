@@ -141,10 +141,22 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	const startedAt = Date.now();
 	const files = new PageFiles(page);
 
-	// A write per /healthz would let anyone make the disk fsync at will: one probe a second, shared.
-	let probed: { at: number; result: Promise<string | undefined> } | undefined;
+	// A write per /healthz would let anyone make the disk fsync at will: a good probe serves for a
+	// second, and requests meanwhile share it. A failed one is tried again at once, so recovery shows.
+	let probed: { at: number; result: Promise<string | undefined>; failed?: boolean } | undefined;
 	const probe = () => {
-		if (!probed || Date.now() - probed.at >= 1000) probed = { at: Date.now(), result: store.probe() };
+		if (!probed || probed.failed || Date.now() - probed.at >= 1000) {
+			const p: NonNullable<typeof probed> = { at: Date.now(), result: store.probe() };
+			p.result.then(
+				(problem) => {
+					p.failed = problem !== undefined;
+				},
+				() => {
+					p.failed = true;
+				},
+			);
+			probed = p;
+		}
 		return probed.result;
 	};
 

@@ -298,7 +298,7 @@ describe("health that tells the truth", () => {
 		rmSync(s.dbPath);
 		c.send({ type: "send", room: "general", id: "b", text: "into the void" });
 		expect(await c.expect("error", (e) => e.ref === "b")).toMatchObject({ code: "server_error" });
-		await Bun.sleep(1100); // the probe runs at most once a second
+		await Bun.sleep(1100); // a good probe serves for a second
 		const health = await fetch(`${s.url}/healthz`);
 		expect(health.status).toBe(503);
 		expect(await health.json()).toMatchObject({ status: "failing", database: false });
