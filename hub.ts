@@ -75,17 +75,10 @@ export class Hub {
 		this.presence = presence;
 	}
 
-	/** This process's names and room members, for a cluster link to register again. */
-	localState(): { names: string[]; rooms: [string, string[]][] } {
-		return {
-			names: [...this.names.values()].flatMap((ws) => (ws.data.name ? [ws.data.name] : [])),
-			rooms: [...this.rooms.entries()].map(([room, state]) => [room, [...state.members.values()]]),
-		};
-	}
-
-	/** Reads, for every room served here, what the store has beyond what was delivered (after a cluster outage). */
-	catchUp(): void {
+	/** Reads, for `room` or every room served here, what the store has beyond what was delivered (after a cluster outage). */
+	catchUp(only?: string): void {
 		for (const [room, state] of this.rooms) {
+			if (only !== undefined && room !== only) continue;
 			if (state.head !== undefined && !state.filling) void this.fillGap(room, state, true);
 		}
 	}
@@ -402,11 +395,15 @@ export class Hub {
 		if (!state) {
 			state = { members: new Map(), pending: 0, ahead: new Map(), filling: false };
 			this.rooms.set(name, state);
+			this.bus?.watch(name);
 		}
 		return state;
 	}
 
 	private dropIfEmpty(room: string, state: RoomState): void {
-		if (state.members.size === 0 && state.pending === 0) this.rooms.delete(room);
+		if (state.members.size === 0 && state.pending === 0 && this.rooms.get(room) === state) {
+			this.rooms.delete(room);
+			this.bus?.unwatch(room);
+		}
 	}
 }

@@ -5,9 +5,10 @@ import { dirname } from "node:path";
 import type { Server } from "bun";
 import page from "./client/index.html";
 import { type Conn, Hub } from "./hub.ts";
+import type { Bus } from "./lib/bus.ts";
 import { LocalBus } from "./lib/bus-local.ts";
+import { RedisBus } from "./lib/bus-redis.ts";
 import { connectionCap } from "./lib/capacity.ts";
-import { RedisCluster } from "./lib/cluster-redis.ts";
 import { type Config, ConfigError, HELP, parseConfig } from "./lib/config.ts";
 import { DiskFloor } from "./lib/health.ts";
 import { methodNotAllowed, secured } from "./lib/http.ts";
@@ -15,6 +16,9 @@ import { createLogger, type Logger } from "./lib/log.ts";
 import { Metrics } from "./lib/metrics.ts";
 import { checkOrigin, clientAddress } from "./lib/origin.ts";
 import { PageFiles } from "./lib/page.ts";
+import { localPresence, type Presence } from "./lib/presence.ts";
+import { RedisPresence } from "./lib/presence-redis.ts";
+import { ForeignStoreError, RedisLink } from "./lib/redis-link.ts";
 import { newConn, websocketHandler } from "./lib/session.ts";
 import { type Store, StoreError } from "./lib/store.ts";
 import { PostgresStore, redact } from "./lib/store-postgres.ts";
@@ -30,8 +34,8 @@ export interface StartOptions {
 	store?: Store;
 	metrics?: Metrics;
 	sqlite?: SqliteOptions;
-	/** Cluster mode: a started Redis link (see RedisCluster.start). */
-	cluster?: RedisCluster;
+	/** Cluster mode: the bus and presence of a cluster (see redisCluster); without them, this process is alone. */
+	cluster?: { bus: Bus; presence: Presence };
 }
 
 const POSTGRES_URL = /^postgres(ql)?:\/\//i;
@@ -60,6 +64,31 @@ export async function openStore(db: string, metrics: Metrics): Promise<Store> {
 	if (POSTGRES_URL.test(db)) return PostgresStore.open(db, { onCommit });
 	ensureFolder(db);
 	return new SqliteStore(db, { onCommit });
+}
+
+/**
+ * Cluster mode: one Redis link shared by the bus and presence, in a namespace
+ * of this database's own (or `prefix`), so deployments sharing a Redis server
+ * never meet. Call `link.start()` before serving: it refuses a namespace whose
+ * processes serve another database.
+ */
+export function redisCluster(
+	url: string,
+	prefix: string | undefined,
+	store: Store,
+	log: Logger,
+	metrics: Metrics,
+	backoffMs?: { min: number; max: number },
+): { link: RedisLink; bus: RedisBus; presence: RedisPresence } {
+	const link = new RedisLink({
+		url,
+		prefix: prefix ?? `hubbub:${store.id}`,
+		store: `${store.id}/${store.epoch}`,
+		log,
+		metrics,
+		backoffMs,
+	});
+	return { link, bus: new RedisBus(link, metrics), presence: new RedisPresence(link, log) };
 }
 
 export interface Running {
@@ -236,7 +265,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 						disk.check();
 						const database = await probe();
 						const problem = disk.problem ?? database;
-						const cluster = bus?.health();
+						const cluster = options.cluster?.bus.health();
 						return secured(
 							Response.json(
 								{
@@ -303,18 +332,24 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			);
 		throw new StartError(`cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
 	}
-	const bus = options.cluster;
-	if (bus) {
-		bus.bind({
+	const bus = options.cluster?.bus ?? new LocalBus();
+	const presence = options.cluster?.presence ?? localPresence;
+	hub.attach(server, bus, presence);
+	bus
+		.start({
 			deliver: (m) => hub.deliver(m),
 			deliverEvent: (room, frame) => hub.deliverEvent(room, frame),
-			catchUp: () => hub.catchUp(),
-			local: () => hub.localState(),
-		});
-		hub.attach(server, bus, bus);
-	} else {
-		hub.attach(server, new LocalBus((m) => hub.deliver(m)));
-	}
+			catchUp: (room) => hub.catchUp(room),
+		})
+		.catch((e) => log.error("bus_start_failed", { error: (e as Error).message }));
+	presence
+		.start({
+			announce: (room, frame) => {
+				hub.deliverEvent(room, frame);
+				bus.publishEvent(room, frame);
+			},
+		})
+		.catch((e) => log.error("presence_start_failed", { error: (e as Error).message }));
 	const idleMs = config.idleTimeout * 1000;
 	const sweeper = setInterval(() => hub.sweep(idleMs), Math.max(250, idleMs / 4));
 	const scheme = tls ? "https" : "http";
@@ -348,7 +383,8 @@ export function start(config: Config, options: StartOptions = {}): Running {
 				files.stop();
 				server.stop();
 				hub.closeAll(CLOSE.goingAway, "server shutting down");
-				await bus?.close();
+				await bus.close();
+				await presence.close();
 				await store.close();
 				await server.stop(true);
 				log.info("stopped", {});
@@ -387,11 +423,15 @@ async function main(): Promise<void> {
 		log = createLogger(config.logLevel, undefined, () => metrics.logWriteFailures.inc());
 		const store = await openStore(config.db, metrics);
 		// The first Redis attempt comes before the port opens, so the first clients already see the whole cluster.
-		const cluster = config.redis ? new RedisCluster(config.redis, log, metrics) : undefined;
-		await cluster?.start();
+		const cluster = config.redis
+			? redisCluster(config.redis, config.redisPrefix, store, log, metrics)
+			: undefined;
+		if (cluster) cluster.link.onForeignStore = (e) => exitWith(2, e.message);
+		await cluster?.link.start();
 		running = start(config, { store, metrics, log, cluster });
 	} catch (e) {
-		if (e instanceof StoreError || e instanceof StartError) exitWith(2, e.message);
+		if (e instanceof StoreError || e instanceof StartError || e instanceof ForeignStoreError)
+			exitWith(2, e.message);
 		exitWith(2, `cannot start: ${(e as Error).message}`);
 	}
 	const shutdown = (signal: string) => {

@@ -37,6 +37,8 @@ export interface Config {
 	tlsKey?: string;
 	/** Cluster mode: fan-out and presence through this Redis. */
 	redis?: string;
+	/** Namespace of Redis keys and channels; by default `hubbub:<the database's id>`. */
+	redisPrefix?: string;
 	/** Let several processes on one host listen on the same port (SO_REUSEPORT). */
 	reusePort: boolean;
 }
@@ -250,6 +252,14 @@ const OPTIONS: Option[] = [
 		kind: "redis",
 		arg: "URL",
 		help: "cluster mode: several hubbub processes act as one through this Redis (redis://host:6379)",
+	},
+	{
+		key: "redisPrefix",
+		flag: "redis-prefix",
+		env: "REDIS_PREFIX",
+		kind: "string",
+		arg: "PREFIX",
+		help: "namespace of this deployment's Redis keys and channels (default: hubbub:<the database's id>)",
 	},
 	{
 		key: "reusePort",

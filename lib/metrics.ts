@@ -124,7 +124,11 @@ export class Metrics {
 	);
 	readonly busReceived = new Counter(
 		"hubbub_bus_received_total",
-		"Frames this process received from other processes.",
+		"Messages this process read from the cluster bus (its own rooms' channels only).",
+	);
+	readonly busReceivedBytes = new Counter(
+		"hubbub_bus_received_bytes_total",
+		"Bytes this process read from the cluster bus (its own rooms' channels only).",
 	);
 	readonly redisReconnects = new Counter(
 		"hubbub_redis_reconnects_total",
@@ -165,6 +169,7 @@ export class Metrics {
 			this.storeErrors,
 			this.busPublished,
 			this.busReceived,
+			this.busReceivedBytes,
 			this.redisReconnects,
 			this.logWriteFailures,
 			this.publishSeconds,

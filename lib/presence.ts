@@ -1,14 +1,24 @@
 // Who is online across processes: the seam between one process's hub and a cluster's shared view of names and rooms.
+import type { ServerFrame } from "../protocol.ts";
+
+/** What a Presence needs from its process's hub. */
+export interface PresenceHooks {
+	/** Tells a room, here and on the other processes, that a member of a dead process left. */
+	announce(room: string, frame: ServerFrame): void;
+}
 
 /**
  * Names and room membership beyond this process. The hub keeps its own
  * sockets' names and rooms; a Presence adds everyone else's.
  *
  * Contract: calls never throw; while the shared view is unreachable they
- * answer from what this process knows (claim says yes, members says none).
+ * answer from what this process knows (claim says yes, members says none),
+ * and once it is back it holds exactly this process's claims and entries, so
+ * a release or an exit made meanwhile is not lost.
  */
 export interface Presence {
-	/** Claims a name for this process; false when a live connection elsewhere holds it. */
+	start(hooks: PresenceHooks): Promise<void>;
+	/** Claims a name for this process; false when a live process elsewhere holds it. */
 	claim(name: string): Promise<boolean>;
 	release(name: string): void;
 	/** Records that `name` (on this process) is in `room`. */
@@ -16,13 +26,16 @@ export interface Presence {
 	exit(room: string, name: string): void;
 	/** Display names in `room` on other processes. */
 	members(room: string): Promise<string[]>;
+	close(): Promise<void>;
 }
 
 /** The single-process presence: nobody else exists. */
 export const localPresence: Presence = {
+	start: async () => {},
 	claim: async () => true,
 	release: () => {},
 	enter: async () => {},
 	exit: () => {},
 	members: async () => [],
+	close: async () => {},
 };

@@ -35,6 +35,7 @@ export class PostgresStore implements Store {
 	private constructor(
 		private readonly sql: SQL,
 		readonly epoch: string,
+		readonly id: string,
 		private readonly onCommit?: (seconds: number, messages: number) => void,
 	) {}
 
@@ -46,7 +47,7 @@ export class PostgresStore implements Store {
 		// A short connection timeout: a send must fail fast with server_error, not hang, while the database is away.
 		const sql = new SQL({ url, max: 10, connectionTimeout: 3, idleTimeout: 60 });
 		try {
-			const epoch = await sql.begin(async (tx) => {
+			const identity = await sql.begin(async (tx) => {
 				await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
 				await tx`CREATE TABLE IF NOT EXISTS hubbub_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`;
 				const [row] = await tx`SELECT value FROM hubbub_meta WHERE key = 'schema'`;
@@ -73,9 +74,12 @@ export class PostgresStore implements Store {
 				}
 				const [epoch] = await tx`SELECT value FROM hubbub_meta WHERE key = 'epoch'`;
 				if (!epoch) throw new Error("database has no epoch");
-				return epoch.value as string;
+				// Not a migration: every database gets its id the first time it is opened, whatever its schema.
+				await tx`INSERT INTO hubbub_meta (key, value) VALUES ('deployment', ${newEpoch()}) ON CONFLICT (key) DO NOTHING`;
+				const [id] = await tx`SELECT value FROM hubbub_meta WHERE key = 'deployment'`;
+				return { epoch: epoch.value as string, id: id.value as string };
 			});
-			return new PostgresStore(sql, epoch, options.onCommit);
+			return new PostgresStore(sql, identity.epoch, identity.id, options.onCommit);
 		} catch (e) {
 			await sql.close({ timeout: 0 }).catch(() => {});
 			throw new StoreError(`cannot open database ${redact(url)}: ${(e as Error).message}`);

@@ -52,6 +52,7 @@ function fileIdentity(path: string): { dev: number; ino: number } | undefined {
  */
 export class SqliteStore implements Store {
 	readonly epoch: string;
+	readonly id: string;
 	private readonly db: Database;
 	private readonly busyTimeoutMs: number;
 	private readonly onCommit?: (seconds: number, messages: number) => void;
@@ -89,6 +90,12 @@ export class SqliteStore implements Store {
 				// FULL: an acknowledged message survives power loss, not only a crash; batching pays for the fsync.
 				this.db.run("PRAGMA synchronous = FULL");
 				return this.migrate();
+			});
+			this.id = this.whileBusy(() => {
+				// Not a migration: every database gets its id the first time it is opened, whatever its schema.
+				this.db.run("INSERT OR IGNORE INTO meta (key, value) VALUES ('deployment', ?)", [newEpoch()]);
+				return (this.db.query("SELECT value FROM meta WHERE key = 'deployment'").get() as { value: string })
+					.value;
 			});
 			// From here on a busy database must not stall the event loop: writes retry on a timer instead.
 			this.db.run("PRAGMA busy_timeout = 0");

@@ -36,6 +36,12 @@ export interface Page {
 export interface Store {
 	/** Names this store's history; changes only when the history is new. */
 	readonly epoch: string;
+	/**
+	 * Names this database for as long as it exists, through backups and
+	 * restores (unlike `epoch`): a cluster's processes share it, and Redis
+	 * keys and channels are namespaced by it.
+	 */
+	readonly id: string;
 	append(input: NewMessage): Promise<Appended>;
 	/** The newest `limit` messages; `more` if older exist. */
 	latest(room: string, limit: number): Promise<Page>;

@@ -1,0 +1,213 @@
+// Cluster presence (--redis): names and room members of every process kept in Redis beside each process's heartbeat.
+import type { ServerFrame } from "../protocol.ts";
+import type { Logger } from "./log.ts";
+import { nameKey } from "./names.ts";
+import type { Presence, PresenceHooks } from "./presence.ts";
+import type { RedisLink } from "./redis-link.ts";
+
+const REAP_EVERY_MS = 2000;
+
+/**
+ * Takes a name unless a live process other than this one holds it, in one
+ * step, so two processes never both take a name (from a dead holder either).
+ * KEYS name, this process's names; ARGV own id, heartbeat key prefix, name key.
+ */
+const CLAIM = `
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] and redis.call('EXISTS', ARGV[2] .. holder) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[3])
+return 1`;
+
+/** Lets a name go if `ARGV[1]` holds it. KEYS name, the holder's names; ARGV holder id, name key. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1`;
+
+/** Removes a room member if `ARGV[2]` put it there (the name may have moved to another process since). */
+const EXIT = `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v and cjson.decode(v).p == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1`;
+
+interface Entry {
+	/** Display name. */
+	n: string;
+	/** The process whose socket it is. */
+	p: string;
+}
+
+/**
+ * This process keeps its own record of what it claimed and entered, and
+ * after every reconnect makes Redis hold exactly that: what was released or
+ * exited while Redis was away is removed then, not left behind. A process
+ * that stops beating is reaped by the others, who tell its rooms that its
+ * members left.
+ */
+export class RedisPresence implements Presence {
+	private readonly names = new Map<string, string>();
+	private readonly rooms = new Map<string, Map<string, string>>();
+	private hooks?: PresenceHooks;
+	private reaper?: ReturnType<typeof setInterval>;
+
+	constructor(
+		private readonly link: RedisLink,
+		private readonly log: Logger,
+	) {
+		link.onUp(() => this.register());
+	}
+
+	private readonly key = {
+		name: (k: string) => this.link.key("name", k),
+		names: (id: string) => this.link.key("proc", id, "names"),
+		rooms: (id: string) => this.link.key("proc", id, "rooms"),
+		members: (room: string) => this.link.key("members", room),
+		reap: (id: string) => this.link.key("reap", id),
+		proc: (id: string) => this.link.key("proc", id),
+	};
+
+	async start(hooks: PresenceHooks): Promise<void> {
+		this.hooks = hooks;
+		this.reaper ??= setInterval(() => {
+			this.reap().catch((e) => this.log.warn("redis_reap_failed", { error: (e as Error).message }));
+		}, REAP_EVERY_MS);
+		await this.link.start();
+	}
+
+	async claim(name: string): Promise<boolean> {
+		const k = nameKey(name);
+		const took = await this.take(k);
+		// Redis unreachable: this process's own check is all there is, until it registers again.
+		if (took === false) return false;
+		this.names.set(k, name);
+		return true;
+	}
+
+	private async take(k: string): Promise<boolean | undefined> {
+		const id = this.link.id;
+		const took = await this.link.script<number>(
+			CLAIM,
+			[this.key.name(k), this.key.names(id)],
+			[id, `${this.key.proc("")}`, k],
+		);
+		return took === undefined ? undefined : Number(took) === 1;
+	}
+
+	release(name: string): void {
+		const k = nameKey(name);
+		this.names.delete(k);
+		this.untake(k, this.link.id);
+	}
+
+	private untake(k: string, holder: string): Promise<unknown> {
+		return this.link.script(RELEASE, [this.key.name(k), this.key.names(holder)], [holder, k]);
+	}
+
+	async enter(room: string, name: string): Promise<void> {
+		let here = this.rooms.get(room);
+		if (!here) {
+			here = new Map();
+			this.rooms.set(room, here);
+		}
+		here.set(nameKey(name), name);
+		await this.put(room, name);
+	}
+
+	private async put(room: string, name: string): Promise<void> {
+		const id = this.link.id;
+		const entry: Entry = { n: name, p: id };
+		await Promise.all([
+			this.link.send("HSET", [this.key.members(room), nameKey(name), JSON.stringify(entry)]),
+			this.link.send("SADD", [this.key.rooms(id), room]),
+		]);
+	}
+
+	exit(room: string, name: string): void {
+		const k = nameKey(name);
+		const here = this.rooms.get(room);
+		here?.delete(k);
+		if (here?.size === 0) this.rooms.delete(room);
+		this.remove(room, k, this.link.id).catch(() => {});
+	}
+
+	private remove(room: string, k: string, owner: string): Promise<unknown> {
+		return this.link.script(EXIT, [this.key.members(room)], [k, owner]);
+	}
+
+	async members(room: string): Promise<string[]> {
+		const all = await this.link.send<Record<string, string>>("HGETALL", [this.key.members(room)]);
+		return Object.values(all ?? {}).flatMap((value) => {
+			const entry = parse(value);
+			return entry && entry.p !== this.link.id ? [entry.n] : [];
+		});
+	}
+
+	/** Makes Redis hold exactly this process's names and members (after a reconnect, or after being taken for dead). */
+	private async register(): Promise<void> {
+		const id = this.link.id;
+		for (const k of (await this.link.send<string[]>("SMEMBERS", [this.key.names(id)])) ?? [])
+			if (!this.names.has(k)) await this.untake(k, id);
+		for (const [k, name] of this.names)
+			if ((await this.take(k)) === false) this.log.warn("name_conflict", { name, process: id });
+		for (const room of (await this.link.send<string[]>("SMEMBERS", [this.key.rooms(id)])) ?? []) {
+			const here = this.rooms.get(room);
+			const all = (await this.link.send<Record<string, string>>("HGETALL", [this.key.members(room)])) ?? {};
+			for (const [k, value] of Object.entries(all))
+				if (parse(value)?.p === id && !here?.has(k)) await this.remove(room, k, id);
+			if (!here) await this.link.send("SREM", [this.key.rooms(id), room]);
+		}
+		for (const [room, here] of this.rooms) for (const name of here.values()) await this.put(room, name);
+	}
+
+	/** Whether a process's heartbeat is current; unknown (Redis away) counts as alive, so nobody is reaped by mistake. */
+	private async alive(id: string): Promise<boolean> {
+		const n = await this.link.send<number | boolean>("EXISTS", [this.key.proc(id)]);
+		return n === undefined || Number(n) > 0;
+	}
+
+	/** Removes the members and names of processes whose heartbeat stopped, telling their rooms. */
+	private async reap(): Promise<void> {
+		const procs = await this.link.send<string[]>("SMEMBERS", [this.link.key("procs")]);
+		for (const id of procs ?? []) {
+			if (id === this.link.id || (await this.alive(id))) continue;
+			const lock = await this.link.send<string | null>("SET", [
+				this.key.reap(id),
+				this.link.id,
+				"NX",
+				"PX",
+				"30000",
+			]);
+			if (lock === null || lock === undefined) continue;
+			this.log.info("process_reaped", { process: id });
+			for (const room of (await this.link.send<string[]>("SMEMBERS", [this.key.rooms(id)])) ?? []) {
+				const all = (await this.link.send<Record<string, string>>("HGETALL", [this.key.members(room)])) ?? {};
+				for (const [k, value] of Object.entries(all)) {
+					const entry = parse(value);
+					if (entry?.p !== id) continue;
+					await this.remove(room, k, id);
+					const gone: ServerFrame = { type: "presence", room, name: entry.n, online: false };
+					this.hooks?.announce(room, gone);
+				}
+			}
+			for (const k of (await this.link.send<string[]>("SMEMBERS", [this.key.names(id)])) ?? [])
+				await this.untake(k, id);
+			await this.link.send("DEL", [this.key.rooms(id), this.key.names(id)]);
+			await this.link.send("SREM", [this.link.key("procs"), id]);
+		}
+	}
+
+	async close(): Promise<void> {
+		clearInterval(this.reaper);
+		await this.link.close();
+	}
+}
+
+function parse(value: string): Entry | undefined {
+	try {
+		const entry = JSON.parse(value) as Entry;
+		return typeof entry.n === "string" && typeof entry.p === "string" ? entry : undefined;
+	} catch {
+		return undefined;
+	}
+}
