@@ -30,7 +30,7 @@ export class RedisBus implements Bus {
 	}
 
 	private channel(room: string): string {
-		return this.link.key("room", room);
+		return this.link.roomChannel(room);
 	}
 
 	async start(handler: BusHandler): Promise<void> {

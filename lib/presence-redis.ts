@@ -136,6 +136,8 @@ export class RedisPresence implements Presence {
 	}
 
 	async members(room: string): Promise<string[]> {
+		// Whoever enters after this read announces it on the room's channel: be listening by then.
+		await this.link.whenLive(this.link.roomChannel(room));
 		const all = await this.link.send<Record<string, string>>("HGETALL", [this.key.members(room)]);
 		return Object.values(all ?? {}).flatMap((value) => {
 			const entry = parse(value);

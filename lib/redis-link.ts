@@ -64,6 +64,10 @@ export class RedisLink {
 	private connecting: RedisClient[] = [];
 	/** Channels subscribed on the current `sub`. */
 	private live = new Set<string>();
+	/** Waiting for a channel's subscription to be live, by channel. */
+	private readonly waiting = new Map<string, (() => void)[]>();
+	/** Redis pub/sub ignores the database number; channel names carry it, so two databases never share one. */
+	private readonly db: string;
 	private readonly wanted = new Map<string, Listening>();
 	/** Per channel: the subscribe/unsubscribe in flight, so they apply in call order. */
 	private readonly syncing = new Map<string, Promise<void>>();
@@ -80,6 +84,7 @@ export class RedisLink {
 
 	constructor(private readonly options: LinkOptions) {
 		this.prefix = options.prefix;
+		this.db = new URL(options.url).pathname.replace(/^\//, "") || "0";
 	}
 
 	/** A key or channel in this deployment's namespace. */
@@ -106,6 +111,37 @@ export class RedisLink {
 			}
 		})();
 		return this.started;
+	}
+
+	/** A room's channel: its committed messages, presence and typing. */
+	roomChannel(room: string): string {
+		return this.key(`db${this.db}`, "room", room);
+	}
+
+	/**
+	 * Resolves once `channel`'s subscription is live, at once when it is not
+	 * wanted or Redis is away, and after `timeoutMs` at the latest: a read
+	 * made after it misses nothing published to the channel later.
+	 */
+	whenLive(channel: string, timeoutMs = 2000): Promise<void> {
+		if (!this.up || !this.wanted.has(channel) || this.live.has(channel)) return Promise.resolve();
+		return new Promise((resolve) => {
+			const timer = setTimeout(resolve, timeoutMs);
+			const list = this.waiting.get(channel) ?? [];
+			list.push(() => {
+				clearTimeout(timer);
+				resolve();
+			});
+			this.waiting.set(channel, list);
+		});
+	}
+
+	/** Releases whoever waits for `channels` (all of them without), live or given up on. */
+	private wake(channels?: Iterable<string>): void {
+		for (const channel of channels ?? [...this.waiting.keys()]) {
+			for (const resolve of this.waiting.get(channel) ?? []) resolve();
+			this.waiting.delete(channel);
+		}
 	}
 
 	/** Runs after every (re)connect, and when this process finds it was taken for dead. */
@@ -184,6 +220,7 @@ export class RedisLink {
 			await sub.subscribe(channel, this.dispatch);
 			if (this.sub !== sub) return;
 			live.add(channel);
+			this.wake([channel]);
 			want.onLive?.();
 		} else if (!want && live.has(channel)) {
 			live.delete(channel);
@@ -220,6 +257,7 @@ export class RedisLink {
 			this.sub = sub;
 			this.live = new Set(channels);
 			this.up = true;
+			this.wake(channels);
 			if (this.everUp) this.options.metrics.redisReconnects.inc();
 			this.everUp = true;
 			this.attempt = 0;
@@ -284,6 +322,7 @@ export class RedisLink {
 		this.pub = undefined;
 		this.sub = undefined;
 		this.live = new Set();
+		this.wake();
 		sub?.close();
 		pub.close();
 		if (this.closed) return;
@@ -319,6 +358,7 @@ export class RedisLink {
 		for (const client of this.connecting) client.close();
 		this.connecting = [];
 		this.up = false;
+		this.wake();
 		this.sub?.close();
 		this.pub?.close();
 		this.pub = undefined;
