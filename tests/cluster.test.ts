@@ -1,11 +1,13 @@
 // Cluster mode: three hubbub processes, one Redis, one PostgreSQL, acting as one server.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../bench/net.ts";
+import { SqliteStore } from "../lib/store-sqlite.ts";
 import type { Message, ServerFrame } from "../protocol.ts";
 import { type Postgres, type Redis, startPostgres, startRedis } from "./engines.ts";
 import {
-	type Client,
+	Client,
 	chatter,
 	fromSource,
 	ROOT,
@@ -56,6 +58,19 @@ function seqsOf(c: Client, room: string): number[] {
 	);
 }
 
+/** The members a client knows of in `room`: its `joined` list, then every presence frame after it. */
+function membersSeen(c: Client, room: string): string[] {
+	const names = new Set<string>();
+	for (const f of c.frames) {
+		if (f.type === "joined" && f.room === room) for (const n of f.members) names.add(n);
+		if (f.type === "presence" && f.room === room) {
+			if (f.online) names.add(f.name);
+			else names.delete(f.name);
+		}
+	}
+	return [...names].sort();
+}
+
 function consecutive(seqs: number[], last: number): void {
 	const first = seqs[0] ?? 1;
 	expect(seqs).toEqual(Array.from({ length: last - first + 1 }, (_, i) => first + i));
@@ -86,11 +101,13 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 			await alice.expect("presence", (p) => p.name === "carol" && p.online);
 			await bob.expect("presence", (p) => p.name === "carol" && p.online);
 
-			// A name held on one process is refused on the others.
-			const impostor = await chatter(ws(servers[1] as Spawned), "dave").catch(() => undefined);
-			expect(impostor).toBeDefined();
-			const again = await (await import("./helpers.ts")).Client.connect(ws(servers[2] as Spawned));
-			expect(await again.hello("ALICE")).toMatchObject({ type: "error", code: "name_taken" });
+			// A name held on one process is refused on every process, in any case.
+			for (const s of servers)
+				for (const name of ["alice", "ALICE", "Carol"]) {
+					const impostor = await Client.connect(ws(s));
+					expect(await impostor.hello(name)).toMatchObject({ type: "error", code: "name_taken" });
+					impostor.close();
+				}
 
 			// Everyone talks at once, on every process, while others join on every process, with and without since.
 			const rounds = 8;
@@ -166,7 +183,7 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 			expect(gone).toBeLessThan(10);
 			// The victim's client comes back on another process, under the same name, and misses nothing.
 			await until(async () => {
-				const c = await (await import("./helpers.ts")).Client.connect(ws(s2));
+				const c = await Client.connect(ws(s2));
 				const answer = await c.hello("victim");
 				c.close();
 				return answer.type === "welcome";
@@ -231,9 +248,13 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 			// Linux spread the connections over both processes.
 			for (const s of servers)
 				expect(s.logs.filter((l) => l.event === "connection_open").length).toBeGreaterThan(0);
-			const last = clients.at(-1) as Client;
-			const members = (await last.join("r4", 0)).members;
-			expect(members).toHaveLength(16);
+			// Joined at the same time on two processes, every client still learns of all 16: from its
+			// `joined` list or a presence frame after it, none lost between two processes' joins.
+			const everyone = clients.map((_, i) => `p${i}`).sort();
+			for (const c of clients) {
+				await until(() => membersSeen(c, "r4").length === 16, 10_000);
+				expect(membersSeen(c, "r4")).toEqual(everyone);
+			}
 			for (const [i, c] of clients.entries())
 				for (let k = 0; k < 10; k++) c.send({ type: "send", room: "r4", id: `${i}-${k}`, text: `${i}:${k}` });
 			const total = 160;
@@ -273,9 +294,173 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 			await using late = await startRedis(redisPort);
 			await until(async () => (await (await fetch(`${s.url}/healthz`)).json()).status === "ok", 15_000);
 			expect(s.logs.some((l) => l.event === "redis_connected")).toBe(true);
-			expect(late.port).toBe(redisPort);
+			// Part of the cluster now: a second process on the same database and Redis chats with it live.
+			const second = await spawnServer(fromSource("--db", join(dir.path, "h.db"), "--redis", late.url));
+			try {
+				const b = await chatter(ws(second), "bob", "general");
+				expect(await a.expect("presence", (p) => p.name === "bob")).toMatchObject({ online: true });
+				a.send({ type: "send", room: "general", text: "now through redis" });
+				expect(await b.expect("message")).toMatchObject({ seq: 2, from: "alice", text: "now through redis" });
+				expect(b.isOpen).toBe(true);
+			} finally {
+				second.proc.kill("SIGKILL");
+			}
 		} finally {
 			s.proc.kill("SIGKILL");
+		}
+	}, 60_000);
+});
+
+/** Scrapes one counter from a process's /metrics. */
+async function counter(s: Spawned, name: string): Promise<number> {
+	const text = await (await fetch(`${s.url}/metrics`)).text();
+	const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+	if (!line) throw new Error(`${name} not in /metrics`);
+	return Number(line.split(" ")[1]);
+}
+
+/** A database file that already exists, and a byte-for-byte copy of it (the same id and epoch), as an operator's `cp` makes. */
+async function databaseAndCopy(dir: string): Promise<[string, string]> {
+	const first = join(dir, "prod.db");
+	const copy = join(dir, "staging.db");
+	const store = new SqliteStore(first);
+	await store.close();
+	copyFileSync(first, copy);
+	return [first, copy];
+}
+
+describe("deployments sharing one Redis server", () => {
+	async function deployment(db: string, redisUrl: string, ...flags: string[]): Promise<Spawned[]> {
+		return Promise.all([0, 1].map(() => spawnServer(fromSource("--db", db, "--redis", redisUrl, ...flags))));
+	}
+
+	/** Two deployments chat in the same room names with the same user names; neither sees the other. */
+	async function neverMeet(one: Spawned[], two: Spawned[]): Promise<void> {
+		const [a1, a2] = one as [Spawned, Spawned];
+		const [b1, b2] = two as [Spawned, Spawned];
+		const alice = await chatter(ws(a1), "alice", "general");
+		const bob = await chatter(ws(a2), "bob", "general");
+		await alice.expect("presence", (p) => p.name === "bob" && p.online);
+		// The same name is free on the other deployment: names are its own.
+		const alice2 = await chatter(ws(b1), "alice", "general");
+		const carol = await chatter(ws(b2), "carol", "general");
+		await alice2.expect("presence", (p) => p.name === "carol" && p.online);
+		alice.send({ type: "send", room: "general", text: "secret production text" });
+		expect(await bob.expect("message")).toMatchObject({ seq: 1, text: "secret production text" });
+		bob.send({ type: "typing", room: "general" });
+		await alice.expect("typing", (t) => t.name === "bob");
+		carol.send({ type: "send", room: "general", text: "staging text" });
+		expect(await alice2.expect("message")).toMatchObject({ seq: 1, text: "staging text" });
+		// A last frame on each side, after all of the other's: once it is in, nothing else is on its way.
+		alice.send({ type: "send", room: "general", text: "production marker" });
+		carol.send({ type: "send", room: "general", text: "staging marker" });
+		await bob.expect("message", (m) => m.text === "production marker");
+		await alice2.expect("message", (m) => m.text === "staging marker");
+		for (const c of [alice, bob]) {
+			expect(JSON.stringify(c.frames)).not.toContain("staging");
+			expect(JSON.stringify(c.frames)).not.toContain("carol");
+			expect(membersSeen(c, "general")).toEqual(["alice", "bob"]);
+		}
+		for (const c of [alice2, carol]) {
+			expect(JSON.stringify(c.frames)).not.toContain("production");
+			expect(JSON.stringify(c.frames)).not.toContain("bob");
+			expect(membersSeen(c, "general")).toEqual(["alice", "carol"]);
+		}
+	}
+
+	test("copies of one database on two Redis database numbers never see each other's messages, presence or names", async () => {
+		using dir = tempDir();
+		const [prod, staging] = await databaseAndCopy(dir.path);
+		const one = await deployment(prod, `${redis.url}/1`);
+		const two = await deployment(staging, `${redis.url}/2`);
+		try {
+			await neverMeet(one, two);
+		} finally {
+			for (const s of [...one, ...two]) s.proc.kill("SIGKILL");
+		}
+	}, 60_000);
+
+	test("copies of one database on one Redis database, each with its own --redis-prefix, never see each other", async () => {
+		using dir = tempDir();
+		const [prod, staging] = await databaseAndCopy(dir.path);
+		const one = await deployment(prod, redis.url, "--redis-prefix", "prod");
+		const two = await deployment(staging, redis.url, "--redis-prefix", "staging");
+		try {
+			await neverMeet(one, two);
+		} finally {
+			for (const s of [...one, ...two]) s.proc.kill("SIGKILL");
+		}
+	}, 60_000);
+
+	test("a process refuses, with exit status 2 and a sentence saying why, to join a bus whose processes use another database", async () => {
+		using dir = tempDir();
+		const running = await spawnServer(
+			fromSource("--db", join(dir.path, "a.db"), "--redis", redis.url, "--redis-prefix", "shared"),
+		);
+		try {
+			const other = Bun.spawn(
+				fromSource("--db", join(dir.path, "b.db"), "--redis", redis.url, "--redis-prefix", "shared"),
+				{ cwd: ROOT, stdout: "pipe", stderr: "pipe" },
+			);
+			expect(await other.exited).toBe(2);
+			const stderr = await new Response(other.stderr).text();
+			expect(stderr).toContain('Redis prefix "shared"');
+			expect(stderr).toContain("another database");
+			expect(stderr).toContain("--redis-prefix");
+			// The running one never noticed.
+			expect(await (await fetch(`${running.url}/healthz`)).json()).toMatchObject({ status: "ok" });
+		} finally {
+			running.proc.kill("SIGKILL");
+		}
+	}, 60_000);
+});
+
+describe("per-room channels", () => {
+	test("four processes serving disjoint rooms: one process's bus bytes stay flat as the others' traffic grows", async () => {
+		const servers = await cluster(4, await pg.database());
+		const [p0, p1] = servers as [Spawned, Spawned];
+		try {
+			const talkers = await Promise.all(servers.map((s, i) => chatter(ws(s), `u${i}`, `room${i}`)));
+			// One room served by p0 and p1: the bus does reach p0 for rooms it serves.
+			const here = await chatter(ws(p0), "here", "shared");
+			const there = await chatter(ws(p1), "there", "shared");
+			await here.expect("presence", (p) => p.name === "there");
+			let markers = 0;
+			/** A message from p1 in the shared room, after everything p1 published before: p0 has read all it will. */
+			const marker = async () => {
+				there.send({ type: "send", room: "shared", text: "marker" });
+				markers++;
+				await here.expect("message", (m) => m.seq === markers);
+			};
+			await marker();
+			const before = await counter(p0, "hubbub_bus_received_bytes_total");
+			await marker();
+			const oneMarker = (await counter(p0, "hubbub_bus_received_bytes_total")) - before;
+			expect(oneMarker).toBeGreaterThan(0);
+
+			let sent = 0;
+			const others = talkers.slice(1);
+			const talk = async (n: number) => {
+				for (const c of others)
+					for (let i = 0; i < n; i++)
+						c.send({ type: "send", room: `room${talkers.indexOf(c)}`, text: "x".repeat(200) });
+				sent += n;
+				await Promise.all(others.map((c) => c.expect("message", (m) => m.seq === sent, 20_000)));
+			};
+			const published = () =>
+				Promise.all(servers.slice(1).map((s) => counter(s, "hubbub_bus_published_total")));
+			for (const n of [20, 80]) {
+				const start = await counter(p0, "hubbub_bus_received_bytes_total");
+				const was = await published();
+				await talk(n);
+				await marker();
+				const grew = (await counter(p0, "hubbub_bus_received_bytes_total")) - start;
+				// The others published n more each (p1 the marker too), and p0 read the marker only.
+				expect((await published()).map((x, i) => x - (was[i] as number))).toEqual([n + 1, n, n]);
+				expect(grew).toBeLessThanOrEqual(oneMarker + 2);
+			}
+		} finally {
+			for (const s of servers) s.proc.kill("SIGKILL");
 		}
 	}, 60_000);
 });
