@@ -1,5 +1,4 @@
 // Cluster presence (--redis): names and room members of every process kept in Redis beside each process's heartbeat.
-import type { ServerFrame } from "../protocol.ts";
 import type { Logger } from "./log.ts";
 import { nameKey } from "./names.ts";
 import type { Presence, PresenceHooks } from "./presence.ts";
@@ -30,6 +29,36 @@ const EXIT = `
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v and cjson.decode(v).p == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 1`;
+
+/**
+ * Removes a dead process's members and names in one step, unless it beats
+ * again meanwhile (then it registers everything again itself), and returns
+ * the (room, name) pairs that left, for their rooms to be told.
+ * KEYS the set of process ids; ARGV prefix, the dead process's id.
+ */
+const REAP = `
+local p, id = ARGV[1], ARGV[2]
+if redis.call('EXISTS', p .. ':proc:' .. id) == 1 then return {} end
+local gone = {}
+for _, room in ipairs(redis.call('SMEMBERS', p .. ':proc:' .. id .. ':rooms')) do
+	local key = p .. ':members:' .. room
+	local all = redis.call('HGETALL', key)
+	for i = 1, #all, 2 do
+		local ok, entry = pcall(cjson.decode, all[i + 1])
+		if ok and type(entry) == 'table' and entry.p == id then
+			redis.call('HDEL', key, all[i])
+			table.insert(gone, room)
+			table.insert(gone, entry.n)
+		end
+	end
+end
+for _, k in ipairs(redis.call('SMEMBERS', p .. ':proc:' .. id .. ':names')) do
+	local key = p .. ':name:' .. k
+	if redis.call('GET', key) == id then redis.call('DEL', key) end
+end
+redis.call('DEL', p .. ':proc:' .. id .. ':rooms', p .. ':proc:' .. id .. ':names')
+redis.call('SREM', KEYS[1], id)
+return gone`;
 
 interface Entry {
 	/** Display name. */
@@ -63,7 +92,6 @@ export class RedisPresence implements Presence {
 		names: (id: string) => this.link.key("proc", id, "names"),
 		rooms: (id: string) => this.link.key("proc", id, "rooms"),
 		members: (room: string) => this.link.key("members", room),
-		reap: (id: string) => this.link.key("reap", id),
 		proc: (id: string) => this.link.key("proc", id),
 	};
 
@@ -170,32 +198,16 @@ export class RedisPresence implements Presence {
 
 	/** Removes the members and names of processes whose heartbeat stopped, telling their rooms. */
 	private async reap(): Promise<void> {
-		const procs = await this.link.send<string[]>("SMEMBERS", [this.link.key("procs")]);
-		for (const id of procs ?? []) {
+		const procs = this.link.key("procs");
+		for (const id of (await this.link.send<string[]>("SMEMBERS", [procs])) ?? []) {
 			if (id === this.link.id || (await this.alive(id))) continue;
-			const lock = await this.link.send<string | null>("SET", [
-				this.key.reap(id),
-				this.link.id,
-				"NX",
-				"PX",
-				"30000",
-			]);
-			if (lock === null || lock === undefined) continue;
-			this.log.info("process_reaped", { process: id });
-			for (const room of (await this.link.send<string[]>("SMEMBERS", [this.key.rooms(id)])) ?? []) {
-				const all = (await this.link.send<Record<string, string>>("HGETALL", [this.key.members(room)])) ?? {};
-				for (const [k, value] of Object.entries(all)) {
-					const entry = parse(value);
-					if (entry?.p !== id) continue;
-					await this.remove(room, k, id);
-					const gone: ServerFrame = { type: "presence", room, name: entry.n, online: false };
-					this.hooks?.announce(room, gone);
-				}
+			const gone = await this.link.script<string[]>(REAP, [procs], [this.link.prefix, id]);
+			if (!gone) continue;
+			this.log.info("process_reaped", { process: id, members: gone.length / 2 });
+			for (let i = 0; i + 1 < gone.length; i += 2) {
+				const room = gone[i] as string;
+				this.hooks?.announce(room, { type: "presence", room, name: gone[i + 1] as string, online: false });
 			}
-			for (const k of (await this.link.send<string[]>("SMEMBERS", [this.key.names(id)])) ?? [])
-				await this.untake(k, id);
-			await this.link.send("DEL", [this.key.rooms(id), this.key.names(id)]);
-			await this.link.send("SREM", [this.link.key("procs"), id]);
 		}
 	}
 

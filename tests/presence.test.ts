@@ -152,25 +152,26 @@ describe("redis presence across processes", () => {
 		await b.presence.close();
 	});
 
-	test("a process that stops beating is reaped: its members leave, its rooms are told, its names are free", async () => {
+	test("a process that stops beating is reaped once: its members leave, its rooms are told, its names are free", async () => {
 		const prefix = `test${++serial}`;
 		const a = await started(redisNode(prefix));
 		const b = await started(redisNode(prefix));
+		const c = await started(redisNode(prefix));
 		expect(await a.presence.claim("victim")).toBe(true);
 		await a.presence.enter("r", "victim");
 		// a freezes: its link goes silent without leaving (as kill -9 would).
 		(a.link as unknown as { closed: boolean; up: boolean }).up = false;
 		await admin.send("DEL", [`${prefix}:proc:${a.link.id}`]);
-		await until(
-			() => b.announced.some(([room, f]) => room === "r" && f.type === "presence" && !f.online),
-			HEARTBEAT_TTL_MS + 5000,
-		);
-		expect(b.announced).toEqual([["r", { type: "presence", room: "r", name: "victim", online: false }]]);
+		await until(() => b.announced.length + c.announced.length > 0, HEARTBEAT_TTL_MS + 5000);
+		// Both survivors reap; one of them tells the room (it reaches the other through the room's channel).
+		await Bun.sleep(2500);
+		expect([...b.announced, ...c.announced]).toEqual([
+			["r", { type: "presence", room: "r", name: "victim", online: false }],
+		]);
 		expect(await b.presence.members("r")).toEqual([]);
 		expect(await b.presence.claim("victim")).toBe(true);
 		(a.link as unknown as { up: boolean }).up = true;
-		await a.presence.close();
-		await b.presence.close();
+		for (const n of [a, b, c]) await n.presence.close();
 	}, 20_000);
 
 	test("a process taken for dead that beats again registers its names and members again", async () => {
