@@ -286,8 +286,9 @@ export class RedisLink {
 
 	private foreign(other: string): ForeignStoreError {
 		return new ForeignStoreError(
-			`the processes on Redis prefix "${this.prefix}" serve another database (${other}, this one is ${this.options.store}); ` +
-				"give each deployment its own --redis-prefix, or point this process at their database",
+			`the processes on Redis prefix "${this.prefix}" serve another database, or another epoch of it ` +
+				`(theirs is ${other}, this one is ${this.options.store}): give each deployment its own --redis-prefix, ` +
+				"or point this process at their database",
 		);
 	}
 

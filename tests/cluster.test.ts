@@ -1,4 +1,6 @@
 // Cluster mode: three hubbub processes, one Redis, one PostgreSQL, acting as one server.
+
+import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
@@ -409,6 +411,28 @@ describe("deployments sharing one Redis server", () => {
 			expect(stderr).toContain("--redis-prefix");
 			// The running one never noticed.
 			expect(await (await fetch(`${running.url}/healthz`)).json()).toMatchObject({ status: "ok" });
+		} finally {
+			running.proc.kill("SIGKILL");
+		}
+	}, 60_000);
+
+	test("a restored copy of the database (same id, new epoch) is refused beside the processes still serving the old one", async () => {
+		using dir = tempDir();
+		const [prod, restored] = await databaseAndCopy(dir.path);
+		const db = new Database(restored);
+		db.run("UPDATE meta SET value = 'restored' WHERE key = 'epoch'");
+		db.close();
+		const running = await spawnServer(fromSource("--db", prod, "--redis", redis.url));
+		try {
+			const other = Bun.spawn(fromSource("--db", restored, "--redis", redis.url), {
+				cwd: ROOT,
+				stdout: "pipe",
+				stderr: "pipe",
+			});
+			expect(await other.exited).toBe(2);
+			expect(await new Response(other.stderr).text()).toMatch(
+				/Redis prefix "hubbub:[a-z0-9]+" serve another database/,
+			);
 		} finally {
 			running.proc.kill("SIGKILL");
 		}
