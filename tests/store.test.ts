@@ -134,6 +134,22 @@ describe.each(backends)("%s store", (_, backend) => {
 		await third.close();
 	});
 
+	test("the database's id is the same from every handle and after reopening, and differs between databases", async () => {
+		await using h = await backend.fresh();
+		const [one, two] = await Promise.all([h.open(), h.open()]);
+		expect(one.id).toMatch(/^[a-z0-9]{8}$/);
+		expect(two.id).toBe(one.id);
+		await one.close();
+		await two.close();
+		const again = await h.open();
+		expect(again.id).toBe(one.id);
+		await again.close();
+		await using other = await backend.fresh();
+		const elsewhere = await other.open();
+		expect(elsewhere.id).not.toBe(one.id);
+		await elsewhere.close();
+	});
+
 	test("two handles on one history (two processes) keep seq gap-free and unique", async () => {
 		await using h = await backend.fresh();
 		const a = await h.open();
