@@ -59,11 +59,15 @@ function ensureFolder(db: string): void {
 }
 
 /** Opens `db`: a postgres:// URL is PostgreSQL, anything else a SQLite file. Throws StoreError or StartError. */
-export async function openStore(db: string, metrics: Metrics): Promise<Store> {
+export async function openStore(db: string, metrics: Metrics, log?: Logger): Promise<Store> {
 	const onCommit = (seconds: number) => metrics.commitSeconds.observe(seconds);
 	if (POSTGRES_URL.test(db)) return PostgresStore.open(db, { onCommit });
 	ensureFolder(db);
-	return new SqliteStore(db, { onCommit });
+	return new SqliteStore(db, { onCommit, onBusy: log && storeRetryLog(log) });
+}
+
+function storeRetryLog(log: Logger) {
+	return (waitMs: number, messages: number) => log.debug("store_busy_retry", { waitMs, messages });
 }
 
 /**
@@ -150,6 +154,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		options.store ??
 		new SqliteStore(config.db, {
 			onCommit: (seconds) => metrics.commitSeconds.observe(seconds),
+			onBusy: storeRetryLog(log),
 			...options.sqlite,
 		});
 	const hub = new Hub(store, metrics);
@@ -236,7 +241,11 @@ export function start(config: Config, options: StartOptions = {}): Running {
 							return secured(
 								new Response(`${refused.message}\n`, {
 									status: refused.status,
-									headers: refused.retryAfter ? { "retry-after": String(refused.retryAfter) } : {},
+									// Closed at once: a refused client must not keep a descriptor in keep-alive.
+									headers: {
+										connection: "close",
+										...(refused.retryAfter ? { "retry-after": String(refused.retryAfter) } : {}),
+									},
 								}),
 							);
 						}
@@ -360,6 +369,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		db: redact(config.db),
 		epoch: store.epoch,
 		version: VERSION,
+		pid: process.pid,
 		maxConnections: Number.isFinite(cap) ? cap : null,
 		openFileLimit: openFiles ?? null,
 	});
@@ -421,7 +431,7 @@ async function main(): Promise<void> {
 		const config = parsed.config;
 		const metrics = new Metrics();
 		log = createLogger(config.logLevel, undefined, () => metrics.logWriteFailures.inc());
-		const store = await openStore(config.db, metrics);
+		const store = await openStore(config.db, metrics, log);
 		// The first Redis attempt comes before the port opens, so the first clients already see the whole cluster.
 		const cluster = config.redis
 			? redisCluster(config.redis, config.redisPrefix, store, log, metrics)

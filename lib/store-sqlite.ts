@@ -27,6 +27,8 @@ export interface SqliteOptions {
 	onCommit?: (seconds: number, messages: number) => void;
 	/** How long sends gather before one commit takes them all (0: the next turn of the event loop). */
 	commitWindowMs?: number;
+	/** Told of each retry of a batch while another process holds the write lock (hubbub logs it at debug). */
+	onBusy?: (waitMs: number, messages: number) => void;
 }
 
 function isBusy(e: unknown): boolean {
@@ -56,6 +58,7 @@ export class SqliteStore implements Store {
 	private readonly db: Database;
 	private readonly busyTimeoutMs: number;
 	private readonly onCommit?: (seconds: number, messages: number) => void;
+	private readonly onBusy?: (waitMs: number, messages: number) => void;
 	private readonly path: string;
 	private queue: Pending[] = [];
 	private scheduled = false;
@@ -79,6 +82,7 @@ export class SqliteStore implements Store {
 	constructor(path: string, options: SqliteOptions = {}) {
 		this.busyTimeoutMs = options.busyTimeoutMs ?? 3000;
 		this.onCommit = options.onCommit;
+		this.onBusy = options.onBusy;
 		this.commitWindowMs = options.commitWindowMs ?? 1;
 		this.path = path;
 		try {
@@ -220,6 +224,7 @@ export class SqliteStore implements Store {
 				// The transaction rolled back, and with it any seqs it cached.
 				this.seqs.clear();
 				if (isBusy(e) && Date.now() < deadline) {
+					this.onBusy?.(wait, batch.length);
 					await Bun.sleep(wait);
 					wait = Math.min(wait * 2, 50);
 					continue;

@@ -395,3 +395,48 @@ test("defaultConfig has every new setting", () => {
 	expect(config.minFreeDisk).toBe(64 * 1024 ** 2);
 	expect(config.maxConns).toBeUndefined();
 });
+
+describe("--log-level debug says what an operator debugging needs", () => {
+	test("upgrades with origin and address, refusals, joins and rate-limit decisions; none of it at info", async () => {
+		using dir = tempDir();
+		const debug = await spawnServer(
+			fromSource(
+				"--db",
+				join(dir.path, "debug.db"),
+				"--log-level",
+				"debug",
+				"--send-burst",
+				"1",
+				"--send-rate",
+				"0.01",
+			),
+		);
+		const info = await spawnServer(
+			fromSource("--db", join(dir.path, "info.db"), "--send-burst", "1", "--send-rate", "0.01"),
+		);
+		try {
+			for (const s of [debug, info]) {
+				const c = await Client.connect(`ws://127.0.0.1:${s.port}/ws`, { headers: { origin: s.url } });
+				await c.hello("alice");
+				await c.join("general");
+				c.send({ type: "send", room: "general", text: "one" });
+				c.send({ type: "send", room: "general", text: "two" });
+				await c.expect("error", (e) => e.code === "rate_limited");
+				await fetch(`${s.url}/api/upgrade-check?origin=http://elsewhere.example`);
+				c.close();
+				await c.closed;
+			}
+			const has = (s: typeof debug, event: string) =>
+				s.logs.find((l) => l.event === event && l.level === "debug");
+			for (let i = 0; i < 50 && !has(debug, "rate_limited"); i++) await Bun.sleep(20);
+			expect(has(debug, "upgrade")).toMatchObject({ origin: debug.url, address: "127.0.0.1" });
+			expect(has(debug, "join")).toMatchObject({ name: "alice", room: "general" });
+			expect(has(debug, "rate_limited")).toMatchObject({ address: "127.0.0.1", strikes: 1 });
+			expect(has(debug, "upgrade_check")).toMatchObject({ refused: "origin_not_allowed" });
+			expect(info.logs.filter((l) => l.level === "debug")).toEqual([]);
+		} finally {
+			debug.proc.kill();
+			info.proc.kill();
+		}
+	});
+});
