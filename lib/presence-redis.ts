@@ -58,6 +58,8 @@ for _, k in ipairs(redis.call('SMEMBERS', p .. ':proc:' .. id .. ':names')) do
 end
 redis.call('DEL', p .. ':proc:' .. id .. ':rooms', p .. ':proc:' .. id .. ':names')
 redis.call('SREM', KEYS[1], id)
+-- If it was only stalled, it finds this when it runs again and tells its rooms that its members are back.
+redis.call('SET', p .. ':reaped:' .. id, '1', 'EX', '3600')
 return gone`;
 
 interface Entry {
@@ -93,6 +95,7 @@ export class RedisPresence implements Presence {
 		rooms: (id: string) => this.link.key("proc", id, "rooms"),
 		members: (room: string) => this.link.key("members", room),
 		proc: (id: string) => this.link.key("proc", id),
+		reaped: (id: string) => this.link.key("reaped", id),
 	};
 
 	async start(hooks: PresenceHooks): Promise<void> {
@@ -173,9 +176,14 @@ export class RedisPresence implements Presence {
 		});
 	}
 
-	/** Makes Redis hold exactly this process's names and members (after a reconnect, or after being taken for dead). */
+	/**
+	 * Makes Redis hold exactly this process's names and members (after a
+	 * reconnect, or after being taken for dead). If the others reaped this
+	 * process meanwhile, they told its rooms that its members left: say they are back.
+	 */
 	private async register(): Promise<void> {
 		const id = this.link.id;
+		const reaped = Number(await this.link.send<number>("DEL", [this.key.reaped(id)])) === 1;
 		for (const k of (await this.link.send<string[]>("SMEMBERS", [this.key.names(id)])) ?? [])
 			if (!this.names.has(k)) await this.untake(k, id);
 		for (const [k, name] of this.names)
@@ -188,6 +196,11 @@ export class RedisPresence implements Presence {
 			if (!here) await this.link.send("SREM", [this.key.rooms(id), room]);
 		}
 		for (const [room, here] of this.rooms) for (const name of here.values()) await this.put(room, name);
+		if (!reaped) return;
+		this.log.warn("process_was_reaped", { process: id });
+		for (const [room, here] of this.rooms)
+			for (const name of here.values())
+				this.hooks?.announce(room, { type: "presence", room, name, online: true });
 	}
 
 	/** Whether a process's heartbeat is current; unknown (Redis away) counts as alive, so nobody is reaped by mistake. */

@@ -199,6 +199,29 @@ describe("three processes, one Redis, one PostgreSQL", () => {
 		}
 	}, 60_000);
 
+	test("a process stopped past its heartbeat (SIGSTOP) is taken for dead; once it runs again its members are back everywhere", async () => {
+		const servers = await cluster(2, await pg.database());
+		const [s0, s1] = servers as [Spawned, Spawned];
+		try {
+			const watcher = await chatter(ws(s0), "watcher", "r5");
+			const sleeper = await chatter(ws(s1), "sleeper", "r5");
+			await watcher.expect("presence", (p) => p.name === "sleeper" && p.online);
+			s1.proc.kill("SIGSTOP");
+			await watcher.expect("presence", (p) => p.name === "sleeper" && !p.online, 15_000);
+			// Its name was let go while it looked dead; nobody took it.
+			s1.proc.kill("SIGCONT");
+			await watcher.expect("presence", (p) => p.name === "sleeper" && p.online, 15_000);
+			const again = await Client.connect(ws(s0));
+			expect(await again.hello("sleeper")).toMatchObject({ type: "error", code: "name_taken" });
+			sleeper.send({ type: "send", room: "r5", text: "I was only asleep" });
+			expect(await watcher.expect("message")).toMatchObject({ from: "sleeper", text: "I was only asleep" });
+			const late = await chatter(ws(s0), "late");
+			expect([...(await late.join("r5")).members].sort()).toEqual(["late", "sleeper", "watcher"]);
+		} finally {
+			for (const s of servers) s.proc.kill("SIGKILL");
+		}
+	}, 60_000);
+
 	test("Redis restarted during a stream: nothing acknowledged is lost, and remote clients get what they missed, in order, without reconnecting", async () => {
 		const servers = await cluster(2, await pg.database());
 		const [s0, s1] = servers as [Spawned, Spawned];

@@ -174,6 +174,26 @@ describe("redis presence across processes", () => {
 		for (const n of [a, b, c]) await n.presence.close();
 	}, 20_000);
 
+	test("a stalled process that was reaped and runs again takes its names back and tells its rooms its members are back", async () => {
+		const prefix = `test${++serial}`;
+		const a = await started(redisNode(prefix));
+		const b = await started(redisNode(prefix));
+		expect(await a.presence.claim("sleeper")).toBe(true);
+		await a.presence.enter("r", "sleeper");
+		const stalled = a.link as unknown as { up: boolean };
+		stalled.up = false;
+		await admin.send("DEL", [`${prefix}:proc:${a.link.id}`]);
+		await until(() => b.announced.length > 0, HEARTBEAT_TTL_MS + 5000, "reaped");
+		expect(await b.presence.members("r")).toEqual([]);
+		stalled.up = true;
+		await until(() => a.announced.length > 0, 10_000, "back");
+		expect(a.announced).toEqual([["r", { type: "presence", room: "r", name: "sleeper", online: true }]]);
+		expect(await b.presence.members("r")).toEqual(["sleeper"]);
+		expect(await b.presence.claim("sleeper")).toBe(false);
+		await a.presence.close();
+		await b.presence.close();
+	}, 20_000);
+
 	test("a process taken for dead that beats again registers its names and members again", async () => {
 		const prefix = `test${++serial}`;
 		const a = await started(redisNode(prefix));
