@@ -5,30 +5,12 @@ import type { Metrics } from "./lib/metrics.ts";
 import { nameKey } from "./lib/names.ts";
 import { addressGroup } from "./lib/origin.ts";
 import { localPresence, type Presence } from "./lib/presence.ts";
-import type { TokenBucket } from "./lib/rate-limit.ts";
+import type { Session } from "./lib/session.ts";
 import type { Page, Store } from "./lib/store.ts";
 import { LIMITS, type Message, type ServerFrame } from "./protocol.ts";
 
-/** What hubbub keeps on each socket (`ws.data`). */
-export interface Conn {
-	id: number;
-	address: string;
-	/** Set once `welcome` is sent. */
-	name?: string;
-	/** Rooms whose `joined` was sent. */
-	rooms: Set<string>;
-	/** Joins in progress, by room. */
-	joins: Map<string, Promise<void>>;
-	sendBucket: TokenBucket;
-	typingBucket: TokenBucket;
-	/** Rate-limited frames so far; too many closes the connection. */
-	strikes: number;
-	/** A hello is being answered (the cluster is asked whether the name is free). */
-	identifying: boolean;
-	/** performance.now() of the last frame or pong from the client. */
-	lastSeen: number;
-	closed: boolean;
-}
+/** What hubbub keeps on each socket (`ws.data`): the connection's session, owned by lib/session.ts. */
+export type Conn = Session;
 export type Socket = ServerWebSocket<Conn>;
 
 interface RoomState {
@@ -135,7 +117,10 @@ export class Hub {
 		if (ws.data.closed) return;
 		const data = encode(frame);
 		const sent = ws.send(data);
-		this.countOut(frame.type, Buffer.byteLength(data), 1, sent);
+		const bytes = Buffer.byteLength(data);
+		// An answer to this connection alone is its own cost (lib/session.ts): it draws on its reply budget.
+		ws.data.replied(bytes);
+		this.countOut(frame.type, bytes, 1, sent);
 	}
 
 	/** Sends one frame to a room's sockets on this process, except `except`. */

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Server } from "bun";
 import page from "./client/index.html";
-import { type Conn, Hub } from "./hub.ts";
+import { Hub } from "./hub.ts";
 import type { Bus } from "./lib/bus.ts";
 import { LocalBus } from "./lib/bus-local.ts";
 import { RedisBus } from "./lib/bus-redis.ts";
@@ -14,12 +14,13 @@ import { DiskFloor } from "./lib/health.ts";
 import { methodNotAllowed, secured } from "./lib/http.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import { Metrics } from "./lib/metrics.ts";
-import { checkOrigin, clientAddress } from "./lib/origin.ts";
+import { addressGroup, checkOrigin, clientAddress } from "./lib/origin.ts";
 import { PageFiles } from "./lib/page.ts";
 import { localPresence, type Presence } from "./lib/presence.ts";
 import { RedisPresence } from "./lib/presence-redis.ts";
+import { PenaltyBox } from "./lib/rate-limit.ts";
 import { ForeignStoreError, RedisLink } from "./lib/redis-link.ts";
-import { newConn, websocketHandler } from "./lib/session.ts";
+import { Session, websocketHandler } from "./lib/session.ts";
 import { type Store, StoreError } from "./lib/store.ts";
 import { PostgresStore, redact } from "./lib/store-postgres.ts";
 import { type SqliteOptions, SqliteStore } from "./lib/store-sqlite.ts";
@@ -96,7 +97,7 @@ export function redisCluster(
 }
 
 export interface Running {
-	server: Server<Conn>;
+	server: Server<Session>;
 	hub: Hub;
 	metrics: Metrics;
 	/** Base URL, e.g. http://127.0.0.1:3000 */
@@ -174,6 +175,9 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	);
 	const startedAt = Date.now();
 	const files = new PageFiles(page);
+	// Addresses (IPv6 by /64) whose connection was just closed for flooding: without a pause
+	// a flooder reconnects and gets a fresh burst each time.
+	const penalties = new PenaltyBox(config.floodBan);
 
 	// A write per /healthz would let anyone make the disk fsync at will: a good probe serves for a
 	// second, and requests meanwhile share it. A failed one is tried again at once, so recovery shows.
@@ -205,6 +209,15 @@ export function start(config: Config, options: StartOptions = {}): Running {
 				retryAfter: 30,
 			};
 		}
+		const banned = penalties.remaining(addressGroup(address));
+		if (banned > 0) {
+			return {
+				status: 429,
+				code: "too_many_connections",
+				message: `a connection from your address was closed for sending too fast; wait ${banned} s before reconnecting`,
+				retryAfter: banned,
+			};
+		}
 		if (hub.connectionsFrom(address) >= config.maxConnsPerIp) {
 			return {
 				status: 429,
@@ -218,9 +231,9 @@ export function start(config: Config, options: StartOptions = {}): Running {
 
 	const routeNames = new Set(["/ws", "/healthz", "/metrics", "/api/upgrade-check"]);
 
-	let server: Server<Conn>;
+	let server: Server<Session>;
 	try {
-		server = Bun.serve<Conn>({
+		server = Bun.serve<Session>({
 			port: config.port,
 			hostname: config.host,
 			development: false,
@@ -229,7 +242,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			tls,
 			routes: {
 				"/ws": {
-					GET: (req: Request, srv: Server<Conn>) => {
+					GET: (req: Request, srv: Server<Session>) => {
 						const origin = req.headers.get("origin");
 						const address = clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy);
 						log.debug("upgrade", { origin, host: req.headers.get("host"), address });
@@ -249,12 +262,12 @@ export function start(config: Config, options: StartOptions = {}): Running {
 								}),
 							);
 						}
-						if (srv.upgrade(req, { data: newConn(address, config) })) return;
+						if (srv.upgrade(req, { data: new Session(address, config) })) return;
 						return secured(new Response("expected a WebSocket upgrade\n", { status: 426 }));
 					},
 				},
 				"/api/upgrade-check": {
-					GET: (req: Request, srv: Server<Conn>) => {
+					GET: (req: Request, srv: Server<Session>) => {
 						const origin = new URL(req.url).searchParams.get("origin") ?? req.headers.get("origin");
 						const address = clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy);
 						const refused = refusal(origin, req.headers.get("host"), address);
@@ -322,10 +335,15 @@ export function start(config: Config, options: StartOptions = {}): Running {
 				log.error("request_failed", { error: e.message });
 				return secured(new Response("internal error\n", { status: 500 }));
 			},
-			websocket: websocketHandler(hub, config, log, () =>
-				disk.problem
-					? "the server's disk is nearly full, so it cannot store messages; try again later"
-					: undefined,
+			websocket: websocketHandler(
+				hub,
+				config,
+				log,
+				() =>
+					disk.problem
+						? "the server's disk is nearly full, so it cannot store messages; try again later"
+						: undefined,
+				(address) => penalties.punish(addressGroup(address)),
 			),
 		});
 	} catch (e) {

@@ -1,8 +1,10 @@
 // Settings from command-line flags and the environment; a bad one is a ConfigError (exit status 2).
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
+import { ClientFrame, type ClientFrameType } from "../protocol.ts";
 import { LEVELS, type Level } from "./log.ts";
 import { parseOrigin } from "./origin.ts";
+import { FRAME_RATES } from "./rate-limit.ts";
 
 export interface Config {
 	port: number;
@@ -28,6 +30,18 @@ export interface Config {
 	typingRate: number;
 	/** Rate-limited frames a connection may send before it is closed with 1008. */
 	floodClose: number;
+	/** Strikes forgiven a second, so a client that only sometimes meets a limit is never closed. */
+	floodForgive: number;
+	/** Seconds an address closed for flooding is refused new connections. */
+	floodBan: number;
+	/** Per-frame-type rates that replace the defaults (lib/rate-limit.ts FRAME_RATES). */
+	frameRates: { type: ClientFrameType; rate: number; burst: number }[];
+	/** Bytes a second of replies to one connection's own requests (joined, history, errors...). */
+	replyRate: number;
+	/** Reply bytes a connection may draw at once before replyRate applies. */
+	replyBurst: number;
+	/** Seconds a new connection has to say hello before it is closed. */
+	helloTimeout: number;
 	/** Bytes queued for one slow reader before it is disconnected. */
 	maxBuffer: number;
 	/** Seconds without a frame or pong before a connection is dropped. */
@@ -58,6 +72,7 @@ type Kind =
 	| "origin"
 	| "address"
 	| "redis"
+	| "frame-rate"
 	| "flag";
 
 interface Option {
@@ -217,6 +232,64 @@ const OPTIONS: Option[] = [
 		range: [1, 1_000_000],
 		arg: "N",
 		help: "frames past the rate limit before the connection is closed with 1008",
+	},
+	{
+		key: "floodForgive",
+		flag: "flood-forgive",
+		kind: "rate",
+		fallback: 1,
+		range: [0.01, 1_000_000],
+		arg: "N",
+		help: "strikes forgiven a second: only a sustained flood reaches --flood-close",
+	},
+	{
+		key: "floodBan",
+		flag: "flood-ban",
+		kind: "seconds",
+		fallback: 10,
+		range: [1, 86_400],
+		arg: "SECONDS",
+		help: "refuse new connections (HTTP 429) from an address this long after one of its connections was closed for flooding",
+	},
+	{
+		key: "frameRates",
+		flag: "rate",
+		kind: "frame-rate",
+		multiple: true,
+		fallback: [],
+		arg: "TYPE=N[/BURST]",
+		help: `frames of TYPE a second per connection, and at once (repeatable; defaults ${Object.entries(
+			FRAME_RATES,
+		)
+			.map(([type, r]) => `${type}=${r.rate}/${r.burst}`)
+			.join(" ")}; send and typing also by --send-rate, --typing-rate)`,
+	},
+	{
+		key: "replyRate",
+		flag: "reply-rate",
+		kind: "size",
+		fallback: 1024 * 1024,
+		range: [1024, 1024 ** 3],
+		arg: "BYTES",
+		help: "bytes a second of answers to one connection's own requests (joined, history); past it they get rate_limited",
+	},
+	{
+		key: "replyBurst",
+		flag: "reply-burst",
+		kind: "size",
+		fallback: 8 * 1024 * 1024,
+		range: [1024, 1024 ** 4],
+		arg: "BYTES",
+		help: "answer bytes one connection may draw at once before --reply-rate applies",
+	},
+	{
+		key: "helloTimeout",
+		flag: "hello-timeout",
+		kind: "seconds",
+		fallback: 10,
+		range: [1, 3600],
+		arg: "SECONDS",
+		help: "close a connection that has not said hello this long after opening",
 	},
 	{
 		key: "maxBuffer",
@@ -410,6 +483,15 @@ function convert(o: Option, raw: string, from: string): unknown {
 		case "redis":
 			if (!/^rediss?:\/\/\S+$/.test(raw)) throw bad("a URL like redis://127.0.0.1:6379");
 			return raw;
+		case "frame-rate": {
+			const m = /^([a-z]+)=(\d{1,9}(?:\.\d+)?)(?:\/(\d{1,9}))?$/.exec(raw);
+			const type = m?.[1] as ClientFrameType | undefined;
+			const known = ClientFrame.options.map((o) => o.shape.type.value) as string[];
+			if (!m || !type || !known.includes(type) || Number(m[2]) <= 0 || Number(m[3] ?? 1) < 1)
+				throw bad(`TYPE=RATE or TYPE=RATE/BURST with TYPE one of ${known.join(", ")}, like join=5/100`);
+			const rate = Number(m[2]);
+			return { type, rate, burst: m[3] === undefined ? Math.max(1, Math.ceil(rate)) : Number(m[3]) };
+		}
 		case "flag":
 			return true;
 	}
