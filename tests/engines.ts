@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { SQL } from "bun";
 import { freePort, waitForPort } from "../bench/net.ts";
 
-function pgBin(): string {
+/** The newest installed PostgreSQL's server binaries (Debian keeps them out of PATH). */
+export function pgBin(): string {
 	const root = "/usr/lib/postgresql";
 	const version = existsSync(root)
 		? readdirSync(root)
@@ -30,6 +31,17 @@ function run(cmd: string[]): void {
 	if (r.exitCode !== 0) throw new Error(`${cmd[0]} failed: ${r.stderr.toString()}${r.stdout.toString()}`);
 }
 
+/** As `run`, without blocking the event loop: for callers that keep clients talking meanwhile. */
+async function runAsync(cmd: string[]): Promise<void> {
+	const p = Bun.spawn(asPostgres(cmd), { stdout: "pipe", stderr: "pipe" });
+	const [code, out, err] = await Promise.all([
+		p.exited,
+		new Response(p.stdout).text(),
+		new Response(p.stderr).text(),
+	]);
+	if (code !== 0) throw new Error(`${cmd[0]} failed: ${err}${out}`);
+}
+
 export interface Postgres {
 	url: string;
 	port: number;
@@ -37,6 +49,9 @@ export interface Postgres {
 	database(): Promise<string>;
 	stop(): void;
 	start(): void;
+	/** `stop` and `start` without blocking the event loop. */
+	stopAsync(): Promise<void>;
+	startAsync(): Promise<void>;
 	[Symbol.dispose](): void;
 }
 
@@ -50,9 +65,10 @@ export async function startPostgres(): Promise<Postgres> {
 	if (process.getuid?.() === 0) Bun.spawnSync(["chown", "postgres", dir]);
 	run([join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
 	const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
-	const start = () =>
-		run([join(bin, "pg_ctl"), "-D", data, "-o", options, "-l", join(dir, "log"), "-w", "start"]);
-	const stop = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"]);
+	const startCmd = [join(bin, "pg_ctl"), "-D", data, "-o", options, "-l", join(dir, "log"), "-w", "start"];
+	const stopCmd = [join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"];
+	const start = () => run(startCmd);
+	const stop = () => run(stopCmd);
 	start();
 	let running = true;
 	const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
@@ -73,6 +89,14 @@ export async function startPostgres(): Promise<Postgres> {
 		},
 		stop: () => {
 			stop();
+			running = false;
+		},
+		startAsync: async () => {
+			await runAsync(startCmd);
+			running = true;
+		},
+		stopAsync: async () => {
+			await runAsync(stopCmd);
 			running = false;
 		},
 		[Symbol.dispose]: () => {

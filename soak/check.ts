@@ -1,0 +1,504 @@
+// The soak's judge: from every client's log and the store's rows, proves what hubbub promises about
+// delivery, or names each client, room and seq where it did not hold. Pure: data in, findings out.
+
+/** A message as the soak keeps it (the frame less its type and room). */
+export interface Msg {
+	seq: number;
+	id?: string;
+	from: string;
+	text: string;
+	ts: number;
+}
+
+/**
+ * One line of a client's log, in the order it happened. `conn` numbers the
+ * client's connections from 1; frames of one connection come between its
+ * `open` and its `close`.
+ */
+export type Entry =
+	| { ev: "open"; conn: number; process: number }
+	| { ev: "welcome"; conn: number; epoch: string }
+	/** A `join` sent; `since` as sent. */
+	| { ev: "join"; conn: number; room: string; since?: number }
+	| { ev: "joined"; conn: number; room: string; messages: Msg[]; more: boolean; reset?: boolean }
+	| { ev: "message"; conn: number; room: string; msg: Msg }
+	| { ev: "history"; conn: number; room: string; before: number; messages: Msg[]; more: boolean }
+	/** A `send` written in full (`half`: only part of its frame, then the connection was dropped). */
+	| { ev: "send"; conn: number; room: string; id: string; text: string; half?: boolean }
+	| { ev: "error"; conn: number; code: string; ref?: string }
+	/** The client left the room: it forgets what it saw there (as the page does). */
+	| { ev: "leave"; conn: number; room: string }
+	/** The server confirmed the leave: nothing more of the room may come on this connection. */
+	| { ev: "left"; conn: number; room: string }
+	| { ev: "close"; conn: number; code: number; why: string };
+
+export interface ClientLog {
+	client: string;
+	entries: Entry[];
+	/** Rooms the client is in at the end, with nothing left to send: its view of each must reach the store's last seq. */
+	finalRooms: string[];
+	/** Sends still unacknowledged at the end. */
+	pending: { room: string; id: string }[];
+}
+
+export interface StoredRow {
+	room: string;
+	seq: number;
+	from: string;
+	id?: string;
+	text: string;
+}
+
+export interface Violation {
+	kind:
+		| "store-gap"
+		| "store-duplicate"
+		| "duplicate-id"
+		| "false-ack"
+		| "ack-mismatch"
+		| "lost-ack"
+		| "unacknowledged"
+		| "not-stored"
+		| "disagree"
+		| "joined-order"
+		| "joined-gap"
+		| "live-duplicate"
+		| "live-gap"
+		| "history-order"
+		| "untold-gap"
+		| "behind"
+		| "refused-but-stored"
+		| "crash";
+	client?: string;
+	room?: string;
+	seqs?: number[];
+	detail: string;
+}
+
+export interface Verdict {
+	violations: Violation[];
+	/** Figures for the summary. */
+	stats: {
+		clients: number;
+		rooms: number;
+		stored: number;
+		/** Messages the clients received (joined, live, history), each a check against the store. */
+		received: number;
+		acknowledged: number;
+		toldGaps: number;
+		toldGapsFilled: number;
+		resumes: number;
+		echoes: number;
+	};
+}
+
+export interface Crash {
+	process: number;
+	detail: string;
+}
+
+/** Everything the checker proves; see README "Fault soak". */
+export function check(logs: ClientLog[], rows: StoredRow[], crashes: Crash[] = []): Verdict {
+	const v: Violation[] = [];
+	const stats = {
+		clients: logs.length,
+		rooms: 0,
+		stored: rows.length,
+		received: 0,
+		acknowledged: 0,
+		toldGaps: 0,
+		toldGapsFilled: 0,
+		resumes: 0,
+		echoes: 0,
+	};
+	for (const c of crashes) v.push({ kind: "crash", detail: `process ${c.process} exited unasked: ${c.detail}` });
+
+	// ---- the store itself: per room seq 1..n once each, (room, sender, id) once.
+	const stored = new Map<string, Map<number, StoredRow>>();
+	const byId = new Map<string, StoredRow>();
+	for (const r of rows) {
+		let room = stored.get(r.room);
+		if (!room) stored.set(r.room, (room = new Map()));
+		if (room.has(r.seq)) {
+			v.push({ kind: "store-duplicate", room: r.room, seqs: [r.seq], detail: `seq ${r.seq} stored twice` });
+		}
+		room.set(r.seq, r);
+		if (r.id !== undefined) {
+			const key = idKey(r.room, r.from, r.id);
+			const other = byId.get(key);
+			if (other) {
+				v.push({
+					kind: "duplicate-id",
+					room: r.room,
+					seqs: [other.seq, r.seq],
+					detail: `id ${r.id} of ${r.from} stored twice`,
+				});
+			}
+			byId.set(key, r);
+		}
+	}
+	stats.rooms = stored.size;
+	const lastSeq = new Map<string, number>();
+	for (const [room, seqs] of stored) {
+		const max = Math.max(...seqs.keys());
+		lastSeq.set(room, max);
+		const missing: number[] = [];
+		for (let s = 1; s <= max; s++) if (!seqs.has(s)) missing.push(s);
+		if (missing.length > 0) {
+			v.push({ kind: "store-gap", room, seqs: ranges(missing), detail: `store lacks seqs ${show(missing)}` });
+		}
+	}
+
+	for (const log of logs) checkClient(log, stored, byId, lastSeq, v, stats);
+	return { violations: v, stats };
+}
+
+interface Stream {
+	/** Highest seq of the room this connection has been handed in order; undefined before `joined`. */
+	head?: number;
+}
+
+interface View {
+	/** Seqs the client holds for the room since it last joined afresh. */
+	seen: Set<number>;
+	/** The first seq of this view: older ones the client never asked for. */
+	start: number;
+	/** Ranges (inclusive) the server said it did not send: `more: true` on a resume. */
+	told: [number, number][];
+}
+
+function checkClient(
+	log: ClientLog,
+	stored: Map<string, Map<number, StoredRow>>,
+	byId: Map<string, StoredRow>,
+	lastSeq: Map<string, number>,
+	v: Violation[],
+	stats: Verdict["stats"],
+): void {
+	const client = log.client;
+	// Soak clients speak under their own names.
+	const name = client;
+	const views = new Map<string, View>();
+	let streams = new Map<string, Stream>();
+	/** Per connection: the since of each join in flight, by room, oldest first. */
+	let joins = new Map<string, (number | undefined)[]>();
+	/** Ids this connection sent, per room: their echo may come again, out of the live order. */
+	let sentHere = new Map<string, Set<string>>();
+	/** Rooms left on this connection and not yet confirmed: their frames in flight are not judged. */
+	let leaving = new Set<string>();
+	/** id → seq it was acknowledged with, per room. */
+	const acked = new Map<string, number>();
+	const sent = new Map<string, { room: string; id: string }>();
+	const refused = new Set<string>();
+
+	const agree = (room: string, m: Msg, where: string) => {
+		stats.received++;
+		const row = stored.get(room)?.get(m.seq);
+		if (!row) {
+			v.push({
+				kind: "not-stored",
+				client,
+				room,
+				seqs: [m.seq],
+				detail: `${where}: seq ${m.seq} (${m.from}: ${JSON.stringify(m.text)}) is not in the store`,
+			});
+		} else if (row.from !== m.from || row.text !== m.text || row.id !== m.id) {
+			v.push({
+				kind: "disagree",
+				client,
+				room,
+				seqs: [m.seq],
+				detail: `${where}: seq ${m.seq} is ${m.from}/${m.id}/${JSON.stringify(m.text)} here but ${row.from}/${row.id}/${JSON.stringify(row.text)} in the store`,
+			});
+		}
+		if (m.from === name && m.id !== undefined) {
+			const key = `${room}\u0000${m.id}`;
+			const before = acked.get(key);
+			if (before === undefined) {
+				acked.set(key, m.seq);
+				stats.acknowledged++;
+			} else if (before !== m.seq) {
+				v.push({
+					kind: "ack-mismatch",
+					client,
+					room,
+					seqs: [before, m.seq],
+					detail: `id ${m.id} acknowledged as seq ${before} and as seq ${m.seq}`,
+				});
+			}
+		}
+	};
+
+	const view = (room: string): View | undefined => views.get(room);
+
+	for (const e of log.entries) {
+		switch (e.ev) {
+			case "open":
+				streams = new Map();
+				joins = new Map();
+				sentHere = new Map();
+				leaving = new Set();
+				break;
+			case "welcome":
+				break;
+			case "join": {
+				leaving.delete(e.room);
+				const q = joins.get(e.room) ?? [];
+				q.push(e.since);
+				joins.set(e.room, q);
+				break;
+			}
+			case "joined": {
+				const since = joins.get(e.room)?.shift();
+				const ms = e.messages;
+				for (const m of ms) agree(e.room, m, `conn ${e.conn} joined`);
+				if (leaving.has(e.room)) break;
+				for (let i = 1; i < ms.length; i++) {
+					if ((ms[i] as Msg).seq !== (ms[i - 1] as Msg).seq + 1) {
+						v.push({
+							kind: "joined-order",
+							client,
+							room: e.room,
+							seqs: [(ms[i - 1] as Msg).seq, (ms[i] as Msg).seq],
+							detail: `conn ${e.conn}: joined holds seq ${(ms[i - 1] as Msg).seq} then ${(ms[i] as Msg).seq}`,
+						});
+					}
+				}
+				const first = ms[0]?.seq;
+				const last = ms.at(-1)?.seq;
+				let w = view(e.room);
+				if (since === undefined || e.reset || !w) {
+					// A fresh view: the latest messages, older ones only if the client pages back (it need not).
+					w = { seen: new Set(), start: first ?? (since ?? 0) + 1, told: [] };
+					if (since === undefined && first === undefined) w.start = 1;
+					views.set(e.room, w);
+				} else {
+					stats.resumes++;
+					if (first !== undefined && first !== since + 1) {
+						if (e.more && first > since + 1) {
+							w.told.push([since + 1, first - 1]);
+							stats.toldGaps++;
+						} else {
+							v.push({
+								kind: "joined-gap",
+								client,
+								room: e.room,
+								seqs: [since, first],
+								detail: `conn ${e.conn}: join since ${since} answered from seq ${first}${e.more ? " (more: true, but not a gap)" : " without more: true"}`,
+							});
+						}
+					}
+				}
+				for (const m of ms) w.seen.add(m.seq);
+				streams.set(e.room, { head: last ?? (since !== undefined && !e.reset ? since : undefined) });
+				if (last === undefined && since === undefined) {
+					(streams.get(e.room) as Stream).head = 0;
+				}
+				break;
+			}
+			case "message": {
+				const m = e.msg;
+				agree(e.room, m, `conn ${e.conn} live`);
+				if (leaving.has(e.room)) break;
+				const s = streams.get(e.room);
+				const w = view(e.room);
+				if (!s || s.head === undefined || !w) {
+					v.push({
+						kind: "live-gap",
+						client,
+						room: e.room,
+						seqs: [m.seq],
+						detail: `conn ${e.conn}: seq ${m.seq} arrived before joined`,
+					});
+					break;
+				}
+				const ownEcho = m.from === name && m.id !== undefined && sentHere.get(e.room)?.has(m.id) === true;
+				if (m.seq === s.head + 1) {
+					s.head = m.seq;
+					w.seen.add(m.seq);
+				} else if (ownEcho && m.seq <= s.head) {
+					// The stored copy of a send this connection repeated: allowed, shown once.
+					stats.echoes++;
+				} else if (m.seq <= s.head) {
+					v.push({
+						kind: "live-duplicate",
+						client,
+						room: e.room,
+						seqs: [m.seq],
+						detail: `conn ${e.conn}: seq ${m.seq} again after seq ${s.head}`,
+					});
+				} else {
+					v.push({
+						kind: "live-gap",
+						client,
+						room: e.room,
+						seqs: [s.head + 1, m.seq - 1],
+						detail: `conn ${e.conn}: after seq ${s.head} came seq ${m.seq}${ownEcho ? " (the echo of a repeated send, ahead of the live order)" : ""}: seqs ${s.head + 1}–${m.seq - 1} skipped`,
+					});
+					// Go on from here, so one skip is reported once.
+					s.head = m.seq;
+					w.seen.add(m.seq);
+				}
+				break;
+			}
+			case "history": {
+				const w = view(e.room);
+				let prev: number | undefined;
+				for (const m of e.messages) {
+					agree(e.room, m, `conn ${e.conn} history`);
+					if (m.seq >= e.before || (prev !== undefined && m.seq !== prev + 1)) {
+						v.push({
+							kind: "history-order",
+							client,
+							room: e.room,
+							seqs: [m.seq],
+							detail: `conn ${e.conn}: history before ${e.before} holds seq ${m.seq}${prev !== undefined ? ` after ${prev}` : ""}`,
+						});
+					}
+					prev = m.seq;
+					w?.seen.add(m.seq);
+				}
+				const last = e.messages.at(-1)?.seq;
+				if (last !== undefined && last !== e.before - 1) {
+					v.push({
+						kind: "history-order",
+						client,
+						room: e.room,
+						seqs: [last, e.before],
+						detail: `conn ${e.conn}: history before ${e.before} ends at seq ${last}`,
+					});
+				}
+				break;
+			}
+			case "send": {
+				sent.set(`${e.room}\u0000${e.id}`, { room: e.room, id: e.id });
+				let ids = sentHere.get(e.room);
+				if (!ids) sentHere.set(e.room, (ids = new Set()));
+				ids.add(e.id);
+				break;
+			}
+			case "error":
+				if (e.ref !== undefined && e.code !== "server_error") {
+					for (const s of sent.values()) if (s.id === e.ref) refused.add(`${s.room}\u0000${s.id}`);
+				}
+				break;
+			case "leave":
+				views.delete(e.room);
+				streams.delete(e.room);
+				leaving.add(e.room);
+				break;
+			case "left":
+				leaving.delete(e.room);
+				break;
+			case "close":
+				streams = new Map();
+				leaving = new Set();
+				break;
+		}
+	}
+
+	// Every view gap-free from where it starts, apart from ranges the server said it skipped.
+	for (const [room, w] of views) {
+		if (w.seen.size === 0) continue;
+		const max = Math.max(...w.seen);
+		const holes: number[] = [];
+		for (let s = w.start; s <= max; s++) {
+			if (!w.seen.has(s) && !w.told.some(([lo, hi]) => s >= lo && s <= hi)) holes.push(s);
+		}
+		if (holes.length > 0) {
+			v.push({
+				kind: "untold-gap",
+				client,
+				room,
+				seqs: ranges(holes),
+				detail: `never saw seqs ${show(holes)} and was never told`,
+			});
+		}
+		for (const [lo, hi] of w.told) {
+			let filled = true;
+			for (let s = lo; s <= hi && filled; s++) filled = w.seen.has(s);
+			if (filled) stats.toldGapsFilled++;
+		}
+	}
+
+	// Acknowledged means stored, once, with that seq.
+	for (const [key, seq] of acked) {
+		const [room, id] = key.split("\u0000") as [string, string];
+		const row = byId.get(idKey(room, name, id));
+		if (!row) {
+			v.push({ kind: "false-ack", client, room, seqs: [seq], detail: `id ${id} acknowledged as seq ${seq} but not stored` });
+		} else if (row.seq !== seq) {
+			v.push({
+				kind: "false-ack",
+				client,
+				room,
+				seqs: [seq, row.seq],
+				detail: `id ${id} acknowledged as seq ${seq} but stored as seq ${row.seq}`,
+			});
+		}
+	}
+	for (const [key, s] of sent) {
+		const row = byId.get(idKey(s.room, name, s.id));
+		if (refused.has(key) && row) {
+			v.push({
+				kind: "refused-but-stored",
+				client,
+				room: s.room,
+				seqs: [row.seq],
+				detail: `id ${s.id} was refused with an error yet stored as seq ${row.seq}`,
+			});
+		}
+	}
+	for (const p of log.pending) {
+		const row = byId.get(idKey(p.room, name, p.id));
+		v.push({
+			kind: "unacknowledged",
+			client,
+			room: p.room,
+			seqs: row ? [row.seq] : [],
+			detail: `id ${p.id} never acknowledged by the end${row ? ` (it is stored as seq ${row.seq})` : " (not stored)"}`,
+		});
+	}
+	// At the end, in calm, every client has caught up with every room it is in.
+	for (const room of log.finalRooms) {
+		const last = lastSeq.get(room) ?? 0;
+		const w = views.get(room);
+		const mine = w && w.seen.size > 0 ? Math.max(...w.seen) : 0;
+		if (mine < last) {
+			v.push({
+				kind: "behind",
+				client,
+				room,
+				seqs: [mine, last],
+				detail: `ended at seq ${mine}; the store has up to seq ${last}`,
+			});
+		}
+	}
+}
+
+function idKey(room: string, from: string, id: string): string {
+	return `${room}\u0000${from.toLowerCase()}\u0000${id}`;
+}
+
+/** Sorted seqs folded to [lo, hi] pairs, flattened. */
+function ranges(seqs: number[]): number[] {
+	const out: number[] = [];
+	for (const s of [...seqs].sort((a, b) => a - b)) {
+		if (out.length > 0 && out[out.length - 1] === s - 1) out[out.length - 1] = s;
+		else out.push(s, s);
+	}
+	return out;
+}
+
+function show(seqs: number[]): string {
+	const r = ranges(seqs);
+	const parts: string[] = [];
+	for (let i = 0; i < r.length; i += 2) parts.push(r[i] === r[i + 1] ? `${r[i]}` : `${r[i]}–${r[i + 1]}`);
+	return parts.length > 8 ? `${parts.slice(0, 8).join(", ")} … (${seqs.length} in all)` : parts.join(", ");
+}
+
+/** One line per violation, for the summary. */
+export function describe(x: Violation): string {
+	const where = [x.client && `client ${x.client}`, x.room && `room ${x.room}`].filter(Boolean).join(", ");
+	return `${x.kind}${where ? ` (${where})` : ""}: ${x.detail}`;
+}
