@@ -22,10 +22,18 @@ function postgresFound(): boolean {
 }
 
 export const ENGINES: Engine[] = [
-	{ what: "redis-server (cluster tests)", pkg: "redis-server", found: () => Bun.which("redis-server") !== null },
+	{
+		what: "redis-server (cluster tests)",
+		pkg: "redis-server",
+		found: () => Bun.which("redis-server") !== null,
+	},
 	{ what: "PostgreSQL server binaries (store and cluster tests)", pkg: "postgresql", found: postgresFound },
 	{ what: "chromium (end-to-end page tests)", pkg: "chromium", found: () => Bun.which("chromium") !== null },
-	{ what: "openssl (TLS tests make a certificate)", pkg: "openssl", found: () => Bun.which("openssl") !== null },
+	{
+		what: "openssl (TLS tests make a certificate)",
+		pkg: "openssl",
+		found: () => Bun.which("openssl") !== null,
+	},
 ];
 
 export function missing(engines: Engine[] = ENGINES): Engine[] {
@@ -40,7 +48,8 @@ export function installCommand(pkgs: string[], root: boolean): string {
 
 function install(pkgs: string[]): boolean {
 	const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
-	const run = (cmd: string[]) => Bun.spawnSync(cmd, { env, stdout: "inherit", stderr: "inherit" }).exitCode === 0;
+	const run = (cmd: string[]) =>
+		Bun.spawnSync(cmd, { env, stdout: "inherit", stderr: "inherit" }).exitCode === 0;
 	return (
 		run(["apt-get", "update", "-qq"]) &&
 		run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", ...pkgs])

@@ -15,7 +15,7 @@ export interface Msg {
  * client's connections from 1; frames of one connection come between its
  * `open` and its `close`.
  */
-export type Entry =
+export type Entry = (
 	| { ev: "open"; conn: number; process: number }
 	| { ev: "welcome"; conn: number; epoch: string }
 	/** A `join` sent; `since` as sent. */
@@ -30,7 +30,11 @@ export type Entry =
 	| { ev: "leave"; conn: number; room: string }
 	/** The server confirmed the leave: nothing more of the room may come on this connection. */
 	| { ev: "left"; conn: number; room: string }
-	| { ev: "close"; conn: number; code: number; why: string };
+	| { ev: "close"; conn: number; code: number; why: string }
+) & {
+	/** Wall-clock ms, for people reading the log; not judged. */
+	t?: number;
+};
 
 export interface ClientLog {
 	client: string;
@@ -111,14 +115,15 @@ export function check(logs: ClientLog[], rows: StoredRow[], crashes: Crash[] = [
 		resumes: 0,
 		echoes: 0,
 	};
-	for (const c of crashes) v.push({ kind: "crash", detail: `process ${c.process} exited unasked: ${c.detail}` });
+	for (const c of crashes)
+		v.push({ kind: "crash", detail: `process ${c.process} exited unasked: ${c.detail}` });
 
 	// ---- the store itself: per room seq 1..n once each, (room, sender, id) once.
 	const stored = new Map<string, Map<number, StoredRow>>();
 	const byId = new Map<string, StoredRow>();
 	for (const r of rows) {
-		let room = stored.get(r.room);
-		if (!room) stored.set(r.room, (room = new Map()));
+		const room = stored.get(r.room) ?? new Map<number, StoredRow>();
+		stored.set(r.room, room);
 		if (room.has(r.seq)) {
 			v.push({ kind: "store-duplicate", room: r.room, seqs: [r.seq], detail: `seq ${r.seq} stored twice` });
 		}
@@ -372,8 +377,8 @@ function checkClient(
 			}
 			case "send": {
 				sent.set(`${e.room}\u0000${e.id}`, { room: e.room, id: e.id });
-				let ids = sentHere.get(e.room);
-				if (!ids) sentHere.set(e.room, (ids = new Set()));
+				const ids = sentHere.get(e.room) ?? new Set<string>();
+				sentHere.set(e.room, ids);
 				ids.add(e.id);
 				break;
 			}
@@ -426,7 +431,13 @@ function checkClient(
 		const [room, id] = key.split("\u0000") as [string, string];
 		const row = byId.get(idKey(room, name, id));
 		if (!row) {
-			v.push({ kind: "false-ack", client, room, seqs: [seq], detail: `id ${id} acknowledged as seq ${seq} but not stored` });
+			v.push({
+				kind: "false-ack",
+				client,
+				room,
+				seqs: [seq],
+				detail: `id ${id} acknowledged as seq ${seq} but not stored`,
+			});
 		} else if (row.seq !== seq) {
 			v.push({
 				kind: "false-ack",

@@ -2,7 +2,14 @@
 // sends and receives for the checker. Resends unacknowledged sends with their ids after a reconnect,
 // resumes each room with `since`, starts afresh on a new epoch or a `reset`, and pages back with
 // `history` to fill what a `more: true` resume left out.
-import { CLOSE, type ClientFrame, LIMITS, type Message, parseServerFrame, type ServerFrame } from "../protocol.ts";
+import {
+	CLOSE,
+	type ClientFrame,
+	LIMITS,
+	type Message,
+	parseServerFrame,
+	type ServerFrame,
+} from "../protocol.ts";
 import type { Entry, Msg } from "./check.ts";
 import type { Rng } from "./rng.ts";
 import { Wire } from "./wire.ts";
@@ -23,6 +30,8 @@ interface RoomState {
 	/** Highest seq shown (the page's `messages.at(-1).seq`); undefined before anything was seen. */
 	last?: number;
 	joined: boolean;
+	/** A `join` is out and unanswered on this connection. */
+	joining: boolean;
 	pending: Pending[];
 	/** Ranges a `more: true` resume left out, still to be fetched with `history` (inclusive). */
 	holes: [number, number][];
@@ -69,7 +78,13 @@ export class SoakClient {
 	/** Connected, in every room, nothing pending or missing: what the settle phase waits for. */
 	get settled(): boolean {
 		if (!this.connected) return false;
-		for (const r of this.rooms.values()) if (!r.joined || r.pending.length > 0 || r.filling) return false;
+		for (const r of this.rooms.values()) if (!r.joined || r.pending.length > 0 || r.holes.length > 0) return false;
+		return true;
+	}
+
+	/** Has seen every room it is in up to the store's last seq. */
+	reached(heads: Map<string, number>): boolean {
+		for (const [room, r] of this.rooms) if ((r.last ?? 0) < (heads.get(room) ?? 0)) return false;
 		return true;
 	}
 
@@ -98,7 +113,17 @@ export class SoakClient {
 	}
 
 	private log(e: Entry): void {
-		this.entries.push(e);
+		// When, for whoever reads the log to reproduce a finding; the checker does not look.
+		this.entries.push({ ...e, t: Date.now() });
+	}
+
+	/** What keeps it from being settled, for the soak's report. */
+	describe(): string {
+		const rooms = [...this.rooms].map(
+			([room, r]) =>
+				`#${room} at ${r.last ?? "-"}${r.joined ? "" : r.joining ? " joining" : " not joined"}${r.pending.length ? ` ${r.pending.length} pending` : ""}${r.holes.length ? ` ${r.holes.length} holes` : ""}`,
+		);
+		return `${this.name}: ${this.connected ? `connection ${this.conn}` : "not connected"}; ${rooms.join(", ")}`;
 	}
 
 	// ---- connection
@@ -150,6 +175,7 @@ export class SoakClient {
 		this.leaving.clear();
 		for (const r of this.rooms.values()) {
 			r.joined = false;
+			r.joining = false;
 			r.filling = false;
 		}
 		// 1008 and 1009 mean "you did something wrong"; the soak never does, and resumes after anything.
@@ -232,8 +258,11 @@ export class SoakClient {
 	}
 
 	private sendJoin(room: string): void {
-		const since = this.rooms.get(room)?.last;
+		const r = this.rooms.get(room);
+		if (!r) return;
+		const since = r.last;
 		if (this.raw(since === undefined ? { type: "join", room } : { type: "join", room, since })) {
+			r.joining = true;
 			this.log({ ev: "join", conn: this.conn, room, since });
 		}
 	}
@@ -270,7 +299,14 @@ export class SoakClient {
 			case "joined": {
 				const r = this.rooms.get(frame.room);
 				const ms = frame.messages.map(toMsg);
-				this.log({ ev: "joined", conn, room: frame.room, messages: ms, more: frame.more, reset: reset || undefined });
+				this.log({
+					ev: "joined",
+					conn,
+					room: frame.room,
+					messages: ms,
+					more: frame.more,
+					reset: reset || undefined,
+				});
 				if (!r) return; // left meanwhile
 				const first = ms[0]?.seq;
 				const last = ms.at(-1)?.seq;
@@ -281,6 +317,7 @@ export class SoakClient {
 				if (reset || r.last === undefined || (last !== undefined && last > r.last)) r.last = last ?? r.last;
 				if (reset && last === undefined) r.last = undefined;
 				r.joined = true;
+				r.joining = false;
 				this.settle(r, ms);
 				for (const p of r.pending) this.transmit(frame.room, p);
 				this.fill(frame.room, r);
@@ -300,7 +337,14 @@ export class SoakClient {
 				const r = this.rooms.get(frame.room);
 				const hole = r?.holes[0];
 				const before = hole ? hole[1] + 1 : (frame.messages.at(-1)?.seq ?? 0) + 1;
-				this.log({ ev: "history", conn, room: frame.room, before, messages: frame.messages.map(toMsg), more: frame.more });
+				this.log({
+					ev: "history",
+					conn,
+					room: frame.room,
+					before,
+					messages: frame.messages.map(toMsg),
+					more: frame.more,
+				});
 				if (!r || !hole) return;
 				r.filling = false;
 				const first = frame.messages[0]?.seq;
@@ -343,7 +387,16 @@ export class SoakClient {
 			});
 			return;
 		}
-		if (frame.ref === undefined) return;
+		if (frame.ref === undefined) {
+			// A join the server could not answer (its store is away); the error does not say which, so every
+			// join still unanswered is asked again. A page that gave up here would sit outside the room.
+			if (frame.code === "server_error") {
+				this.later(SERVER_ERROR_RETRY_MS, () => {
+					for (const [room, r] of this.rooms) if (r.joining && !r.joined) this.sendJoin(room);
+				});
+			}
+			return;
+		}
 		for (const [room, r] of this.rooms) {
 			const p = r.pending.find((x) => x.id === frame.ref);
 			if (!p) continue;
@@ -362,7 +415,7 @@ export class SoakClient {
 }
 
 function emptyRoom(): RoomState {
-	return { joined: false, pending: [], holes: [], filling: false };
+	return { joined: false, joining: false, pending: [], holes: [], filling: false };
 }
 
 function toMsg(m: Message): Msg {

@@ -39,12 +39,12 @@ function options(): Options {
 		},
 	});
 	const seed = values.seed === undefined ? Math.floor(Math.random() * 1e6) : Number(values.seed);
-	const seconds =
-		values.seconds !== undefined ? Number(values.seconds) : Number(values.minutes ?? "1") * 60;
-	const stores: StoreKind[] =
-		values.store === "both" ? ["postgres", "sqlite"] : [values.store as StoreKind];
+	const seconds = values.seconds !== undefined ? Number(values.seconds) : Number(values.minutes ?? "1") * 60;
+	const stores: StoreKind[] = values.store === "both" ? ["postgres", "sqlite"] : [values.store as StoreKind];
 	if (!Number.isInteger(seed) || !(seconds > 0) || stores.some((s) => s !== "postgres" && s !== "sqlite")) {
-		console.error("usage: npm run soak -- [--seed N] [--minutes M | --seconds S] [--store postgres|sqlite|both] [--clients N]");
+		console.error(
+			"usage: npm run soak -- [--seed N] [--minutes M | --seconds S] [--store postgres|sqlite|both] [--clients N]",
+		);
 		process.exit(2);
 	}
 	return {
@@ -91,7 +91,9 @@ class Proc {
 					await Bun.sleep(500);
 					continue;
 				}
-				throw new Error(`process ${this.index} did not start: ${String(e)}\n${readFileSync(log, "utf8").slice(-2000)}`);
+				throw new Error(
+					`process ${this.index} did not start: ${String(e)}\n${readFileSync(log, "utf8").slice(-2000)}`,
+				);
 			}
 			this.state = "up";
 			void proc.exited.then(
@@ -166,7 +168,13 @@ interface Result {
 }
 
 /** One soak against one store kind. */
-async function soak(store: StoreKind, seed: number, seconds: number, perProcess: number, outRoot: string): Promise<Result> {
+async function soak(
+	store: StoreKind,
+	seed: number,
+	seconds: number,
+	perProcess: number,
+	outRoot: string,
+): Promise<Result> {
 	const out = join(outRoot, store);
 	mkdirSync(out, { recursive: true });
 	const plan = rng(seed);
@@ -182,10 +190,23 @@ async function soak(store: StoreKind, seed: number, seconds: number, perProcess:
 		db = join(out, "hubbub.db");
 	}
 	const flags = [
-		"--host", "127.0.0.1", "--db", db, "--redis", redis.url,
+		"--host",
+		"127.0.0.1",
+		"--db",
+		db,
+		"--redis",
+		redis.url,
 		// The soak's clients all come from 127.0.0.1 and burst on purpose: limits are not what it tests.
-		"--send-rate", "2000", "--send-burst", "4000", "--max-conns-per-ip", "1000", "--flood-close", "100000",
-		"--idle-timeout", "20",
+		"--send-rate",
+		"2000",
+		"--send-burst",
+		"4000",
+		"--max-conns-per-ip",
+		"1000",
+		"--flood-close",
+		"100000",
+		"--idle-timeout",
+		"20",
 	];
 	const procs: Proc[] = [];
 	for (let i = 0; i < PROCESSES; i++) procs.push(new Proc(i, await freePort(), flags, out, crashes));
@@ -195,7 +216,14 @@ async function soak(store: StoreKind, seed: number, seconds: number, perProcess:
 	for (let i = 0; i < PROCESSES * perProcess; i++) {
 		const r = plan.fork();
 		const rooms = ROOMS.filter(() => r.chance(0.5));
-		clients.push(new SoakClient(`c${i}`, procs.map((p) => ({ port: () => p.port })), r, rooms.length > 0 ? rooms : ["general"]));
+		clients.push(
+			new SoakClient(
+				`c${i}`,
+				procs.map((p) => ({ port: () => p.port })),
+				r,
+				rooms.length > 0 ? rooms : ["general"],
+			),
+		);
 	}
 	for (const c of clients) c.start();
 
@@ -207,7 +235,8 @@ async function soak(store: StoreKind, seed: number, seconds: number, perProcess:
 	});
 	/** Sleeps, but no longer than the fault phase. */
 	const nap = (ms: number) => Promise.race([Bun.sleep(ms), ended]);
-	const note = (line: string) => console.log(`  ${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${line}`);
+	const note = (line: string) =>
+		console.log(`  ${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s  ${line}`);
 
 	// What clients do all along: mostly talk, sometimes join, leave or vanish.
 	const acting = clients.map(async (c, i) => {
@@ -322,22 +351,19 @@ async function soak(store: StoreKind, seed: number, seconds: number, perProcess:
 	for (const p of procs) if (p.state === "stopped") p.resume();
 	note("faults over; waiting for every client to settle");
 
-	// Calm: everyone reconnects, resumes, gets its sends acknowledged and hears the end of every room.
+	// Calm: everyone reconnects, resumes, gets its sends acknowledged and hears the end of every room, as the
+	// store has it. A process may take a while (Redis reconnect backoff); a minute is plenty.
 	const settleBy = Date.now() + 60_000;
-	let quietSince = Date.now();
-	let lastCount = -1;
 	for (;;) {
-		const count = clients.reduce((n, c) => n + c.received, 0);
-		if (count !== lastCount) {
-			lastCount = count;
-			quietSince = Date.now();
-		}
-		if (clients.every((c) => c.settled) && Date.now() - quietSince > 2000) break;
+		const heads = await storeHeads(store, db).catch(() => undefined);
+		const behind = heads ? clients.filter((c) => !c.settled || !c.reached(heads)) : clients;
+		if (behind.length === 0) break;
 		if (Date.now() > settleBy) {
-			note(`not settled after 60 s: ${clients.filter((c) => !c.settled).map((c) => c.name).join(", ")}`);
+			note("not settled after 60 s:");
+			for (const c of behind) note(`  ${c.describe()}`);
 			break;
 		}
-		await Bun.sleep(200);
+		await Bun.sleep(500);
 	}
 	note("settled");
 
@@ -356,10 +382,35 @@ async function soak(store: StoreKind, seed: number, seconds: number, perProcess:
 
 	const verdict = check(logs, rows, crashes);
 	for (const log of logs) {
-		writeFileSync(join(out, `client-${log.client}.jsonl`), `${log.entries.map((e) => JSON.stringify(e)).join("\n")}\n`);
+		writeFileSync(
+			join(out, `client-${log.client}.jsonl`),
+			`${log.entries.map((e) => JSON.stringify(e)).join("\n")}\n`,
+		);
 	}
 	writeFileSync(join(out, "violations.txt"), verdict.violations.map(describe).join("\n"));
 	return { store, seconds, faults, verdict, serverErrors: serverErrors(out), out };
+}
+
+/** The last seq of every room, as the store has it now. */
+async function storeHeads(store: StoreKind, db: string): Promise<Map<string, number>> {
+	type Row = { room: string; last: number | string };
+	let rows: Row[];
+	if (store === "postgres") {
+		const sql = new SQL(db);
+		try {
+			rows = await sql<Row[]>`SELECT room, max(seq) AS last FROM hubbub_messages GROUP BY room`;
+		} finally {
+			await sql.close();
+		}
+	} else {
+		const sqlite = new Database(db, { readonly: true });
+		try {
+			rows = sqlite.query<Row, []>("SELECT room, max(seq) AS last FROM messages GROUP BY room").all();
+		} finally {
+			sqlite.close();
+		}
+	}
+	return new Map(rows.map((r) => [r.room, Number(r.last)]));
 }
 
 async function readStore(store: StoreKind, db: string): Promise<StoredRow[]> {
@@ -401,17 +452,23 @@ function serverErrors(dir: string): Record<string, number> {
 async function main(): Promise<void> {
 	const o = options();
 	const share = o.seconds / o.stores.length;
-	console.log(`soak: seed ${o.seed}, ${o.seconds} s of faults (${o.stores.join(" then ")}), ${o.clientsPerProcess} clients per process; logs in ${o.out}`);
+	console.log(
+		`soak: seed ${o.seed}, ${o.seconds} s of faults (${o.stores.join(" then ")}), ${o.clientsPerProcess} clients per process; logs in ${o.out}`,
+	);
 	const results: Result[] = [];
 	for (const store of o.stores) {
-		console.log(`== ${store}: three processes, Redis, ${store === "postgres" ? "PostgreSQL" : "one SQLite file"}`);
+		console.log(
+			`== ${store}: three processes, Redis, ${store === "postgres" ? "PostgreSQL" : "one SQLite file"}`,
+		);
 		results.push(await soak(store, o.seed, share, o.clientsPerProcess, o.out));
 	}
 	let bad = 0;
 	console.log("\n== soak summary");
 	for (const r of results) {
 		const s = r.verdict.stats;
-		const f = Object.entries(r.faults).map(([k, n]) => `${k} ${n}`).join(", ");
+		const f = Object.entries(r.faults)
+			.map(([k, n]) => `${k} ${n}`)
+			.join(", ");
 		console.log(`${r.store}: ${r.seconds.toFixed(0)} s; faults: ${f}`);
 		console.log(
 			`  ${s.stored} messages stored in ${s.rooms} rooms; ${s.clients} clients received ${s.received} copies, ` +
@@ -419,15 +476,19 @@ async function main(): Promise<void> {
 				`${s.toldGaps} told gaps (${s.toldGapsFilled} filled from history)`,
 		);
 		const errors = Object.entries(r.serverErrors);
-		if (errors.length > 0) console.log(`  error lines in process logs: ${errors.map(([k, n]) => `${k} ${n}`).join(", ")}`);
+		if (errors.length > 0)
+			console.log(`  error lines in process logs: ${errors.map(([k, n]) => `${k} ${n}`).join(", ")}`);
 		console.log(`  violations: ${r.verdict.violations.length}`);
 		for (const x of r.verdict.violations.slice(0, 30)) console.log(`    ${describe(x)}`);
 		if (r.verdict.violations.length > 30) console.log(`    … all in ${join(r.out, "violations.txt")}`);
 		bad += r.verdict.violations.length;
 	}
 	if (bad > 0) {
-		const store = o.stores.length === 1 ? ` --store ${o.stores[0]}` : "";
-		console.log(`\nFAILED. Reproduce with: npm run soak -- --seed ${o.seed} --seconds ${o.seconds}${store}`);
+		console.log("\nFAILED. Reproduce with:");
+		for (const r of results) {
+			if (r.verdict.violations.length > 0)
+				console.log(`  npm run soak -- --seed ${o.seed} --seconds ${r.seconds} --store ${r.store}`);
+		}
 		process.exit(1);
 	}
 	console.log("\nno violations");

@@ -146,9 +146,11 @@ describe("soak checker", () => {
 			{ ev: "join", conn: 1, room: ROOM },
 			{ ev: "joined", conn: 1, room: ROOM, messages: [msg(1)], more: false },
 		];
-		const behind = check([{ ...log("alice", entries, [ROOM]), pending: [{ room: ROOM, id: "a-9" }] }], rowsUpTo(3), [
-			{ process: 1, detail: "status 1" },
-		]);
+		const behind = check(
+			[{ ...log("alice", entries, [ROOM]), pending: [{ room: ROOM, id: "a-9" }] }],
+			rowsUpTo(3),
+			[{ process: 1, detail: "status 1" }],
+		);
 		expect(behind.violations.map((v) => v.kind).sort()).toEqual(["behind", "crash", "unacknowledged"]);
 		expect(behind.violations.find((v) => v.kind === "behind")).toMatchObject({ seqs: [1, 3] });
 	});
