@@ -78,7 +78,8 @@ export class SoakClient {
 	/** Connected, in every room, nothing pending or missing: what the settle phase waits for. */
 	get settled(): boolean {
 		if (!this.connected) return false;
-		for (const r of this.rooms.values()) if (!r.joined || r.pending.length > 0 || r.holes.length > 0) return false;
+		for (const r of this.rooms.values())
+			if (!r.joined || r.pending.length > 0 || r.holes.length > 0) return false;
 		return true;
 	}
 
