@@ -9,6 +9,7 @@ import type { Bus } from "./lib/bus.ts";
 import { LocalBus } from "./lib/bus-local.ts";
 import { RedisBus } from "./lib/bus-redis.ts";
 import { connectionCap } from "./lib/capacity.ts";
+import { COMMANDS_HELP, isCommand, runCommand } from "./lib/cli.ts";
 import { type Config, ConfigError, HELP, parseConfig } from "./lib/config.ts";
 import { DiskFloor } from "./lib/health.ts";
 import { methodNotAllowed, secured } from "./lib/http.ts";
@@ -428,6 +429,15 @@ function exitWith(status: number, message: string): never {
 }
 
 async function main(): Promise<void> {
+	// `hubbub backup …` and the other subcommands work on the database and exit; no server starts.
+	if (isCommand(process.argv[2])) {
+		const io = {
+			out: (line: string) => process.stdout.write(`${line}\n`),
+			err: (line: string) => process.stderr.write(`${line}\n`),
+			env: process.env,
+		};
+		process.exit(await runCommand(process.argv.slice(2), io));
+	}
 	let parsed: ReturnType<typeof parseConfig>;
 	try {
 		parsed = parseConfig(process.argv.slice(2), process.env);
@@ -436,7 +446,7 @@ async function main(): Promise<void> {
 		throw e;
 	}
 	if (parsed.kind === "help") {
-		process.stdout.write(HELP);
+		process.stdout.write(`${HELP}\n${COMMANDS_HELP}`);
 		return;
 	}
 	if (parsed.kind === "version") {

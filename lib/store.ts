@@ -94,3 +94,8 @@ export function newEpoch(): string {
 	for (const b of bytes) n = (n << 8n) | BigInt(b);
 	return n.toString(36).padStart(8, "0");
 }
+
+/** True when `db` names a PostgreSQL database rather than a SQLite file. */
+export function isPostgresUrl(db: string): boolean {
+	return /^postgres(ql)?:\/\//i.test(db);
+}

@@ -1,0 +1,298 @@
+// `hubbub restore`: only a sound hubbub database is put in place, under a new epoch, so a page that held later seqs starts afresh.
+import { Database } from "bun:sqlite";
+import { afterEach, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { type Change, Chat } from "../client/chat.ts";
+import { Joined } from "../protocol.ts";
+import { allRows, fillSqlite, hubbub } from "./backup-fixture.ts";
+import { Client, chatter, fromSource, spawnServer, startServer, tempDir } from "./helpers.ts";
+
+class MemoryStorage {
+	private readonly items = new Map<string, string>();
+	getItem(key: string): string | null {
+		return this.items.get(key) ?? null;
+	}
+	setItem(key: string, value: string): void {
+		this.items.set(key, value);
+	}
+}
+
+let chats: Chat[] = [];
+afterEach(() => {
+	for (const c of chats) c.close();
+	chats = [];
+});
+
+async function until(check: () => boolean, ms = 10_000): Promise<void> {
+	const deadline = Date.now() + ms;
+	while (!check()) {
+		if (Date.now() > deadline) throw new Error("condition not met in time");
+		await Bun.sleep(10);
+	}
+}
+
+function meta(path: string): Map<string, string> {
+	const db = new Database(path, { readonly: true });
+	try {
+		return new Map(
+			db
+				.query<{ key: string; value: string }, []>("SELECT key, value FROM meta")
+				.all()
+				.map((r) => [r.key, r.value]),
+		);
+	} finally {
+		db.close();
+	}
+}
+
+/** What a page showed: every message it drew, and the notices it gave. */
+function watch(chat: Chat) {
+	const drawn: { seq: number; text: string }[] = [];
+	const notices: string[] = [];
+	chat.on((c: Change) => {
+		if (c.kind === "message") drawn.push({ seq: c.message.seq, text: c.message.text });
+		if (c.kind === "room")
+			for (const m of chat.room(c.room).messages) drawn.push({ seq: m.seq, text: m.text });
+		if (c.kind === "system") notices.push(c.text);
+	});
+	return { drawn, notices };
+}
+
+/**
+ * A server on `db` where bob says "kept 1..3", a backup is taken into `copy`,
+ * then "lost 4..6"; alice's page (and a raw client) hold seqs up to 6.
+ */
+async function historyBeyondBackup(db: string, copy: string) {
+	const first = startServer({ dbPath: db });
+	const port = first.server.port as number;
+	const chat = new Chat({ url: first.ws, storage: new MemoryStorage(), delay: () => 100 });
+	chats.push(chat);
+	const seen = watch(chat);
+	chat.name = "alice";
+	chat.open("general");
+	chat.connect();
+	await until(() => chat.room("general").joined);
+	const bob = await chatter(first.ws, "bob", "general");
+	const say = async (text: string) => {
+		bob.send({ type: "send", room: "general", id: text.replace(" ", "-"), text });
+		await bob.expect("message", (m) => m.text === text);
+	};
+	for (const n of [1, 2, 3]) await say(`kept ${n}`);
+	const backup = await hubbub("backup", "--db", db, copy);
+	expect(backup.status).toBe(0);
+	for (const n of [4, 5, 6]) await say(`lost ${n}`);
+	await until(() => chat.room("general").messages.length === 6);
+	const epoch = chat.epoch as string;
+	bob.close();
+	await first.stop();
+	return { port, chat, seen, epoch };
+}
+
+describe("hubbub restore", () => {
+	test("a page that held seqs beyond the backup sees the new epoch and starts the room afresh: no seq shown twice or with another text", async () => {
+		using dir = tempDir();
+		const db = join(dir.path, "hubbub.db");
+		const copy = join(dir.path, "backup.db");
+		const { port, chat, seen, epoch } = await historyBeyondBackup(db, copy);
+
+		const r = await hubbub("restore", "--db", db, copy);
+		expect(r.stderr).toBe("");
+		expect(r.status).toBe(0);
+		expect(r.stdout).toMatch(/restored .*backup\.db as .*hubbub\.db: schema \d+, 3 messages, new epoch \w+/);
+		expect(r.stdout).toContain("kept as");
+		expect(allRows(db)).toEqual(allRows(copy));
+		const restoredEpoch = meta(db).get("epoch");
+		expect(restoredEpoch).not.toBe(epoch);
+		expect(restoredEpoch).not.toBe(meta(copy).get("epoch"));
+		// The replaced database is kept, whole, beside it.
+		const previous = readdirSync(dir.path).find((f) => f.startsWith("hubbub.db.pre-restore-"));
+		expect(previous).toBeDefined();
+		expect(allRows(join(dir.path, previous as string))).toHaveLength(6);
+
+		await using second = startServer({ dbPath: db, config: { port } });
+		const drawnBefore = seen.drawn.length;
+		await until(() => chat.status.kind === "connected" && chat.epoch === restoredEpoch);
+		await until(() => chat.room("general").joined);
+		const carol = await chatter(second.ws, "carol", "general");
+		carol.send({ type: "send", room: "general", id: "c1", text: "after restore" });
+		await until(() => chat.room("general").messages.some((m) => m.text === "after restore"));
+
+		expect(chat.room("general").messages.map((m) => [m.seq, m.text])).toEqual([
+			[1, "kept 1"],
+			[2, "kept 2"],
+			[3, "kept 3"],
+			[4, "after restore"],
+		]);
+		expect(seen.notices).toContain("The server's history was replaced; showing it afresh.");
+		// Since the restart, the page drew no message of the lost past.
+		expect(seen.drawn.slice(drawnBefore).filter((m) => m.text.startsWith("lost"))).toEqual([]);
+		carol.send({ type: "history", room: "general" });
+		expect((await carol.expect("history")).messages.map((m) => [m.seq, m.text])).toEqual(
+			chat.room("general").messages.map((m) => [m.seq, m.text]),
+		);
+	}, 60_000);
+
+	test("refuses while a server has the database open, and succeeds once it has stopped", async () => {
+		using dir = tempDir();
+		const db = join(dir.path, "hubbub.db");
+		const copy = join(dir.path, "backup.db");
+		await fillSqlite(db, 100);
+		copyFileSync(db, copy);
+		const s = await spawnServer(fromSource("--db", db));
+		try {
+			const r = await hubbub("restore", "--db", db, copy);
+			expect(r.status).toBe(2);
+			expect(r.stderr).toContain("in use by a running hubbub");
+			// The running server is unharmed.
+			const c = await chatter(`${s.url.replace("http", "ws")}/ws`, "alice", "room-0");
+			c.send({ type: "send", room: "room-0", id: "x", text: "still here" });
+			expect((await c.expect("message")).seq).toBe(35);
+			c.close();
+		} finally {
+			s.proc.kill("SIGTERM");
+			await s.proc.exited;
+		}
+		const r = await hubbub("restore", "--db", db, copy);
+		expect(r.status).toBe(0);
+		expect(allRows(db)).toEqual(allRows(copy));
+	}, 30_000);
+
+	test("restores into a folder that has no database yet", async () => {
+		using dir = tempDir();
+		const copy = join(dir.path, "backup.db");
+		await fillSqlite(copy, 50);
+		const db = join(dir.path, "new.db");
+		const r = await hubbub("restore", "--db", db, copy);
+		expect(r.status).toBe(0);
+		expect(r.stdout).not.toContain("kept as");
+		expect(allRows(db)).toEqual(allRows(copy));
+		await using s = startServer({ dbPath: db });
+		const c = await chatter(s.ws, "alice");
+		const joined = await c.join("room-1");
+		// fillSqlite deals 50 messages round-robin over 3 rooms: room-1 gets 17.
+		expect(joined.messages.at(-1)?.seq).toBe(17);
+		c.close();
+	});
+
+	describe("a file that is not a sound hubbub database is refused with exit 2 and the database is left as it was", () => {
+		const cases: [string, (path: string) => Promise<void> | void, RegExp][] = [
+			[
+				"a text file",
+				(p) => writeFileSync(p, "hello, this is not a database\n".repeat(200)),
+				/not a readable SQLite database/,
+			],
+			[
+				"random bytes",
+				(p) => writeFileSync(p, crypto.getRandomValues(new Uint8Array(64 * 1024))),
+				/not a readable SQLite database/,
+			],
+			[
+				"another program's SQLite database",
+				(p) => {
+					const other = new Database(p);
+					other.run("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)");
+					other.close();
+				},
+				/not a hubbub one/,
+			],
+			[
+				"a hubbub backup damaged in the middle",
+				async (p) => {
+					await fillSqlite(p, 20_000);
+					const fd = openSync(p, "r+");
+					writeSync(fd, new Uint8Array(4096 * 8).fill(0xab), 0, 4096 * 8, 4096 * 20);
+				},
+				/is corrupt/,
+			],
+			[
+				"a hubbub database from a newer hubbub",
+				async (p) => {
+					await fillSqlite(p, 10);
+					const newer = new Database(p);
+					newer.run("UPDATE meta SET value = '999' WHERE key = 'schema'");
+					newer.close();
+				},
+				/schema version 999 is newer than this hubbub understands/,
+			],
+			["a file that does not exist", () => {}, /no file at/],
+		];
+		test.each(cases)("%s", async (_what, make, message) => {
+			using dir = tempDir();
+			const db = join(dir.path, "hubbub.db");
+			await fillSqlite(db, 30);
+			const before = allRows(db);
+			const epoch = meta(db).get("epoch");
+			const bad = join(dir.path, "suspect.db");
+			await make(bad);
+			const r = await hubbub("restore", "--db", db, bad);
+			expect(r.status).toBe(2);
+			expect(r.stderr).toMatch(message);
+			expect(r.stderr).toContain("suspect.db");
+			expect(r.stderr.trim().split("\n")).toHaveLength(1);
+			expect(r.stdout).toBe("");
+			expect(allRows(db)).toEqual(before);
+			expect(meta(db).get("epoch")).toBe(epoch);
+			// (This test's own read-only looks at hubbub.db leave its -wal and -shm.)
+			expect(
+				readdirSync(dir.path)
+					.filter((f) => !f.startsWith("hubbub.db-"))
+					.sort(),
+			).toEqual(existsSync(bad) ? ["hubbub.db", "suspect.db"] : ["hubbub.db"]);
+		});
+	});
+});
+
+/** feed's rule for a hand-copied older file: `joined` with `reset: true` (see /work/helpers/NOTES.md and docs/PROTOCOL.md). */
+const RESET_LANDED = "reset" in Joined.shape;
+
+describe("an older file copied by hand (no restore, so the same epoch)", () => {
+	test.if(RESET_LANDED)(
+		"a client resuming beyond the room's last seq is told to start afresh, and never sees a reused seq as one it had",
+		async () => {
+			using dir = tempDir();
+			const db = join(dir.path, "hubbub.db");
+			const copy = join(dir.path, "backup.db");
+			const { port, chat, seen, epoch } = await historyBeyondBackup(db, copy);
+			// The operator's `cp`: the old file, and no WAL of the newer one beside it.
+			copyFileSync(copy, db);
+			rmSync(`${db}-wal`, { force: true });
+			rmSync(`${db}-shm`, { force: true });
+
+			await using second = startServer({ dbPath: db, config: { port } });
+			// A client that held seqs 1..6, as the protocol says it resumes.
+			const alice2 = await Client.connect(second.ws);
+			const welcome = await alice2.hello("alice2");
+			expect(welcome.type === "welcome" && welcome.epoch).toBe(epoch);
+			const joined = (await alice2.join("general", 6)) as {
+				reset?: boolean;
+				messages: { seq: number; text: string }[];
+			};
+			expect(joined.reset).toBe(true);
+			expect(joined.messages.map((m) => [m.seq, m.text])).toEqual([
+				[1, "kept 1"],
+				[2, "kept 2"],
+				[3, "kept 3"],
+			]);
+
+			// The page model resumes too: it must drop 4..6 and show the new seq 4 as what it is.
+			await until(() => chat.status.kind === "connected" && chat.room("general").joined);
+			const drawnBefore = seen.drawn.length;
+			const carol = await chatter(second.ws, "carol", "general");
+			carol.send({ type: "send", room: "general", id: "c1", text: "after the copy" });
+			const fresh = await alice2.expect("message");
+			expect([fresh.seq, fresh.text]).toEqual([4, "after the copy"]);
+			await until(() => chat.room("general").messages.some((m) => m.text === "after the copy"));
+			expect(chat.room("general").messages.map((m) => [m.seq, m.text])).toEqual([
+				[1, "kept 1"],
+				[2, "kept 2"],
+				[3, "kept 3"],
+				[4, "after the copy"],
+			]);
+			expect(seen.drawn.slice(drawnBefore).filter((m) => m.text.startsWith("lost"))).toEqual([]);
+		},
+		60_000,
+	);
+	// Until feed's `reset` lands in protocol.ts the test above is skipped; this keeps the gap visible.
+	if (!RESET_LANDED) test.todo("hand-copied older file: joined.reset (waiting for feed's hub change)");
+});
