@@ -69,7 +69,9 @@ export function backupSqlite(db: string, dest: string): Copy {
 	const tmp = `${file}.tmp-${process.pid}`;
 	let source: Database;
 	try {
-		source = new Database(db, { readonly: true });
+		// Read-write (though it writes nothing): when no server has the file open, closing this last connection
+		// removes the -wal and -shm it made, rather than leaving files owned by whoever ran the backup.
+		source = new Database(db, { readwrite: true, create: false });
 	} catch (e) {
 		throw new CommandError(`cannot open ${JSON.stringify(db)}: ${(e as Error).message}`);
 	}

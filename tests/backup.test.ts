@@ -130,3 +130,29 @@ describe("hubbub backup", () => {
 		expect(foreign.stderr).toContain("not a hubbub database");
 	});
 });
+
+describe("the subcommands", () => {
+	test("hubbub --help lists them; a wrong flag or argument count is one clear sentence and exit 2", async () => {
+		const help = await hubbub("--help");
+		expect(help.status).toBe(0);
+		for (const c of ["backup", "restore", "new-epoch", "export", "import"])
+			expect(help.stdout).toContain(`hubbub ${c}`);
+		const own = await hubbub("backup", "--help");
+		expect(own.status).toBe(0);
+		expect(own.stdout).toContain("--keep");
+		for (const args of [
+			["backup"],
+			["backup", "a", "b"],
+			["restore", "--nope", "x"],
+			["export", "--format", "pdf"],
+		]) {
+			const r = await hubbub(...args);
+			expect(r.status).toBe(2);
+			expect(r.stderr).toStartWith(`hubbub ${args[0]}: `);
+			expect(r.stderr).not.toContain("    at ");
+		}
+		const keep = await hubbub("backup", "x.db", "--keep", "0");
+		expect(keep.status).toBe(2);
+		expect(keep.stderr).toContain("--keep must be a whole number of at least 1");
+	});
+});
