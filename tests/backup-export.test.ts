@@ -228,7 +228,7 @@ describe("export and import with PostgreSQL", () => {
 	let pg: Postgres;
 	beforeAll(async () => {
 		pg = await startPostgres();
-	});
+	}, 60_000);
 	afterAll(() => pg?.[Symbol.dispose]());
 
 	test("SQLite → JSON Lines → PostgreSQL → JSON Lines gives the same file; importing again changes nothing; seqs go on from there", async () => {

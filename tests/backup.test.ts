@@ -154,5 +154,5 @@ describe("the subcommands", () => {
 		const keep = await hubbub("backup", "x.db", "--keep", "0");
 		expect(keep.status).toBe(2);
 		expect(keep.stderr).toContain("--keep must be a whole number of at least 1");
-	});
+	}, 30_000);
 });
