@@ -6,10 +6,16 @@ import type { Metrics } from "./metrics.ts";
 /** A process whose heartbeat key is older than this is dead; its members are removed. */
 export const HEARTBEAT_TTL_MS = 5000;
 const HEARTBEAT_EVERY_MS = 1500;
+/** A command unanswered this long means the connection is gone, whatever TCP says. */
+const COMMAND_TIMEOUT_MS = 3000;
 
 /** The bus's other processes use another store: joining would mix two deployments. */
 export class ForeignStoreError extends Error {
 	override name = "ForeignStoreError";
+}
+
+class Unanswered extends Error {
+	override name = "Unanswered";
 }
 
 export interface LinkOptions {
@@ -20,6 +26,8 @@ export interface LinkOptions {
 	store: string;
 	log: Logger;
 	metrics: Metrics;
+	/** How long a command may go unanswered before the connection counts as lost (default 3 s). */
+	commandTimeoutMs?: number;
 	/** First and longest wait between connection attempts. */
 	backoffMs?: { min: number; max: number };
 }
@@ -158,9 +166,12 @@ export class RedisLink {
 		const pub = this.pub;
 		if (!pub || !this.up) return undefined;
 		try {
-			return (await pub.send(command, args)) as T;
+			// A Redis that stops answering (frozen, or cut off without a reset) must not hold a hello or a join for ever.
+			return (await this.within(pub.send(command, args))) as T;
 		} catch (e) {
 			this.options.log.warn("redis_command_failed", { command, error: (e as Error).message });
+			// Unanswered: the connection is gone, whatever TCP says.
+			if (e instanceof Unanswered) this.lost(pub);
 			return undefined;
 		}
 	}
@@ -235,19 +246,21 @@ export class RedisLink {
 		this.connecting = [pub, sub];
 		try {
 			await pub.connect();
-			const other = await pub.send("EVAL", [
-				JOIN,
-				"1",
-				this.key("procs"),
-				this.prefix,
-				this.id,
-				this.options.store,
-				String(HEARTBEAT_TTL_MS),
-			]);
+			const other = await this.within(
+				pub.send("EVAL", [
+					JOIN,
+					"1",
+					this.key("procs"),
+					this.prefix,
+					this.id,
+					this.options.store,
+					String(HEARTBEAT_TTL_MS),
+				]),
+			);
 			if (other) throw this.foreign(String(other));
 			await sub.connect();
 			const channels = [...this.wanted.keys()];
-			if (channels.length > 0) await sub.subscribe(channels, this.dispatch);
+			if (channels.length > 0) await this.within(sub.subscribe(channels, this.dispatch));
 			if (this.closed) throw new Error("closed while connecting");
 			this.connecting = [];
 			const lost = () => this.lost(pub);
@@ -281,6 +294,20 @@ export class RedisLink {
 				});
 			}
 			this.schedule();
+		}
+	}
+
+	/** `work`, or a rejection once it has taken longer than a command may. */
+	private async within<T>(work: Promise<T>): Promise<T> {
+		let timer: ReturnType<typeof setTimeout> | undefined;
+		const ms = this.options.commandTimeoutMs ?? COMMAND_TIMEOUT_MS;
+		const timeout = new Promise<never>((_, reject) => {
+			timer = setTimeout(() => reject(new Unanswered(`no answer within ${ms} ms`)), ms);
+		});
+		try {
+			return await Promise.race([work, timeout]);
+		} finally {
+			clearTimeout(timer);
 		}
 	}
 

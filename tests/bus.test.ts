@@ -260,4 +260,35 @@ describe("redis link connections", () => {
 		expect(b.metrics.redisReconnects.get()).toBe(1);
 		for (const n of [a, b]) await n.bus.close();
 	}, 30_000);
+
+	test("a frozen Redis (SIGSTOP): commands give up within the timeout, the link says degraded, and comes back after SIGCONT", async () => {
+		await using own = await startRedis();
+		const metrics = new Metrics();
+		const link = new RedisLink({
+			url: own.url,
+			prefix: `test${++serial}`,
+			store: "s/e",
+			log: quiet,
+			metrics,
+			commandTimeoutMs: 500,
+			backoffMs: { min: 50, max: 200 },
+		});
+		const bus = new RedisBus(link, metrics);
+		const { got, handler } = recorder();
+		await bus.start(handler);
+		expect(bus.health()).toBe("ok");
+		process.kill(own.pid() as number, "SIGSTOP");
+		try {
+			const t0 = performance.now();
+			expect(await link.send("PING", [])).toBeUndefined();
+			expect(performance.now() - t0).toBeLessThan(5000);
+			expect(bus.health()).toBe("degraded");
+		} finally {
+			process.kill(own.pid() as number, "SIGCONT");
+		}
+		await until(() => bus.health() === "ok", 15_000, "back");
+		expect(await link.send("PING", [])).toBe("PONG");
+		expect(got.catchUps).toContain(undefined);
+		await bus.close();
+	}, 30_000);
 });
