@@ -54,7 +54,8 @@ export function fsyncFile(file: string): void {
  * timestamped file). `VACUUM INTO` reads one snapshot inside a read
  * transaction, so the copy is consistent while the server keeps writing (WAL
  * readers do not block writers). The copy is written under a temporary name,
- * flushed, then renamed: a crash never leaves a half copy under `dest`.
+ * checked (`PRAGMA quick_check`), flushed, then renamed: a crash never leaves
+ * a half copy under `dest`.
  */
 export function backupSqlite(db: string, dest: string): Copy {
 	const t0 = performance.now();
@@ -97,6 +98,10 @@ export function backupSqlite(db: string, dest: string): Copy {
 	try {
 		const copy = new Database(tmp, { readonly: true });
 		try {
+			// A copy that would not restore is no backup: check its structure before it takes the name.
+			const check = copy.query<{ quick_check: string }, []>("PRAGMA quick_check").all();
+			if (check.length !== 1 || check[0]?.quick_check !== "ok")
+				throw new Error(`the copy fails its check: ${check.map((r) => r.quick_check).join("; ")}`);
 			messages = copy.query<{ n: number }, []>("SELECT count(*) AS n FROM messages").get()?.n ?? 0;
 		} finally {
 			copy.close();
