@@ -243,27 +243,72 @@ describe("hubbub restore", () => {
 	});
 });
 
-/** feed's rule for a hand-copied older file: `joined` with `reset: true` (see /work/helpers/NOTES.md and docs/PROTOCOL.md). */
+/** feed's rule for a hand-copied older file: `joined` with `reset: true` (see docs/PROTOCOL.md). */
 const RESET_LANDED = "reset" in Joined.shape;
+
+/** The page's side of that rule: its model drops what it held for a room when `joined` says `reset`. */
+function pageHonoursReset(): boolean {
+	const chat = new Chat({ url: "ws://127.0.0.1:1/ws" });
+	const m = (seq: number) => ({
+		type: "message",
+		room: "general",
+		seq,
+		from: "bob",
+		text: `m${seq}`,
+		ts: seq,
+	});
+	chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+	chat.receive({
+		type: "joined",
+		room: "general",
+		members: ["alice"],
+		messages: [m(1), m(2)],
+		more: false,
+	} as never);
+	chat.receive({
+		type: "joined",
+		room: "general",
+		members: ["alice"],
+		messages: [m(1)],
+		more: false,
+		reset: true,
+	} as never);
+	return chat.room("general").messages.length === 1;
+}
+const PAGE_RESETS = RESET_LANDED && pageHonoursReset();
+
+/**
+ * The operator's `cp` of an older file over the database (no WAL of the newer
+ * one beside it), then a server on it: the epoch stays the same.
+ */
+async function handCopied() {
+	const dir = tempDir();
+	const db = join(dir.path, "hubbub.db");
+	const copy = join(dir.path, "backup.db");
+	const before = await historyBeyondBackup(db, copy);
+	copyFileSync(copy, db);
+	rmSync(`${db}-wal`, { force: true });
+	rmSync(`${db}-shm`, { force: true });
+	const server = startServer({ dbPath: db, config: { port: before.port } });
+	return {
+		...before,
+		server,
+		async [Symbol.asyncDispose]() {
+			await server.stop();
+			dir[Symbol.dispose]();
+		},
+	};
+}
 
 describe("an older file copied by hand (no restore, so the same epoch)", () => {
 	test.if(RESET_LANDED)(
-		"a client resuming beyond the room's last seq is told to start afresh, and never sees a reused seq as one it had",
+		"a client resuming beyond the room's last seq is told to start afresh (joined.reset), then gets the reused seq as new",
 		async () => {
-			using dir = tempDir();
-			const db = join(dir.path, "hubbub.db");
-			const copy = join(dir.path, "backup.db");
-			const { port, chat, seen, epoch } = await historyBeyondBackup(db, copy);
-			// The operator's `cp`: the old file, and no WAL of the newer one beside it.
-			copyFileSync(copy, db);
-			rmSync(`${db}-wal`, { force: true });
-			rmSync(`${db}-shm`, { force: true });
-
-			await using second = startServer({ dbPath: db, config: { port } });
-			// A client that held seqs 1..6, as the protocol says it resumes.
-			const alice2 = await Client.connect(second.ws);
+			await using run = await handCopied();
+			// A client that held seqs 1..6 resumes, as the protocol says.
+			const alice2 = await Client.connect(run.server.ws);
 			const welcome = await alice2.hello("alice2");
-			expect(welcome.type === "welcome" && welcome.epoch).toBe(epoch);
+			expect(welcome.type === "welcome" && welcome.epoch).toBe(run.epoch);
 			const joined = (await alice2.join("general", 6)) as {
 				reset?: boolean;
 				messages: { seq: number; text: string }[];
@@ -274,14 +319,32 @@ describe("an older file copied by hand (no restore, so the same epoch)", () => {
 				[2, "kept 2"],
 				[3, "kept 3"],
 			]);
+			// A client resuming within the room's history gets no reset.
+			const bob2 = await Client.connect(run.server.ws);
+			await bob2.hello("bob2");
+			const within = (await bob2.join("general", 2)) as { reset?: boolean; messages: { seq: number }[] };
+			expect(within.reset).toBeUndefined();
+			expect(within.messages.map((m) => m.seq)).toEqual([3]);
 
-			// The page model resumes too: it must drop 4..6 and show the new seq 4 as what it is.
-			await until(() => chat.status.kind === "connected" && chat.room("general").joined);
-			const drawnBefore = seen.drawn.length;
-			const carol = await chatter(second.ws, "carol", "general");
+			const carol = await chatter(run.server.ws, "carol", "general");
 			carol.send({ type: "send", room: "general", id: "c1", text: "after the copy" });
 			const fresh = await alice2.expect("message");
 			expect([fresh.seq, fresh.text]).toEqual([4, "after the copy"]);
+		},
+		60_000,
+	);
+
+	test.if(PAGE_RESETS)(
+		"a page that held seqs beyond the copied file drops them and shows the reused seq as the new message it is",
+		async () => {
+			await using run = await handCopied();
+			const { chat, seen } = run;
+			await until(() => chat.status.kind === "connected" && chat.room("general").joined);
+			expect(chat.epoch).toBe(run.epoch);
+			expect(chat.room("general").messages.map((m) => m.text)).toEqual(["kept 1", "kept 2", "kept 3"]);
+			const drawnBefore = seen.drawn.length;
+			const carol = await chatter(run.server.ws, "carol", "general");
+			carol.send({ type: "send", room: "general", id: "c1", text: "after the copy" });
 			await until(() => chat.room("general").messages.some((m) => m.text === "after the copy"));
 			expect(chat.room("general").messages.map((m) => [m.seq, m.text])).toEqual([
 				[1, "kept 1"],
@@ -293,6 +356,9 @@ describe("an older file copied by hand (no restore, so the same epoch)", () => {
 		},
 		60_000,
 	);
-	// Until feed's `reset` lands in protocol.ts the test above is skipped; this keeps the gap visible.
-	if (!RESET_LANDED) test.todo("hand-copied older file: joined.reset (waiting for feed's hub change)");
+
+	// Until feed's `reset` (server) and the page's handling of it are on main, the tests above are skipped; these keep the gap visible.
+	if (!RESET_LANDED) test.todo("hand-copied older file: the server answers joined.reset (waiting for feed)");
+	if (!PAGE_RESETS)
+		test.todo("hand-copied older file: the page starts the room afresh on joined.reset (waiting for page)");
 });
