@@ -184,18 +184,27 @@ export class RedisPresence implements Presence {
 	private async register(): Promise<void> {
 		const id = this.link.id;
 		const reaped = Number(await this.link.send<number>("DEL", [this.key.reaped(id)])) === 1;
-		for (const k of (await this.link.send<string[]>("SMEMBERS", [this.key.names(id)])) ?? [])
-			if (!this.names.has(k)) await this.untake(k, id);
-		for (const [k, name] of this.names)
-			if ((await this.take(k)) === false) this.log.warn("name_conflict", { name, process: id });
-		for (const room of (await this.link.send<string[]>("SMEMBERS", [this.key.rooms(id)])) ?? []) {
-			const here = this.rooms.get(room);
-			const all = (await this.link.send<Record<string, string>>("HGETALL", [this.key.members(room)])) ?? {};
-			for (const [k, value] of Object.entries(all))
-				if (parse(value)?.p === id && !here?.has(k)) await this.remove(room, k, id);
-			if (!here) await this.link.send("SREM", [this.key.rooms(id), room]);
-		}
-		for (const [room, here] of this.rooms) for (const name of here.values()) await this.put(room, name);
+		// Concurrent commands share one round trip (Bun pipelines them): thousands of members re-register at once.
+		const held = (await this.link.send<string[]>("SMEMBERS", [this.key.names(id)])) ?? [];
+		await Promise.all(held.filter((k) => !this.names.has(k)).map((k) => this.untake(k, id)));
+		await Promise.all(
+			[...this.names].map(async ([k, name]) => {
+				if ((await this.take(k)) === false) this.log.warn("name_conflict", { name, process: id });
+			}),
+		);
+		const rooms = (await this.link.send<string[]>("SMEMBERS", [this.key.rooms(id)])) ?? [];
+		await Promise.all(
+			rooms.map(async (room) => {
+				const here = this.rooms.get(room);
+				const all = (await this.link.send<Record<string, string>>("HGETALL", [this.key.members(room)])) ?? {};
+				const stale = Object.entries(all).filter(([k, value]) => parse(value)?.p === id && !here?.has(k));
+				await Promise.all(stale.map(([k]) => this.remove(room, k, id)));
+				if (!here) await this.link.send("SREM", [this.key.rooms(id), room]);
+			}),
+		);
+		await Promise.all(
+			[...this.rooms].flatMap(([room, here]) => [...here.values()].map((name) => this.put(room, name))),
+		);
 		if (!reaped) return;
 		this.log.warn("process_was_reaped", { process: id });
 		for (const [room, here] of this.rooms)
