@@ -94,6 +94,11 @@ export function redisCluster(
 		metrics,
 		backoffMs,
 	});
+	metrics.gauge(
+		"hubbub_bus_channels",
+		"Room channels this process listens to on Redis.",
+		() => link.listening,
+	);
 	return { link, bus: new RedisBus(link, metrics), presence: new RedisPresence(link, log) };
 }
 

@@ -506,6 +506,12 @@ describe("per-room channels", () => {
 				expect((await published()).map((x, i) => x - (was[i] as number))).toEqual([n + 1, n, n]);
 				expect(grew).toBeLessThanOrEqual(oneMarker + 2);
 			}
+			// p0 listens to its two rooms' channels only.
+			expect(await counter(p0, "hubbub_bus_channels")).toBe(2);
+			// and lets a room's channel go when its last member there leaves.
+			here.send({ type: "leave", room: "shared" });
+			await here.expect("left");
+			await until(async () => (await counter(p0, "hubbub_bus_channels")) === 1, 10_000);
 		} finally {
 			for (const s of servers) s.proc.kill("SIGKILL");
 		}
