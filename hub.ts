@@ -6,7 +6,7 @@ import { nameKey } from "./lib/names.ts";
 import { addressGroup } from "./lib/origin.ts";
 import { localPresence, type Presence } from "./lib/presence.ts";
 import type { Session } from "./lib/session.ts";
-import type { Page, Store } from "./lib/store.ts";
+import type { Appended, Page, Store } from "./lib/store.ts";
 import { LIMITS, type Message, type ServerFrame } from "./protocol.ts";
 
 /** What hubbub keeps on each socket (`ws.data`): the connection's session, owned by lib/session.ts. */
@@ -16,6 +16,8 @@ export type Socket = ServerWebSocket<Conn>;
 interface RoomState {
 	/** Lower-case name → display name of this process's members. */
 	members: Map<string, string>;
+	/** Name key → this process's sockets of that name in the room (one person, several tabs under --auth accounts). */
+	sockets: Map<string, number>;
 	/** Joins waiting for the store; the room is kept while any are. */
 	pending: number;
 	/**
@@ -207,6 +209,7 @@ export class Hub {
 		const key = nameKey(name);
 		const isNew = !state.members.has(key);
 		state.members.set(key, name);
+		if (!conn.rooms.has(room)) state.sockets.set(key, (state.sockets.get(key) ?? 0) + 1);
 		conn.rooms.add(room);
 		ws.cork(() => {
 			ws.subscribe(topicOf(room));
@@ -284,7 +287,15 @@ export class Hub {
 		const state = this.rooms.get(room);
 		const name = ws.data.name;
 		if (!state || !name) return;
-		state.members.delete(nameKey(name));
+		const key = nameKey(name);
+		const left = (state.sockets.get(key) ?? 1) - 1;
+		// Another tab of the same person is still in the room: nobody left.
+		if (left > 0) {
+			state.sockets.set(key, left);
+			return;
+		}
+		state.sockets.delete(key);
+		state.members.delete(key);
 		this.presence.exit(room, name);
 		this.announce(room, { type: "presence", room, name, online: false });
 		this.dropIfEmpty(room, state);
@@ -306,6 +317,16 @@ export class Hub {
 			this.sendTo(ws, message);
 		}
 		return message;
+	}
+
+	/** Stores a message from a sender without a socket here (a bot over HTTP), then hands it to the bus. */
+	async post(from: string, room: string, id: string | undefined, text: string): Promise<Appended> {
+		const appended = await this.store.append({ room, from, id, text, ts: Date.now() });
+		if (appended.created) {
+			this.metrics.messagesStored.inc();
+			(this.bus as Bus).publish(appended.message);
+		}
+		return appended;
 	}
 
 	/**
@@ -378,7 +399,7 @@ export class Hub {
 	private room(name: string): RoomState {
 		let state = this.rooms.get(name);
 		if (!state) {
-			state = { members: new Map(), pending: 0, ahead: new Map(), filling: false };
+			state = { members: new Map(), sockets: new Map(), pending: 0, ahead: new Map(), filling: false };
 			this.rooms.set(name, state);
 			this.bus?.watch(name);
 		}

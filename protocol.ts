@@ -24,6 +24,8 @@ export const CLOSE = {
 	policyViolation: 1008,
 	tooBig: 1009,
 	internalError: 1011,
+	/** --auth accounts: the session was ended (sign-out, "sign out everywhere", password change, deactivation); do not reconnect, sign in again. */
+	sessionEnded: 4001,
 } as const;
 
 export const ERROR_CODES = [

@@ -3,8 +3,13 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Server } from "bun";
+import accountPage from "./client/account.html";
 import page from "./client/index.html";
 import { Hub } from "./hub.ts";
+import { Accounts } from "./lib/accounts.ts";
+import { runAdmin } from "./lib/admin-cli.ts";
+import { AuthHttp, readCookie, SESSION_COOKIE } from "./lib/auth-http.ts";
+import { bindAccount, LiveSessions } from "./lib/auth-ws.ts";
 import type { Bus } from "./lib/bus.ts";
 import { LocalBus } from "./lib/bus-local.ts";
 import { RedisBus } from "./lib/bus-redis.ts";
@@ -26,7 +31,7 @@ import { type Store, StoreError } from "./lib/store.ts";
 import { PostgresStore, redact } from "./lib/store-postgres.ts";
 import { type SqliteOptions, SqliteStore } from "./lib/store-sqlite.ts";
 import pkg from "./package.json" with { type: "json" };
-import { CLOSE } from "./protocol.ts";
+import { CLOSE, PROTOCOL_VERSION } from "./protocol.ts";
 
 export const VERSION: string = pkg.version;
 
@@ -38,6 +43,8 @@ export interface StartOptions {
 	sqlite?: SqliteOptions;
 	/** Cluster mode: the bus and presence of a cluster (see redisCluster); without them, this process is alone. */
 	cluster?: { bus: Bus; presence: Presence };
+	/** The account tables (see Accounts.open); required with --auth accounts, closed by stop(). */
+	accounts?: Accounts;
 }
 
 const POSTGRES_URL = /^postgres(ql)?:\/\//i;
@@ -181,6 +188,8 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	);
 	const startedAt = Date.now();
 	const files = new PageFiles(page);
+	// The account screens (/account): a page of their own, so the chat page needs no account code.
+	const accountFiles = new PageFiles(accountPage);
 	// Addresses (IPv6 by /64) whose connection was just closed for flooding: without a pause
 	// a flooder reconnects and gets a fresh burst each time.
 	const penalties = new PenaltyBox(config.floodBan);
@@ -203,6 +212,25 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		}
 		return probed.result;
 	};
+
+	const accounts = config.auth === "accounts" ? options.accounts : undefined;
+	if (config.auth === "accounts" && !accounts)
+		throw new StartError("--auth accounts needs the account tables (Accounts.open) to be opened first");
+	const live = accounts ? new LiveSessions<Session>(accounts) : undefined;
+	const auth = new AuthHttp({
+		accounts,
+		config,
+		tls: tls !== undefined,
+		log,
+		post: (from, room, id, text) => hub.post(from, room, id, text),
+		refuseSends: () => disk.problem,
+	});
+	/** The live session a request's cookie names (--auth accounts). */
+	const sessionOf = (req: Request, address: string) =>
+		(accounts as Accounts).authenticate(readCookie(req.headers.get("cookie"), SESSION_COOKIE), {
+			address,
+			userAgent: req.headers.get("user-agent") ?? "",
+		});
 
 	function refusal(origin: string | null, host: string | null, address: string): Refusal | undefined {
 		const verdict = checkOrigin(origin, host, config.origins);
@@ -248,7 +276,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			tls,
 			routes: {
 				"/ws": {
-					GET: (req: Request, srv: Server<Session>) => {
+					GET: async (req: Request, srv: Server<Session>) => {
 						const origin = req.headers.get("origin");
 						const address = clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy);
 						log.debug("upgrade", { origin, host: req.headers.get("host"), address });
@@ -268,16 +296,43 @@ export function start(config: Config, options: StartOptions = {}): Running {
 								}),
 							);
 						}
-						if (srv.upgrade(req, { data: new Session(address, config) })) return;
+						const data = new Session(address, config);
+						if (accounts) {
+							// --auth accounts: no valid session cookie, no socket (the origin check above stays).
+							const session = await sessionOf(req, address);
+							if (!session) {
+								metrics.connectionsRefused.inc(1, "unauthenticated");
+								log.info("upgrade_refused", { reason: "unauthenticated", origin, address });
+								return secured(
+									new Response("sign in first\n", { status: 401, headers: { connection: "close" } }),
+								);
+							}
+							bindAccount(data, session);
+						}
+						if (srv.upgrade(req, { data })) return;
 						return secured(new Response("expected a WebSocket upgrade\n", { status: 426 }));
 					},
 				},
 				"/api/upgrade-check": {
-					GET: (req: Request, srv: Server<Session>) => {
+					GET: async (req: Request, srv: Server<Session>) => {
 						const origin = new URL(req.url).searchParams.get("origin") ?? req.headers.get("origin");
 						const address = clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy);
 						const refused = refusal(origin, req.headers.get("host"), address);
 						log.debug("upgrade_check", { origin, address, refused: refused?.code });
+						if (!refused && accounts && !(await sessionOf(req, address))) {
+							return secured(
+								Response.json(
+									{
+										ok: false,
+										code: "not_signed_in",
+										message:
+											"sign in first: your session has ended or you have not signed in on this browser",
+										signIn: "/account",
+									},
+									{ status: 401 },
+								),
+							);
+						}
 						if (!refused) return secured(Response.json({ ok: true }));
 						const { status, retryAfter, ...body } = refused;
 						return secured(
@@ -327,12 +382,23 @@ export function start(config: Config, options: StartOptions = {}): Running {
 					},
 				},
 			},
-			fetch: async (req: Request) => {
+			fetch: async (req: Request, srv: Server<Session>) => {
 				const path = new URL(req.url).pathname;
+				if (path.startsWith("/api/")) {
+					const answer = await auth.handle(req, srv as Server<unknown>);
+					if (answer) return answer;
+				}
 				if (req.method === "GET" || req.method === "HEAD") {
-					const file = await files.serve(path, req);
+					if (accounts && path === "/") {
+						const address = clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy);
+						// Signed out, the chat page could do nothing: the sign-in (or first-run) screen instead.
+						if (!(await sessionOf(req, address)))
+							return secured(new Response(null, { status: 303, headers: { location: "/account" } }));
+					}
+					if (path === "/account") return (await accountFiles.serve("/", req)) as Response;
+					const file = (await files.serve(path, req)) ?? (await accountFiles.serve(path, req));
 					if (file) return file;
-				} else if (routeNames.has(path) || files.has(path)) {
+				} else if (routeNames.has(path) || files.has(path) || path === "/account") {
 					return methodNotAllowed(path === "/ws" || path.startsWith("/api/") ? "GET" : "GET, HEAD");
 				}
 				return secured(new Response("not found\n", { status: 404 }));
@@ -341,19 +407,24 @@ export function start(config: Config, options: StartOptions = {}): Running {
 				log.error("request_failed", { error: e.message });
 				return secured(new Response("internal error\n", { status: 500 }));
 			},
-			websocket: websocketHandler(
+			websocket: withAccounts(
+				websocketHandler(
+					hub,
+					config,
+					log,
+					() =>
+						disk.problem
+							? "the server's disk is nearly full, so it cannot store messages; try again later"
+							: undefined,
+					(address) => penalties.punish(addressGroup(address)),
+				),
 				hub,
-				config,
-				log,
-				() =>
-					disk.problem
-						? "the server's disk is nearly full, so it cannot store messages; try again later"
-						: undefined,
-				(address) => penalties.punish(addressGroup(address)),
+				live,
 			),
 		});
 	} catch (e) {
 		files.stop();
+		accountFiles.stop();
 		disk.stop();
 		void store.close().catch(() => {});
 		const code = (e as { code?: string }).code;
@@ -383,6 +454,11 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			},
 		})
 		.catch((e) => log.error("presence_start_failed", { error: (e as Error).message }));
+	if (accounts) {
+		accounts
+			.watchRevocations((e) => log.warn("revocation_poll_failed", { error: e.message }))
+			.catch((e) => log.error("revocation_watch_failed", { error: (e as Error).message }));
+	}
 	const idleMs = config.idleTimeout * 1000;
 	const sweeper = setInterval(() => hub.sweep(idleMs), Math.max(250, idleMs / 4));
 	const scheme = tls ? "https" : "http";
@@ -404,6 +480,20 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		});
 	}
 
+	if (accounts) {
+		accounts
+			.needsSetup()
+			.then((needed) => {
+				if (needed)
+					log.warn("setup_needed", {
+						url: `${url}/account`,
+						message:
+							"no account exists yet: open this address (with this server's real host name) to create the first admin",
+					});
+			})
+			.catch((e) => log.error("account_check_failed", { error: (e as Error).message }));
+	}
+
 	let stopping: Promise<void> | undefined;
 	return {
 		server,
@@ -415,15 +505,49 @@ export function start(config: Config, options: StartOptions = {}): Running {
 				clearInterval(sweeper);
 				disk.stop();
 				files.stop();
+				accountFiles.stop();
 				server.stop();
 				hub.closeAll(CLOSE.goingAway, "server shutting down");
 				await bus.close();
 				await presence.close();
 				await store.close();
+				await accounts?.close();
 				await server.stop(true);
 				log.info("stopped", {});
 			})();
 			return stopping;
+		},
+	};
+}
+
+/**
+ * --auth accounts: the account names the connection at open, and `welcome`
+ * goes out at once (no `hello` needed); an ended session's sockets are closed.
+ */
+function withAccounts(
+	handler: ReturnType<typeof websocketHandler>,
+	hub: Hub,
+	live: LiveSessions<Session> | undefined,
+): ReturnType<typeof websocketHandler> {
+	if (!live) return handler;
+	const { open, close } = handler;
+	return {
+		...handler,
+		open(ws) {
+			open?.(ws);
+			const account = live.add(ws);
+			if (!account || ws.data.closed) return;
+			ws.data.name = account.name;
+			hub.sendTo(ws, {
+				type: "welcome",
+				name: account.name,
+				version: PROTOCOL_VERSION,
+				epoch: hub.store.epoch,
+			});
+		},
+		close(ws, code, reason) {
+			live.remove(ws);
+			close?.(ws, code, reason);
 		},
 	};
 }
@@ -434,6 +558,8 @@ function exitWith(status: number, message: string): never {
 }
 
 async function main(): Promise<void> {
+	// `hubbub admin …` (accounts) works on the database and exits; no server starts.
+	if (process.argv[2] === "admin") process.exit(await runAdmin(process.argv.slice(3), process.env));
 	// `hubbub backup …` and the other subcommands work on the database and exit; no server starts.
 	if (isCommand(process.argv[2])) {
 		const io = {
@@ -471,7 +597,8 @@ async function main(): Promise<void> {
 			: undefined;
 		if (cluster) cluster.link.onForeignStore = (e) => exitWith(2, e.message);
 		await cluster?.link.start();
-		running = start(config, { store, metrics, log, cluster });
+		const accounts = config.auth === "accounts" ? await Accounts.open(config.db) : undefined;
+		running = start(config, { store, metrics, log, cluster, accounts });
 	} catch (e) {
 		if (e instanceof StoreError || e instanceof StartError || e instanceof ForeignStoreError)
 			exitWith(2, e.message);

@@ -117,6 +117,8 @@ export class AccountStore {
 			if (!postgres) {
 				// Account writes are rare and short; another process's message batch holds the lock for milliseconds.
 				await sql`PRAGMA busy_timeout = 2000`;
+				// The message store uses WAL too; whichever opens the file first sets it (it is kept in the file).
+				await sql`PRAGMA journal_mode = WAL`;
 			}
 			const store = new AccountStore(sql, postgres ? "postgres" : "sqlite");
 			await store.migrate();

@@ -55,6 +55,10 @@ export interface Config {
 	redisPrefix?: string;
 	/** Let several processes on one host listen on the same port (SO_REUSEPORT). */
 	reusePort: boolean;
+	/** `accounts`: people sign in and the account names the connection; `none`: protocol v1, any free name. */
+	auth: "none" | "accounts";
+	/** Who may make an account under `--auth accounts`. */
+	signup: "open" | "invite" | "closed";
 }
 
 export class ConfigError extends Error {
@@ -73,7 +77,8 @@ type Kind =
 	| "address"
 	| "redis"
 	| "frame-rate"
-	| "flag";
+	| "flag"
+	| "choice";
 
 interface Option {
 	key: keyof Config;
@@ -84,6 +89,8 @@ interface Option {
 	multiple?: boolean;
 	/** Smallest and largest value a numeric flag takes; shown in --help and the README. */
 	range?: [number, number];
+	/** The values a "choice" flag takes. */
+	choices?: string[];
 	fallback?: Config[keyof Config];
 	arg: string;
 	help: string;
@@ -343,6 +350,25 @@ const OPTIONS: Option[] = [
 		help: "let several hubbub processes on this host share the port (Linux spreads connections among them)",
 	},
 	{
+		key: "auth",
+		flag: "auth",
+		env: "HUBBUB_AUTH",
+		kind: "choice",
+		choices: ["accounts", "none"],
+		fallback: "none",
+		arg: "MODE",
+		help: "accounts: people sign in with a name and password (see docs/SECURITY.md); none: anyone picks any free name (protocol v1)",
+	},
+	{
+		key: "signup",
+		flag: "signup",
+		kind: "choice",
+		choices: ["invite", "open", "closed"],
+		fallback: "invite",
+		arg: "MODE",
+		help: "with --auth accounts, who may make an account: invite (through an admin's invite link), open (anyone), closed",
+	},
+	{
 		key: "logLevel",
 		flag: "log-level",
 		env: "LOG_LEVEL",
@@ -494,6 +520,9 @@ function convert(o: Option, raw: string, from: string): unknown {
 		}
 		case "flag":
 			return true;
+		case "choice":
+			if (!o.choices?.includes(raw)) throw bad(`one of ${o.choices?.join(", ")}`);
+			return raw;
 	}
 }
 

@@ -11,6 +11,7 @@ import {
 	parseName,
 	type ServerFrame,
 } from "../protocol.ts";
+import { helloMatchesAccount } from "./auth-ws.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -179,6 +180,16 @@ export function websocketHandler(
 
 	function hello(ws: Socket, raw: string): void {
 		const session = ws.data;
+		if (session.name !== undefined && helloMatchesAccount(session, raw)) {
+			// --auth accounts: `welcome` was sent at open; a hello naming the same account gets it again.
+			hub.sendTo(ws, {
+				type: "welcome",
+				name: session.name,
+				version: PROTOCOL_VERSION,
+				epoch: hub.store.epoch,
+			});
+			return;
+		}
 		if (session.name !== undefined || session.identifying) {
 			const message = session.name
 				? `this connection is already known as ${session.name}`
