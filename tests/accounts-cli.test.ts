@@ -89,7 +89,7 @@ describe.each(engines)("hubbub admin against %s", (_, fresh) => {
 			).toBe(401);
 		}
 		expect((await admin(["reset-password", "nobody", "--db", h.db])).code).toBe(1);
-	});
+	}, 90_000);
 });
 
 test("usage errors exit 2 with the usage", async () => {
@@ -97,4 +97,4 @@ test("usage errors exit 2 with the usage", async () => {
 	expect(r.code).toBe(2);
 	expect(r.err).toContain("Usage: hubbub admin COMMAND");
 	expect((await admin(["--help"])).code).toBe(0);
-});
+}, 30_000);

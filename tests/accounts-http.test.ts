@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { CLOSE } from "../protocol.ts";
 import { type AccountsServer, Browser, invite, setupAdmin, startAccountsServer } from "./accounts-helpers.ts";
-import { Client, tempDir } from "./helpers.ts";
+import { Client, ROOT, tempDir } from "./helpers.ts";
 
 const wsUrl = (s: AccountsServer) => s.ws;
 
@@ -397,4 +397,67 @@ describe("bot API", () => {
 		expect(history.messages.map((m) => m.text)).toEqual(["build 41 deployed"]);
 		await expectNoSecrets(s, [token]);
 	});
+});
+
+test("the README's bot curl example, as printed, posts to #deploys once however often the job retries", async () => {
+	const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+	const example = /<!-- bot-example -->\n```sh\n([\s\S]*?)```/.exec(readme)?.[1];
+	expect(example).toContain("curl");
+	await using s = await startAccountsServer();
+	const admin = await setupAdmin(s);
+	const made = await admin.call("POST", "/api/admin/bots", { name: "deploy-bot" });
+	const watcher = await Client.connect(s.ws, { headers: admin.wsHeaders() });
+	await watcher.expect("welcome");
+	await watcher.join("deploys");
+	// Asynchronously: the server answering curl runs in this process.
+	const run = async () => {
+		const proc = Bun.spawn(["bash", "-euc", example as string], {
+			env: {
+				...process.env,
+				HUBBUB_URL: s.url,
+				HUBBUB_TOKEN: String(made.body.token),
+				CI_PIPELINE_ID: "4242",
+			},
+			stdout: "pipe",
+			stderr: "pipe",
+		});
+		const [stdout, stderr, exitCode] = await Promise.all([
+			new Response(proc.stdout).text(),
+			new Response(proc.stderr).text(),
+			proc.exited,
+		]);
+		return { stdout, stderr, exitCode };
+	};
+	const first = await run();
+	expect(first.stderr).toBe("");
+	expect(first.exitCode).toBe(0);
+	expect(JSON.parse(first.stdout)).toMatchObject({ ok: true, message: { from: "deploy-bot", seq: 1 } });
+	expect(await watcher.expect("message")).toMatchObject({
+		room: "deploys",
+		from: "deploy-bot",
+		text: "Build deployed to production",
+		id: "deploy-4242",
+	});
+	expect((await run()).exitCode).toBe(0);
+	expect((await watcher.join("deploys")).messages).toHaveLength(1);
+}, 30_000);
+
+test("signed out, / leads to the account screens at /account; signed in, it is the chat page", async () => {
+	await using s = await startAccountsServer();
+	const root = await fetch(`${s.url}/`, { redirect: "manual" });
+	expect(root.status).toBe(303);
+	expect(root.headers.get("location")).toBe("/account");
+	const account = await fetch(`${s.url}/account`);
+	expect(account.status).toBe(200);
+	expect(account.headers.get("content-security-policy")).toContain("script-src 'self'");
+	const html = await account.text();
+	const script = /src="(\/[^"]+\.js)"/.exec(html)?.[1] as string;
+	expect((await fetch(`${s.url}${script}`)).status).toBe(200);
+	const admin = await setupAdmin(s);
+	const signedIn = await fetch(`${s.url}/`, {
+		headers: { cookie: admin.cookie as string },
+		redirect: "manual",
+	});
+	expect(signedIn.status).toBe(200);
+	expect(await signedIn.text()).toContain("<title>hubbub</title>");
 });
