@@ -80,7 +80,7 @@ type Kind =
 	| "flag"
 	| "choice";
 
-interface Option {
+export interface Option {
 	key: keyof Config;
 	flag: string;
 	env?: string;
@@ -97,7 +97,7 @@ interface Option {
 }
 
 /** Every setting, once: parsing, defaults and --help all come from this table. */
-const OPTIONS: Option[] = [
+export const OPTIONS: readonly Option[] = [
 	{
 		key: "port",
 		flag: "port",
@@ -124,7 +124,7 @@ const OPTIONS: Option[] = [
 		kind: "string",
 		fallback: "hubbub.db",
 		arg: "PATH|URL",
-		help: 'SQLite file, created if missing (":memory:" keeps nothing), or a postgres:// URL',
+		help: 'SQLite file, created with its folder if missing (":memory:" keeps nothing), or a postgres:// URL',
 	},
 	{
 		key: "origins",
@@ -133,7 +133,7 @@ const OPTIONS: Option[] = [
 		multiple: true,
 		fallback: [],
 		arg: "ORIGIN",
-		help: 'page origin allowed to open a WebSocket, e.g. https://chat.example.com (repeatable; "*" allows any; default: same host only)',
+		help: 'page origin allowed to open a WebSocket, e.g. https://chat.example.com (repeatable; "*" allows any; default: the page\'s own address, if that is an IP address or localhost)',
 	},
 	{
 		key: "tlsCert",
@@ -167,7 +167,7 @@ const OPTIONS: Option[] = [
 		fallback: 64 * 1024,
 		range: [1024, 16 * 1024 ** 2],
 		arg: "BYTES",
-		help: "largest frame a client may send; bigger closes with 1009 (suffixes KiB, MiB)",
+		help: "largest frame a client may send; bigger closes with 1009",
 	},
 	{
 		key: "maxRooms",
@@ -386,13 +386,13 @@ const SIZE_UNITS: [string, number][] = [
 	["KiB", 1024],
 ];
 
-/** A number as the flag takes it: sizes in the largest whole unit, counts with thousands grouped. */
+/** A number as the flag takes it: sizes in the largest whole unit. */
 function show(o: Option, n: number): string {
 	if (o.kind === "size") {
 		const unit = SIZE_UNITS.find(([, bytes]) => n > 0 && n % bytes === 0);
 		return unit ? `${n / unit[1]}${unit[0]}` : String(n);
 	}
-	return n >= 10_000 ? n.toLocaleString("en-US").replaceAll(",", "_") : String(n);
+	return String(n);
 }
 
 function rangeText(o: Option): string {

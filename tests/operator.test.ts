@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, defaultConfig, HELP, parseConfig } from "../lib/config.ts";
+import { ConfigError, defaultConfig, HELP, OPTIONS, parseConfig } from "../lib/config.ts";
 import { addressGroup, checkOrigin, parseOrigin } from "../lib/origin.ts";
 import { Client, chatter, fromSource, ROOT, spawnServer, startServer, tempDir } from "./helpers.ts";
 
@@ -27,21 +27,19 @@ const UPGRADE = {
 	"sec-websocket-version": "13",
 };
 
-/** Every numeric flag with its largest value and the first value past it. */
-const NUMERIC: [string, string, string][] = [
-	["--port", "65535", "65536"],
-	["--max-payload", "16MiB", "16385KiB"],
-	["--max-rooms", "10000", "10001"],
-	["--max-conns-per-ip", "1000000", "1000001"],
-	["--send-rate", "1000000", "1000000.5"],
-	["--send-burst", "1000000", "1000001"],
-	["--typing-rate", "1000", "1000.5"],
-	["--flood-close", "1000000", "1000001"],
-	["--max-buffer", "1024MiB", "1025MiB"],
-	["--idle-timeout", "960", "961"],
-	["--min-free-disk", "1TiB", "1025GiB"],
-	["--max-conns", "10000000", "10000001"],
-];
+/** Every numeric flag (every option with a range) with its largest value and the first value past it. */
+const NUMERIC: [string, string, string][] = OPTIONS.filter((o) => o.range).map((o) => {
+	const max = (o.range as [number, number])[1];
+	const step = o.kind === "rate" ? 0.5 : o.kind === "size" ? 1024 : 1;
+	return [`--${o.flag}`, String(max), String(max + step)];
+});
+
+test("the numeric flags include every one an operator tunes", () => {
+	expect(NUMERIC.map(([f]) => f)).toEqual(
+		expect.arrayContaining(["--port", "--idle-timeout", "--max-conns", "--min-free-disk", "--max-buffer"]),
+	);
+	expect(NUMERIC.length).toBeGreaterThanOrEqual(12);
+});
 
 describe("flags are checked before anything starts", () => {
 	test.each(NUMERIC)("%s: its maximum %s is accepted, %s is refused with the range", (flag, max, past) => {
