@@ -429,7 +429,7 @@ describe("--log-level debug says what an operator debugging needs", () => {
 			for (let i = 0; i < 50 && !has(debug, "rate_limited"); i++) await Bun.sleep(20);
 			expect(has(debug, "upgrade")).toMatchObject({ origin: debug.url, address: "127.0.0.1" });
 			expect(has(debug, "join")).toMatchObject({ name: "alice", room: "general" });
-			expect(has(debug, "rate_limited")).toMatchObject({ address: "127.0.0.1", strikes: 1 });
+			expect(has(debug, "rate_limited")).toMatchObject({ address: "127.0.0.1", frame: "send" });
 			expect(has(debug, "upgrade_check")).toMatchObject({ refused: "origin_not_allowed" });
 			expect(info.logs.filter((l) => l.level === "debug")).toEqual([]);
 		} finally {
