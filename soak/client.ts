@@ -30,14 +30,13 @@ interface RoomState {
 	/** Highest seq shown (the page's `messages.at(-1).seq`); undefined before anything was seen. */
 	last?: number;
 	joined: boolean;
-	/** A `join` is out and unanswered on this connection. */
-	joining: boolean;
 	pending: Pending[];
 	/** Ranges a `more: true` resume left out, still to be fetched with `history` (inclusive). */
 	holes: [number, number][];
-	/** A history request for the first hole is in flight on this connection. */
-	filling: boolean;
 }
+
+/** A request the server answers from the store: `join` or `history`. */
+type Costly = { kind: "join"; room: string } | { kind: "history"; room: string; before?: number };
 
 export interface Target {
 	port(): number | undefined;
@@ -59,6 +58,12 @@ export class SoakClient {
 	private heartbeat?: ReturnType<typeof setInterval>;
 	/** Rooms left on this connection whose `left` has not come yet: not joined again until it does. */
 	private leaving = new Set<string>();
+	/**
+	 * Joins and history requests go one at a time: the server refuses a third one in flight with an
+	 * `error` that names no frame, and only with one out can that error be pinned on its request.
+	 */
+	private queue: Costly[] = [];
+	private inFlight?: Costly;
 	/** Frames received, for the settle phase to see when everything went quiet. */
 	received = 0;
 
@@ -122,9 +127,10 @@ export class SoakClient {
 	describe(): string {
 		const rooms = [...this.rooms].map(
 			([room, r]) =>
-				`#${room} at ${r.last ?? "-"}${r.joined ? "" : r.joining ? " joining" : " not joined"}${r.pending.length ? ` ${r.pending.length} pending` : ""}${r.holes.length ? ` ${r.holes.length} holes` : ""}`,
+				`#${room} at ${r.last ?? "-"}${r.joined ? "" : " not joined"}${r.pending.length ? ` ${r.pending.length} pending` : ""}${r.holes.length ? ` ${r.holes.length} holes` : ""}`,
 		);
-		return `${this.name}: ${this.connected ? `connection ${this.conn}` : "not connected"}; ${rooms.join(", ")}`;
+		const waiting = this.inFlight ? `; waiting for ${this.inFlight.kind} #${this.inFlight.room}` : "";
+		return `${this.name}: ${this.connected ? `connection ${this.conn}` : "not connected"}${waiting}; ${rooms.join(", ")}`;
 	}
 
 	// ---- connection
@@ -174,11 +180,9 @@ export class SoakClient {
 		this.wire = undefined;
 		this.welcomed = false;
 		this.leaving.clear();
-		for (const r of this.rooms.values()) {
-			r.joined = false;
-			r.joining = false;
-			r.filling = false;
-		}
+		for (const r of this.rooms.values()) r.joined = false;
+		this.queue = [];
+		this.inFlight = undefined;
 		// 1008 and 1009 mean "you did something wrong"; the soak never does, and resumes after anything.
 		this.retry();
 	}
@@ -259,13 +263,43 @@ export class SoakClient {
 	}
 
 	private sendJoin(room: string): void {
-		const r = this.rooms.get(room);
-		if (!r) return;
-		const since = r.last;
-		if (this.raw(since === undefined ? { type: "join", room } : { type: "join", room, since })) {
-			r.joining = true;
-			this.log({ ev: "join", conn: this.conn, room, since });
+		if (!this.queue.some((q) => q.kind === "join" && q.room === room))
+			this.queue.push({ kind: "join", room });
+		this.pump();
+	}
+
+	/** Sends the next join or history request when none is out. */
+	private pump(): void {
+		while (!this.inFlight && this.welcomed && this.wire?.open) {
+			const next = this.queue.shift();
+			if (!next) return;
+			const r = this.rooms.get(next.room);
+			if (!r) continue; // left meanwhile
+			if (next.kind === "join") {
+				const since = r.last;
+				this.raw(
+					since === undefined ? { type: "join", room: next.room } : { type: "join", room: next.room, since },
+				);
+				this.log({ ev: "join", conn: this.conn, room: next.room, since });
+				this.inFlight = next;
+			} else {
+				const hole = r.holes[0];
+				if (!hole || !r.joined) continue;
+				const before = hole[1] + 1;
+				const limit = Math.min(LIMITS.historyMax, hole[1] - hole[0] + 1);
+				this.raw({ type: "history", room: next.room, before, limit });
+				this.inFlight = { kind: "history", room: next.room, before };
+			}
 		}
+	}
+
+	/** The request out was answered (or refused): the next may go. */
+	private answered(kind: Costly["kind"], room: string): Costly | undefined {
+		const done = this.inFlight;
+		if (done?.kind !== kind || done.room !== room) return undefined;
+		this.inFlight = undefined;
+		queueMicrotask(() => this.pump());
+		return done;
 	}
 
 	// ---- what the server says
@@ -294,6 +328,7 @@ export class SoakClient {
 					}
 				}
 				this.epoch = frame.epoch;
+				// Unlike the page, one at a time (see `queue`).
 				for (const room of this.rooms.keys()) this.sendJoin(room);
 				return;
 			}
@@ -308,6 +343,7 @@ export class SoakClient {
 					more: frame.more,
 					reset: reset || undefined,
 				});
+				this.answered("join", frame.room);
 				if (!r) return; // left meanwhile
 				const first = ms[0]?.seq;
 				const last = ms.at(-1)?.seq;
@@ -318,7 +354,6 @@ export class SoakClient {
 				if (reset || r.last === undefined || (last !== undefined && last > r.last)) r.last = last ?? r.last;
 				if (reset && last === undefined) r.last = undefined;
 				r.joined = true;
-				r.joining = false;
 				this.settle(r, ms);
 				for (const p of r.pending) this.transmit(frame.room, p);
 				this.fill(frame.room, r);
@@ -335,9 +370,9 @@ export class SoakClient {
 				return;
 			}
 			case "history": {
-				const r = this.rooms.get(frame.room);
-				const hole = r?.holes[0];
-				const before = hole ? hole[1] + 1 : (frame.messages.at(-1)?.seq ?? 0) + 1;
+				const asked = this.answered("history", frame.room);
+				const before = asked?.kind === "history" ? asked.before : undefined;
+				if (before === undefined) throw new Error(`${this.name}: a history reply nobody asked for`);
 				this.log({
 					ev: "history",
 					conn,
@@ -346,8 +381,9 @@ export class SoakClient {
 					messages: frame.messages.map(toMsg),
 					more: frame.more,
 				});
-				if (!r || !hole) return;
-				r.filling = false;
+				const r = this.rooms.get(frame.room);
+				const hole = r?.holes[0];
+				if (!r || !hole || before !== hole[1] + 1) return;
 				const first = frame.messages[0]?.seq;
 				if (first === undefined || first <= hole[0] || !frame.more) r.holes.shift();
 				else hole[1] = first - 1;
@@ -368,10 +404,11 @@ export class SoakClient {
 
 	/** Asks for the newest part of the first hole a resume left; the answer narrows it. */
 	private fill(room: string, r: RoomState): void {
-		const hole = r.holes[0];
-		if (!hole || r.filling || !r.joined) return;
-		const limit = Math.min(LIMITS.historyMax, hole[1] - hole[0] + 1);
-		r.filling = this.raw({ type: "history", room, before: hole[1] + 1, limit });
+		if (r.holes.length === 0 || !r.joined) return;
+		if (this.inFlight?.kind === "history" && this.inFlight.room === room) return;
+		if (!this.queue.some((q) => q.kind === "history" && q.room === room))
+			this.queue.push({ kind: "history", room });
+		this.pump();
 	}
 
 	private settle(r: RoomState, ms: Msg[]): void {
@@ -389,11 +426,18 @@ export class SoakClient {
 			return;
 		}
 		if (frame.ref === undefined) {
-			// A join the server could not answer (its store is away); the error does not say which, so every
-			// join still unanswered is asked again. A page that gave up here would sit outside the room.
-			if (frame.code === "server_error") {
+			// The join or history request out was refused (the store is away, or too much was asked at once):
+			// ask again shortly. A page that gave up here would sit outside the room.
+			const refused = this.inFlight;
+			if (refused && (frame.code === "server_error" || frame.code === "rate_limited")) {
+				this.inFlight = undefined;
 				this.later(SERVER_ERROR_RETRY_MS, () => {
-					for (const [room, r] of this.rooms) if (r.joining && !r.joined) this.sendJoin(room);
+					if (refused.kind === "join") {
+						if (this.rooms.get(refused.room)?.joined === false) this.sendJoin(refused.room);
+					} else {
+						const r = this.rooms.get(refused.room);
+						if (r) this.fill(refused.room, r);
+					}
 				});
 			}
 			return;
@@ -416,7 +460,7 @@ export class SoakClient {
 }
 
 function emptyRoom(): RoomState {
-	return { joined: false, joining: false, pending: [], holes: [], filling: false };
+	return { joined: false, pending: [], holes: [] };
 }
 
 function toMsg(m: Message): Msg {

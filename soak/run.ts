@@ -2,7 +2,7 @@
 // PostgreSQL (or one shared SQLite file), clients on every process chatting the way the page does, and faults
 // at random times. Then soak/check.ts judges every client's log against the store. Exit 1 on any violation.
 import { Database } from "bun:sqlite";
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SQL } from "bun";
@@ -15,6 +15,8 @@ import { type Rng, rng } from "./rng.ts";
 const ROOT = join(import.meta.dir, "..");
 const ROOMS = ["general", "dev", "random", "ops", "music"];
 const PROCESSES = 3;
+/** How a process is started: from source, or `--binary` for the built executable (`npm run build` first). */
+let program = [process.execPath, join(ROOT, "server.ts")];
 
 type StoreKind = "postgres" | "sqlite";
 type Fault = "kill" | "stop" | "redis" | "postgres" | "drop" | "burst";
@@ -35,15 +37,23 @@ function options(): Options {
 			seconds: { type: "string" },
 			store: { type: "string", default: "both" },
 			clients: { type: "string", default: "4" },
+			binary: { type: "boolean", default: false },
 			out: { type: "string" },
 		},
 	});
+	if (values.binary) {
+		program = [join(ROOT, "dist", "hubbub")];
+		if (!existsSync(program[0] as string)) {
+			console.error("--binary runs dist/hubbub: build it first with `npm run build`");
+			process.exit(2);
+		}
+	}
 	const seed = values.seed === undefined ? Math.floor(Math.random() * 1e6) : Number(values.seed);
 	const seconds = values.seconds !== undefined ? Number(values.seconds) : Number(values.minutes ?? "1") * 60;
 	const stores: StoreKind[] = values.store === "both" ? ["postgres", "sqlite"] : [values.store as StoreKind];
 	if (!Number.isInteger(seed) || !(seconds > 0) || stores.some((s) => s !== "postgres" && s !== "sqlite")) {
 		console.error(
-			"usage: npm run soak -- [--seed N] [--minutes M | --seconds S] [--store postgres|sqlite|both] [--clients N]",
+			"usage: npm run soak -- [--seed N] [--minutes M | --seconds S] [--store postgres|sqlite|both] [--clients N] [--binary]",
 		);
 		process.exit(2);
 	}
@@ -76,10 +86,12 @@ class Proc {
 		for (let attempt = 0; ; attempt++) {
 			const log = join(this.logDir, `process-${this.index}.${++this.incarnation}.log`);
 			const out = openSync(log, "a");
-			const proc = Bun.spawn(
-				[process.execPath, join(ROOT, "server.ts"), "--port", String(this.port), ...this.args],
-				{ cwd: ROOT, stdout: out, stderr: out, stdin: "ignore" },
-			);
+			const proc = Bun.spawn([...program, "--port", String(this.port), ...this.args], {
+				cwd: ROOT,
+				stdout: out,
+				stderr: out,
+				stdin: "ignore",
+			});
 			closeSync(out);
 			this.proc = proc;
 			this.expectExit = false;
