@@ -39,6 +39,7 @@ export const ERROR_CODES = [
 	"server_error",
 	// Extensions beyond PROTOCOL.md:
 	"too_many_rooms",
+	"quota_exceeded",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

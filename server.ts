@@ -26,8 +26,9 @@ import { localPresence, type Presence } from "./lib/presence.ts";
 import { RedisPresence } from "./lib/presence-redis.ts";
 import { PenaltyBox } from "./lib/rate-limit.ts";
 import { ForeignStoreError, RedisLink } from "./lib/redis-link.ts";
+import { startRetention } from "./lib/retention.ts";
 import { Session, websocketHandler } from "./lib/session.ts";
-import { type Store, StoreError } from "./lib/store.ts";
+import { type QuotaOptions, type Store, StoreError } from "./lib/store.ts";
 import { PostgresStore, redact } from "./lib/store-postgres.ts";
 import { type SqliteOptions, SqliteStore } from "./lib/store-sqlite.ts";
 import pkg from "./package.json" with { type: "json" };
@@ -68,11 +69,16 @@ function ensureFolder(db: string): void {
 }
 
 /** Opens `db`: a postgres:// URL is PostgreSQL, anything else a SQLite file. Throws StoreError or StartError. */
-export async function openStore(db: string, metrics: Metrics, log?: Logger): Promise<Store> {
+export async function openStore(
+	db: string,
+	metrics: Metrics,
+	log?: Logger,
+	quota: QuotaOptions = {},
+): Promise<Store> {
 	const onCommit = (seconds: number) => metrics.commitSeconds.observe(seconds);
-	if (POSTGRES_URL.test(db)) return PostgresStore.open(db, { onCommit });
+	if (POSTGRES_URL.test(db)) return PostgresStore.open(db, { onCommit, ...quota });
 	ensureFolder(db);
-	return new SqliteStore(db, { onCommit, onBusy: log && storeRetryLog(log) });
+	return new SqliteStore(db, { onCommit, onBusy: log && storeRetryLog(log), ...quota });
 }
 
 function storeRetryLog(log: Logger) {
@@ -169,6 +175,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		new SqliteStore(config.db, {
 			onCommit: (seconds) => metrics.commitSeconds.observe(seconds),
 			onBusy: storeRetryLog(log),
+			dailyQuota: config.quotaPerDay,
 			...options.sqlite,
 		});
 	const hub = new Hub(store, metrics);
@@ -461,6 +468,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	}
 	const idleMs = config.idleTimeout * 1000;
 	const sweeper = setInterval(() => hub.sweep(idleMs), Math.max(250, idleMs / 4));
+	const retention = startRetention(store, config, log, metrics);
 	const scheme = tls ? "https" : "http";
 	const url = `${scheme}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
 	log.info("listening", {
@@ -503,6 +511,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		stop: () => {
 			stopping ??= (async () => {
 				clearInterval(sweeper);
+				retention.stop();
 				disk.stop();
 				files.stop();
 				accountFiles.stop();
@@ -590,7 +599,7 @@ async function main(): Promise<void> {
 		const config = parsed.config;
 		const metrics = new Metrics();
 		log = createLogger(config.logLevel, undefined, () => metrics.logWriteFailures.inc());
-		const store = await openStore(config.db, metrics, log);
+		const store = await openStore(config.db, metrics, log, { dailyQuota: config.quotaPerDay });
 		// The first Redis attempt comes before the port opens, so the first clients already see the whole cluster.
 		const cluster = config.redis
 			? redisCluster(config.redis, config.redisPrefix, store, log, metrics)

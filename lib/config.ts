@@ -42,6 +42,12 @@ export interface Config {
 	replyBurst: number;
 	/** Seconds a new connection has to say hello before it is closed. */
 	helloTimeout: number;
+	/** Bytes of message text one name may store per UTC day; 0 is no bound. */
+	quotaPerDay: number;
+	/** Messages kept per room; older ones are removed (0 keeps all). */
+	keepMessages: number;
+	/** Days a message is kept (0 keeps it for ever). */
+	keepDays: number;
 	/** Bytes queued for one slow reader before it is disconnected. */
 	maxBuffer: number;
 	/** Seconds without a frame or pong before a connection is dropped. */
@@ -297,6 +303,33 @@ export const OPTIONS: readonly Option[] = [
 		range: [1, 3600],
 		arg: "SECONDS",
 		help: "close a connection that has not said hello this long after opening",
+	},
+	{
+		key: "quotaPerDay",
+		flag: "quota-per-day",
+		kind: "size",
+		fallback: 16 * 1024 ** 2,
+		range: [0, 1024 ** 4],
+		arg: "BYTES",
+		help: "bytes of message text one name may store per UTC day; past it sends get quota_exceeded (0: no bound)",
+	},
+	{
+		key: "keepMessages",
+		flag: "keep-messages",
+		kind: "count",
+		fallback: 10_000,
+		range: [0, 1_000_000_000],
+		arg: "N",
+		help: "messages kept per room; older ones are removed (0 keeps all)",
+	},
+	{
+		key: "keepDays",
+		flag: "keep-days",
+		kind: "count",
+		fallback: 0,
+		range: [0, 100_000],
+		arg: "DAYS",
+		help: "days a message is kept before it is removed (0 keeps it for ever)",
 	},
 	{
 		key: "maxBuffer",

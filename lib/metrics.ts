@@ -134,6 +134,10 @@ export class Metrics {
 		"hubbub_redis_reconnects_total",
 		"Times the Redis connection was made again.",
 	);
+	readonly messagesPruned = new Counter(
+		"hubbub_messages_pruned_total",
+		"Messages removed by retention (--keep-messages, --keep-days).",
+	);
 	readonly logWriteFailures = new Counter(
 		"hubbub_log_write_failures_total",
 		"Log lines that could not be written (stdout closed or its disk full); hubbub keeps serving.",
@@ -171,6 +175,7 @@ export class Metrics {
 			this.busReceived,
 			this.busReceivedBytes,
 			this.redisReconnects,
+			this.messagesPruned,
 			this.logWriteFailures,
 			this.publishSeconds,
 			this.commitSeconds,

@@ -16,7 +16,7 @@ import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { FRAME_RATES, TokenBucket } from "./rate-limit.ts";
-import { type Page, StoreError } from "./store.ts";
+import { type Page, QuotaExceeded, StoreError } from "./store.ts";
 
 export type SessionLimits = Pick<
 	Config,
@@ -172,6 +172,7 @@ export function websocketHandler(
 	/** Awaits a hub call; a failure becomes `server_error` for this socket alone. */
 	function run(ws: Socket, work: Promise<unknown>, ref: string | undefined): void {
 		work.catch((e: unknown) => {
+			if (e instanceof QuotaExceeded) return sendError(ws, "quota_exceeded", e.message, ref);
 			if (e instanceof StoreError) metrics.storeErrors.inc();
 			log.error("request_failed", { conn: ws.data.id, error: (e as Error).message });
 			sendError(ws, "server_error", "the server could not do that; try again", ref);

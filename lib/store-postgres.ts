@@ -1,17 +1,23 @@
 // The shared store: PostgreSQL through Bun.SQL, for processes on several hosts that must keep one history.
 import { SQL } from "bun";
+import { nameKey } from "./names.ts";
 import {
 	type Appended,
 	messageFromRow,
 	type NewMessage,
 	newEpoch,
 	type Page,
+	PRUNE_STEP,
+	QuotaExceeded,
+	type QuotaOptions,
+	quotaDay,
+	type Retention,
 	type Store,
 	type StoredRow,
 	StoreError,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 /** pg_advisory_xact_lock key: one migration at a time when several processes start together. */
 const MIGRATION_LOCK = 4_817_230;
 
@@ -37,12 +43,16 @@ export class PostgresStore implements Store {
 		readonly epoch: string,
 		readonly id: string,
 		private readonly onCommit?: (seconds: number, messages: number) => void,
+		private readonly dailyQuota = 0,
 	) {}
+
+	/** Rooms appended to through this handle since the last prune: only they can have grown past `keep`. */
+	private readonly touched = new Set<string>();
 
 	/** Connects, creates or migrates the schema, and reads the epoch. */
 	static async open(
 		url: string,
-		options: { onCommit?: (seconds: number, messages: number) => void } = {},
+		options: { onCommit?: (seconds: number, messages: number) => void } & QuotaOptions = {},
 	): Promise<PostgresStore> {
 		// A short connection timeout: a send must fail fast with server_error, not hang, while the database is away.
 		const sql = new SQL({ url, max: 10, connectionTimeout: 3, idleTimeout: 60 });
@@ -69,6 +79,19 @@ export class PostgresStore implements Store {
 					)`;
 					await tx`CREATE UNIQUE INDEX hubbub_messages_client_id ON hubbub_messages (room, sender_key, client_id) WHERE client_id IS NOT NULL`;
 					await tx`INSERT INTO hubbub_meta (key, value) VALUES ('epoch', ${newEpoch()})`;
+				}
+				if (version < 2) {
+					// Retention and quotas: every seq up to a room's floor was removed; bytes per sender and day.
+					await tx`ALTER TABLE hubbub_rooms ADD COLUMN floor INTEGER NOT NULL DEFAULT 0`;
+					await tx`CREATE TABLE hubbub_usage (
+						sender_key TEXT NOT NULL,
+						day INTEGER NOT NULL,
+						bytes BIGINT NOT NULL,
+						PRIMARY KEY (sender_key, day)
+					)`;
+					await tx`CREATE INDEX hubbub_messages_ts ON hubbub_messages (ts)`;
+				}
+				if (version < SCHEMA_VERSION) {
 					await tx`INSERT INTO hubbub_meta (key, value) VALUES ('schema', ${String(SCHEMA_VERSION)})
 						ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`;
 				}
@@ -79,7 +102,7 @@ export class PostgresStore implements Store {
 				const [id] = await tx`SELECT value FROM hubbub_meta WHERE key = 'deployment'`;
 				return { epoch: epoch.value as string, id: id.value as string };
 			});
-			return new PostgresStore(sql, identity.epoch, identity.id, options.onCommit);
+			return new PostgresStore(sql, identity.epoch, identity.id, options.onCommit, options.dailyQuota);
 		} catch (e) {
 			await sql.close({ timeout: 0 }).catch(() => {});
 			throw new StoreError(`cannot open database ${redact(url)}: ${(e as Error).message}`);
@@ -115,7 +138,11 @@ export class PostgresStore implements Store {
 		}
 		const done = this.commitBatch(room, batch).then(
 			(results) => {
-				for (const [i, p] of batch.entries()) p.resolve(results[i] as Appended);
+				for (const [i, p] of batch.entries()) {
+					const result = results[i] as Appended | QuotaExceeded;
+					if (result instanceof QuotaExceeded) p.reject(result);
+					else p.resolve(result);
+				}
 			},
 			(e: unknown) => {
 				const error = e instanceof StoreError ? e : new StoreError(`write failed: ${(e as Error).message}`);
@@ -128,7 +155,7 @@ export class PostgresStore implements Store {
 		);
 	}
 
-	private async commitBatch(room: string, batch: Pending[]): Promise<Appended[]> {
+	private async commitBatch(room: string, batch: Pending[]): Promise<(Appended | QuotaExceeded)[]> {
 		const t0 = performance.now();
 		for (let attempt = 0; ; attempt++) {
 			try {
@@ -147,13 +174,17 @@ export class PostgresStore implements Store {
 						input.id === undefined ? undefined : `${input.from.toLowerCase()}\n${input.id}`;
 					// Messages that take a seq: not stored before, and not repeated earlier in this batch.
 					const seen = new Set<string>();
-					const fresh = batch.filter((p) => {
+					const candidates = batch.filter((p) => {
 						const k = dedupeKey(p.input);
 						if (k === undefined) return true;
 						if (known.has(k) || seen.has(k)) return false;
 						seen.add(k);
 						return true;
-					}).length;
+					});
+					// Over their sender's quota: refused alone, they take no seq (nor do repeats of their id).
+					const refused = this.dailyQuota > 0 ? await this.overQuota(tx, candidates) : new Set<Pending>();
+					const refusedKeys = new Set([...refused].flatMap((p) => dedupeKey(p.input) ?? []));
+					const fresh = candidates.length - refused.size;
 					let seq = 0;
 					if (fresh > 0) {
 						const [counter] = await tx`INSERT INTO hubbub_rooms (room, last_seq) VALUES (${room}, ${fresh})
@@ -161,10 +192,12 @@ export class PostgresStore implements Store {
 						seq = Number(counter.last_seq) - fresh;
 					}
 					const rows: Record<string, string | number | null>[] = [];
-					const results = batch.map((p): Appended => {
+					const results = batch.map((p): Appended | QuotaExceeded => {
 						const k = dedupeKey(p.input);
 						const stored = k === undefined ? undefined : known.get(k);
 						if (stored) return { message: stored.message, created: false };
+						if (refused.has(p) || (k !== undefined && refusedKeys.has(k)))
+							return new QuotaExceeded(this.dailyQuota);
 						const row = {
 							room,
 							seq: ++seq,
@@ -182,6 +215,7 @@ export class PostgresStore implements Store {
 					if (rows.length > 0) await tx`INSERT INTO hubbub_messages ${tx(rows)}`;
 					return results;
 				});
+				this.touched.add(room);
 				this.onCommit?.((performance.now() - t0) / 1000, batch.length);
 				return results;
 			} catch (e) {
@@ -212,12 +246,88 @@ export class PostgresStore implements Store {
 		);
 	}
 
-	since(room: string, since: number, limit: number): Promise<Page> {
-		return this.page(
-			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
-				WHERE room = ${room} AND seq > ${since} ORDER BY seq DESC LIMIT ${limit + 1}`,
-			limit,
-		);
+	async since(room: string, since: number, limit: number): Promise<Page> {
+		const [page, floor] = await Promise.all([
+			this.page(
+				this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
+					WHERE room = ${room} AND seq > ${since} ORDER BY seq DESC LIMIT ${limit + 1}`,
+				limit,
+			),
+			this.sql<{ floor: number }[]>`SELECT floor FROM hubbub_rooms WHERE room = ${room}`.then(
+				(rows) => Number(rows[0]?.floor ?? 0),
+				(e: unknown) => {
+					throw new StoreError(`read failed: ${(e as Error).message}`);
+				},
+			),
+		]);
+		if (!page.more && since < floor) page.more = true;
+		return page;
+	}
+
+	/**
+	 * Which of `candidates` (in order) would take their sender past the daily
+	 * quota; counts the others. The usage rows are locked by the upsert, so two
+	 * processes cannot both spend the last bytes.
+	 */
+	private async overQuota(tx: SQL, candidates: Pending[]): Promise<Set<Pending>> {
+		const refused = new Set<Pending>();
+		const used = new Map<string, { key: string; day: number; bytes: number }>();
+		for (const p of candidates) {
+			const key = nameKey(p.input.from);
+			const day = quotaDay(p.input.ts);
+			let entry = used.get(`${key}\n${day}`);
+			if (!entry) {
+				const [row] = await tx`INSERT INTO hubbub_usage (sender_key, day, bytes) VALUES (${key}, ${day}, 0)
+					ON CONFLICT (sender_key, day) DO UPDATE SET bytes = hubbub_usage.bytes RETURNING bytes`;
+				entry = { key, day, bytes: Number(row.bytes) };
+				used.set(`${key}\n${day}`, entry);
+			}
+			const bytes = Buffer.byteLength(p.input.text);
+			if (entry.bytes + bytes > this.dailyQuota) refused.add(p);
+			else entry.bytes += bytes;
+		}
+		for (const { key, day, bytes } of used.values())
+			await tx`UPDATE hubbub_usage SET bytes = ${bytes} WHERE sender_key = ${key} AND day = ${day}`;
+		return refused;
+	}
+
+	async prune(policy: Retention, now = Date.now()): Promise<number> {
+		try {
+			const cutoffs = new Map<string, number>();
+			if (policy.keep && this.touched.size > 0) {
+				const rooms = [...this.touched];
+				const rows = await this.sql<{ room: string; last_seq: number }[]>`
+					SELECT room, last_seq FROM hubbub_rooms WHERE room IN ${this.sql(rooms)}`;
+				for (const r of rows) {
+					const top = Number(r.last_seq);
+					if (top > policy.keep) cutoffs.set(r.room, top - policy.keep);
+					else this.touched.delete(r.room);
+				}
+			} else if (!policy.keep) {
+				this.touched.clear();
+			}
+			if (policy.maxAgeMs) {
+				const old = await this.sql<{ room: string; seq: number }[]>`
+					SELECT room, MAX(seq) AS seq FROM hubbub_messages WHERE ts < ${now - policy.maxAgeMs} GROUP BY room`;
+				for (const r of old) cutoffs.set(r.room, Math.max(Number(r.seq), cutoffs.get(r.room) ?? 0));
+			}
+			let removed = 0;
+			for (const [room, cutoff] of cutoffs) {
+				removed += await this.sql.begin(async (tx) => {
+					const [row] = await tx`SELECT floor FROM hubbub_rooms WHERE room = ${room} FOR UPDATE`;
+					const floor = Number(row?.floor ?? 0);
+					const upTo = Math.min(cutoff, floor + PRUNE_STEP);
+					if (!row || upTo <= floor) return 0;
+					const gone = await tx`DELETE FROM hubbub_messages WHERE room = ${room} AND seq <= ${upTo}`;
+					await tx`UPDATE hubbub_rooms SET floor = ${upTo} WHERE room = ${room}`;
+					if (upTo >= cutoff) this.touched.delete(room);
+					return gone.count as number;
+				});
+			}
+			return removed;
+		} catch (e) {
+			throw new StoreError(`prune failed: ${(e as Error).message}`);
+		}
 	}
 
 	before(room: string, before: number, limit: number): Promise<Page> {

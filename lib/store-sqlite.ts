@@ -1,18 +1,24 @@
 // The embedded store: one SQLite file in WAL mode, appends committed in batches.
 import { Database, type Statement } from "bun:sqlite";
 import { statSync } from "node:fs";
+import { nameKey } from "./names.ts";
 import {
 	type Appended,
 	messageFromRow,
 	type NewMessage,
 	newEpoch,
 	type Page,
+	PRUNE_STEP,
+	QuotaExceeded,
+	type QuotaOptions,
+	quotaDay,
+	type Retention,
 	type Store,
 	type StoredRow,
 	StoreError,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 interface Pending {
 	input: NewMessage;
@@ -20,7 +26,7 @@ interface Pending {
 	reject: (e: Error) => void;
 }
 
-export interface SqliteOptions {
+export interface SqliteOptions extends QuotaOptions {
 	/** How long a batch keeps retrying while another process holds the write lock. */
 	busyTimeoutMs?: number;
 	/** Told the duration of every committed batch. */
@@ -69,6 +75,9 @@ export class SqliteStore implements Store {
 	private flushing: Promise<void> = Promise.resolve();
 	/** The file's identity at open: a file deleted or replaced under us would keep nothing we write. */
 	private readonly identity: { dev: number; ino: number } | undefined;
+	private readonly dailyQuota: number;
+	/** Rooms appended to through this handle since the last prune: only they can have grown past `keep`. */
+	private readonly touched = new Set<string>();
 	private readonly q: {
 		bySenderId: Statement<StoredRow, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
@@ -84,6 +93,7 @@ export class SqliteStore implements Store {
 		this.onCommit = options.onCommit;
 		this.onBusy = options.onBusy;
 		this.commitWindowMs = options.commitWindowMs ?? 1;
+		this.dailyQuota = options.dailyQuota ?? 0;
 		this.path = path;
 		try {
 			this.db = new Database(path, { create: true, strict: true });
@@ -112,7 +122,10 @@ export class SqliteStore implements Store {
 			bySenderId: this.db.query(
 				`SELECT ${cols} FROM messages WHERE room = ? AND sender_key = ? AND client_id = ?`,
 			),
-			lastSeq: this.db.query("SELECT MAX(seq) AS seq FROM messages WHERE room = ?"),
+			// A room's floor outlives the messages retention removed, so their seqs are never given again.
+			lastSeq: this.db.query(`SELECT MAX(
+				COALESCE((SELECT MAX(seq) FROM messages WHERE room = ?1), 0),
+				COALESCE((SELECT floor FROM room_floors WHERE room = ?1), 0)) AS seq`),
 			dataVersion: this.db.query("PRAGMA data_version"),
 			insert: this.db.query(
 				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -165,6 +178,19 @@ export class SqliteStore implements Store {
 						"CREATE UNIQUE INDEX messages_client_id ON messages (room, sender_key, client_id) WHERE client_id IS NOT NULL",
 					);
 					db.run("INSERT INTO meta (key, value) VALUES ('epoch', ?)", [newEpoch()]);
+				}
+				if (version < 2) {
+					// Retention and quotas: every seq up to a room's floor was removed; bytes per sender and day.
+					db.run("CREATE TABLE room_floors (room TEXT PRIMARY KEY, floor INTEGER NOT NULL) WITHOUT ROWID");
+					db.run(`CREATE TABLE usage (
+						sender_key TEXT NOT NULL,
+						day INTEGER NOT NULL,
+						bytes INTEGER NOT NULL,
+						PRIMARY KEY (sender_key, day)
+					) WITHOUT ROWID`);
+					db.run("CREATE INDEX messages_ts ON messages (ts)");
+				}
+				if (version < SCHEMA_VERSION) {
 					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
 				}
 				const epoch = db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'epoch'").get();
@@ -214,11 +240,23 @@ export class SqliteStore implements Store {
 							this.seqs.clear();
 							this.dataVersion = version;
 						}
-						return batch.map((p) => this.insert(p.input));
+						return batch.map((p) => {
+							try {
+								return this.insert(p.input);
+							} catch (e) {
+								// Refused alone: the rest of the batch commits.
+								if (e instanceof QuotaExceeded) return e;
+								throw e;
+							}
+						});
 					})
 					.immediate();
 				this.onCommit?.((performance.now() - t0) / 1000, batch.length);
-				for (let i = 0; i < batch.length; i++) batch[i]?.resolve(results[i] as Appended);
+				for (let i = 0; i < batch.length; i++) {
+					const result = results[i] as Appended | QuotaExceeded;
+					if (result instanceof QuotaExceeded) batch[i]?.reject(result);
+					else batch[i]?.resolve(result);
+				}
 				return;
 			} catch (e) {
 				// The transaction rolled back, and with it any seqs it cached.
@@ -245,9 +283,11 @@ export class SqliteStore implements Store {
 			const existing = this.q.bySenderId.get(input.room, key, clientId);
 			if (existing) return { message: messageFromRow(existing), created: false };
 		}
+		if (this.dailyQuota > 0) this.charge(input);
 		const seq = (this.seqs.get(input.room) ?? this.q.lastSeq.get(input.room)?.seq ?? 0) + 1;
 		this.q.insert.run(input.room, seq, input.from, key, clientId, input.text, input.ts);
 		this.seqs.set(input.room, seq);
+		this.touched.add(input.room);
 		return {
 			message: messageFromRow({
 				room: input.room,
@@ -266,7 +306,80 @@ export class SqliteStore implements Store {
 	}
 
 	async since(room: string, since: number, limit: number): Promise<Page> {
-		return this.page(this.q.since.all(room, since, limit + 1), limit);
+		const page = this.page(this.q.since.all(room, since, limit + 1), limit);
+		if (!page.more && since < this.floor(room)) page.more = true;
+		return page;
+	}
+
+	/** Every seq at or below it was removed by retention. */
+	private floor(room: string): number {
+		return (
+			this.db.query<{ floor: number }, [string]>("SELECT floor FROM room_floors WHERE room = ?").get(room)
+				?.floor ?? 0
+		);
+	}
+
+	/** Counts the text against its sender's quota for the day, inside the append's transaction; throws QuotaExceeded. */
+	private charge(input: NewMessage): void {
+		const bytes = Buffer.byteLength(input.text);
+		const key = nameKey(input.from);
+		const day = quotaDay(input.ts);
+		const used =
+			this.db
+				.query<{ bytes: number }, [string, number]>(
+					"SELECT bytes FROM usage WHERE sender_key = ? AND day = ?",
+				)
+				.get(key, day)?.bytes ?? 0;
+		if (used + bytes > this.dailyQuota) throw new QuotaExceeded(this.dailyQuota);
+		this.db.run(
+			"INSERT INTO usage (sender_key, day, bytes) VALUES (?, ?, ?) ON CONFLICT (sender_key, day) DO UPDATE SET bytes = bytes + excluded.bytes",
+			[key, day, bytes],
+		);
+	}
+
+	async prune(policy: Retention, now = Date.now()): Promise<number> {
+		// Rooms over their count, and rooms holding messages past their age (found through the ts index).
+		const cutoffs = new Map<string, number>();
+		if (policy.keep) {
+			for (const room of this.touched) {
+				const top = this.q.lastSeq.get(room)?.seq ?? 0;
+				if (top > policy.keep) cutoffs.set(room, top - policy.keep);
+				else this.touched.delete(room);
+			}
+		} else {
+			this.touched.clear();
+		}
+		if (policy.maxAgeMs) {
+			const old = this.db
+				.query<{ room: string; seq: number }, [number]>(
+					"SELECT room, MAX(seq) AS seq FROM messages WHERE ts < ? GROUP BY room",
+				)
+				.all(now - policy.maxAgeMs);
+			for (const { room, seq } of old) cutoffs.set(room, Math.max(seq, cutoffs.get(room) ?? 0));
+		}
+		let removed = 0;
+		try {
+			this.db
+				.transaction(() => {
+					for (const [room, cutoff] of cutoffs) {
+						const floor = this.floor(room);
+						const upTo = Math.min(cutoff, floor + PRUNE_STEP);
+						if (upTo <= floor) continue;
+						removed += this.db.run("DELETE FROM messages WHERE room = ? AND seq <= ?", [room, upTo]).changes;
+						this.db.run(
+							"INSERT INTO room_floors (room, floor) VALUES (?, ?) ON CONFLICT (room) DO UPDATE SET floor = MAX(floor, excluded.floor)",
+							[room, upTo],
+						);
+						if (upTo >= cutoff && this.touched.has(room)) this.touched.delete(room);
+					}
+				})
+				.immediate();
+		} catch (e) {
+			// Busy: another process writes; the next round prunes.
+			if (isBusy(e)) return 0;
+			throw new StoreError(`prune failed: ${(e as Error).message}`);
+		}
+		return removed;
 	}
 
 	async before(room: string, before: number, limit: number): Promise<Page> {

@@ -45,7 +45,10 @@ export interface Store {
 	append(input: NewMessage): Promise<Appended>;
 	/** The newest `limit` messages; `more` if older exist. */
 	latest(room: string, limit: number): Promise<Page>;
-	/** The newest `limit` messages with seq > since; `more` if more than `limit` had seq > since. */
+	/**
+	 * The newest `limit` messages with seq > since; `more` if more than `limit` had seq > since,
+	 * or if some with seq > since were removed by retention (`prune`).
+	 */
 	since(room: string, since: number, limit: number): Promise<Page>;
 	/** Up to `limit` messages with seq < before, ascending; `more` if older exist. */
 	before(room: string, before: number, limit: number): Promise<Page>;
@@ -55,8 +58,44 @@ export interface Store {
 	 * replaced, disk full, database unreachable or locked).
 	 */
 	probe(): Promise<string | undefined>;
+	/**
+	 * Removes each room's oldest messages beyond `policy`: always a prefix of
+	 * the room (every seq up to the room's floor), never its seq counter, so a
+	 * removed seq is never given again. Works in steps: a call removes at most
+	 * a few thousand messages per room and resolves with how many it removed.
+	 */
+	prune(policy: Retention, now?: number): Promise<number>;
 	/** Commits whatever is pending, then releases the store. */
 	close(): Promise<void>;
+}
+
+/** How much history a room keeps (see lib/retention.ts); 0 or absent means no bound. */
+export interface Retention {
+	/** Messages kept per room. */
+	keep?: number;
+	/** Messages older than this are removed. */
+	maxAgeMs?: number;
+}
+
+/** Rows one `prune` call removes from one room at most, so a large first prune never stalls the store. */
+export const PRUNE_STEP = 5000;
+
+/** Stores take this: the bytes of text one sender (lower-case name key) may store per UTC day; 0 is no bound. */
+export interface QuotaOptions {
+	dailyQuota?: number;
+}
+
+/** The UTC day a timestamp falls on, as the quota counts it. */
+export function quotaDay(ts: number): number {
+	return Math.floor(ts / 86_400_000);
+}
+
+/** A send refused because its sender's daily quota is spent; nothing was stored. Not a store fault. */
+export class QuotaExceeded extends Error {
+	override name = "QuotaExceeded";
+	constructor(readonly quota: number) {
+		super(`the daily quota of ${quota} bytes of text for this name is used up; try again tomorrow (UTC)`);
+	}
 }
 
 /** A store that could not do what was asked; the message is safe to log, not to show users. */
