@@ -72,7 +72,8 @@ export class Session {
 	helloTimer?: ReturnType<typeof setTimeout>;
 	private readonly frames: Record<ClientFrameType, TokenBucket>;
 	private readonly replies: TokenBucket;
-	private readonly strikes: TokenBucket;
+	private readonly strikeBucket: TokenBucket;
+	private readonly floodClose: number;
 	private inFlight = 0;
 
 	constructor(
@@ -89,7 +90,8 @@ export class Session {
 			Object.entries(rates).map(([type, r]) => [type, new TokenBucket(r.rate, r.burst)]),
 		) as Record<ClientFrameType, TokenBucket>;
 		this.replies = new TokenBucket(limits.replyRate, limits.replyBurst);
-		this.strikes = new TokenBucket(limits.floodForgive, limits.floodClose);
+		this.floodClose = limits.floodClose;
+		this.strikeBucket = new TokenBucket(limits.floodForgive, limits.floodClose);
 	}
 
 	/** Charges one frame of `type`; past its rate (or, for a costly one, past the byte budget) it is refused. */
@@ -99,7 +101,12 @@ export class Session {
 			(!costly || (this.replies.level(now) > 0 && this.inFlight < MAX_IN_FLIGHT)) &&
 			this.frames[type].take(now);
 		if (allowed) return "ok";
-		return this.strikes.take(now) ? "limited" : "close";
+		return this.strikeBucket.take(now) ? "limited" : "close";
+	}
+
+	/** Strikes not yet forgiven. */
+	get strikes(): number {
+		return Math.round(this.floodClose - this.strikeBucket.level());
 	}
 
 	/** Draws `bytes` of an answer sent to this connection alone from its budget. */
@@ -158,7 +165,13 @@ export function websocketHandler(
 		const verdict = ws.data.admit(frame.type);
 		if (verdict === "ok") return true;
 		metrics.rateLimited.inc();
-		log.debug("rate_limited", { conn: ws.data.id, address: ws.data.address, frame: frame.type, verdict });
+		log.debug("rate_limited", {
+			conn: ws.data.id,
+			address: ws.data.address,
+			frame: frame.type,
+			strikes: ws.data.strikes,
+			verdict,
+		});
 		if (verdict === "close") {
 			log.info("flood_closed", { conn: ws.data.id, address: ws.data.address, frame: frame.type });
 			floodClosed(ws.data.address);
