@@ -201,25 +201,21 @@ async function soak(
 	} else {
 		db = join(out, "hubbub.db");
 	}
-	const flags = [
-		"--host",
-		"127.0.0.1",
-		"--db",
+	const settings: Record<string, string> = {
+		host: "127.0.0.1",
 		db,
-		"--redis",
-		redis.url,
-		// The soak's clients all come from 127.0.0.1 and burst on purpose: limits are not what it tests.
-		"--send-rate",
-		"2000",
-		"--send-burst",
-		"4000",
-		"--max-conns-per-ip",
-		"1000",
-		"--flood-close",
-		"100000",
-		"--idle-timeout",
-		"20",
-	];
+		redis: redis.url,
+		// Protocol v1 as written: clients name themselves with hello.
+		auth: "none",
+		// All the soak's clients come from 127.0.0.1 and burst on purpose; every other limit stays as shipped,
+		// so a page-like client that runs into one is a finding.
+		"send-rate": "2000",
+		"send-burst": "4000",
+		"max-conns-per-ip": "1000",
+		"flood-close": "100000",
+		"idle-timeout": "20",
+	};
+	const flags = Object.entries(settings).flatMap(([k, v]) => [`--${k}`, v]);
 	const procs: Proc[] = [];
 	for (let i = 0; i < PROCESSES; i++) procs.push(new Proc(i, await freePort(), flags, out, crashes));
 	await Promise.all(procs.map((p) => p.start()));
