@@ -236,6 +236,30 @@ function checkClient(
 
 	const view = (room: string): View | undefined => views.get(room);
 
+	/** Every view gap-free from where it starts, apart from ranges the server said it skipped; judged when it ends. */
+	const judgeView = (room: string, w: View) => {
+		if (w.seen.size === 0) return;
+		const max = Math.max(...w.seen);
+		const holes: number[] = [];
+		for (let s = w.start; s <= max; s++) {
+			if (!w.seen.has(s) && !w.told.some(([lo, hi]) => s >= lo && s <= hi)) holes.push(s);
+		}
+		if (holes.length > 0) {
+			v.push({
+				kind: "untold-gap",
+				client,
+				room,
+				seqs: ranges(holes),
+				detail: `never saw seqs ${show(holes)} and was never told`,
+			});
+		}
+		for (const [lo, hi] of w.told) {
+			let filled = true;
+			for (let s = lo; s <= hi && filled; s++) filled = w.seen.has(s);
+			if (filled) stats.toldGapsFilled++;
+		}
+	};
+
 	for (const e of log.entries) {
 		switch (e.ev) {
 			case "open":
@@ -274,6 +298,7 @@ function checkClient(
 				let w = view(e.room);
 				if (since === undefined || e.reset || !w) {
 					// A fresh view: the latest messages, older ones only if the client pages back (it need not).
+					if (w) judgeView(e.room, w);
 					w = { seen: new Set(), start: first ?? (since ?? 0) + 1, told: [] };
 					if (since === undefined && first === undefined) w.start = 1;
 					views.set(e.room, w);
@@ -387,11 +412,14 @@ function checkClient(
 					for (const s of sent.values()) if (s.id === e.ref) refused.add(`${s.room}\u0000${s.id}`);
 				}
 				break;
-			case "leave":
+			case "leave": {
+				const w = view(e.room);
+				if (w) judgeView(e.room, w);
 				views.delete(e.room);
 				streams.delete(e.room);
 				leaving.add(e.room);
 				break;
+			}
 			case "left":
 				leaving.delete(e.room);
 				break;
@@ -402,29 +430,7 @@ function checkClient(
 		}
 	}
 
-	// Every view gap-free from where it starts, apart from ranges the server said it skipped.
-	for (const [room, w] of views) {
-		if (w.seen.size === 0) continue;
-		const max = Math.max(...w.seen);
-		const holes: number[] = [];
-		for (let s = w.start; s <= max; s++) {
-			if (!w.seen.has(s) && !w.told.some(([lo, hi]) => s >= lo && s <= hi)) holes.push(s);
-		}
-		if (holes.length > 0) {
-			v.push({
-				kind: "untold-gap",
-				client,
-				room,
-				seqs: ranges(holes),
-				detail: `never saw seqs ${show(holes)} and was never told`,
-			});
-		}
-		for (const [lo, hi] of w.told) {
-			let filled = true;
-			for (let s = lo; s <= hi && filled; s++) filled = w.seen.has(s);
-			if (filled) stats.toldGapsFilled++;
-		}
-	}
+	for (const [room, w] of views) judgeView(room, w);
 
 	// Acknowledged means stored, once, with that seq.
 	for (const [key, seq] of acked) {

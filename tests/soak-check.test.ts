@@ -113,6 +113,23 @@ describe("soak checker", () => {
 		expect(filled.stats.toldGapsFilled).toBe(1);
 	});
 
+	test("a view is judged when it ends, not only at the end: a hole in a room left later is still named", () => {
+		const entries: Entry[] = [
+			...open(1),
+			{ ev: "join", conn: 1, room: ROOM },
+			{ ev: "joined", conn: 1, room: ROOM, messages: [msg(1), msg(2)], more: false },
+			{ ev: "close", conn: 1, code: 1006, why: "dropped" },
+			...open(2),
+			{ ev: "join", conn: 2, room: ROOM, since: 2 },
+			{ ev: "joined", conn: 2, room: ROOM, messages: [msg(4)], more: false },
+			{ ev: "leave", conn: 2, room: ROOM },
+			{ ev: "left", conn: 2, room: ROOM },
+		];
+		const { violations } = check([log("alice", entries)], rowsUpTo(4));
+		expect(violations.map((v) => v.kind).sort()).toEqual(["joined-gap", "untold-gap"]);
+		expect(violations.find((v) => v.kind === "untold-gap")).toMatchObject({ seqs: [3, 3] });
+	});
+
 	test("an acknowledgement the store does not back is false; clients that disagree are named", () => {
 		const mine = msg(2, "alice", "a-1");
 		const entries: Entry[] = [
