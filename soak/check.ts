@@ -93,6 +93,8 @@ export interface Verdict {
 		toldGapsFilled: number;
 		resumes: number;
 		echoes: number;
+		/** Copies received of messages retention removed from the store since: checked only between clients. */
+		pruned: number;
 	};
 }
 
@@ -114,6 +116,7 @@ export function check(logs: ClientLog[], rows: StoredRow[], crashes: Crash[] = [
 		toldGapsFilled: 0,
 		resumes: 0,
 		echoes: 0,
+		pruned: 0,
 	};
 	for (const c of crashes)
 		v.push({ kind: "crash", detail: `process ${c.process} exited unasked: ${c.detail}` });
@@ -144,17 +147,22 @@ export function check(logs: ClientLog[], rows: StoredRow[], crashes: Crash[] = [
 	}
 	stats.rooms = stored.size;
 	const lastSeq = new Map<string, number>();
+	/** Per room, the seq below which retention (--keep-messages) removed the history: those cannot be checked. */
+	const floor = new Map<string, number>();
 	for (const [room, seqs] of stored) {
 		const max = Math.max(...seqs.keys());
+		const min = Math.min(...seqs.keys());
 		lastSeq.set(room, max);
+		floor.set(room, min - 1);
 		const missing: number[] = [];
-		for (let s = 1; s <= max; s++) if (!seqs.has(s)) missing.push(s);
+		for (let s = min; s <= max; s++) if (!seqs.has(s)) missing.push(s);
 		if (missing.length > 0) {
 			v.push({ kind: "store-gap", room, seqs: ranges(missing), detail: `store lacks seqs ${show(missing)}` });
 		}
 	}
 
-	for (const log of logs) checkClient(log, stored, byId, lastSeq, v, stats);
+	const ground: Ground = { stored, byId, lastSeq, floor, heard: new Map(), ids: new Map() };
+	for (const log of logs) checkClient(log, ground, v, stats);
 	return { violations: v, stats };
 }
 
@@ -172,14 +180,20 @@ interface View {
 	told: [number, number][];
 }
 
-function checkClient(
-	log: ClientLog,
-	stored: Map<string, Map<number, StoredRow>>,
-	byId: Map<string, StoredRow>,
-	lastSeq: Map<string, number>,
-	v: Violation[],
-	stats: Verdict["stats"],
-): void {
+/** What every client is judged against. */
+interface Ground {
+	stored: Map<string, Map<number, StoredRow>>;
+	byId: Map<string, StoredRow>;
+	lastSeq: Map<string, number>;
+	floor: Map<string, number>;
+	/** (room, seq) → what the first client to hear it heard, so clients are compared also where the store pruned. */
+	heard: Map<string, { client: string; m: Msg }>;
+	/** (room, sender, id) → the seq it was heard with: one send is one message, also across retention. */
+	ids: Map<string, number>;
+}
+
+function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verdict["stats"]): void {
+	const { stored, byId, lastSeq, floor, heard, ids } = ground;
 	const client = log.client;
 	// Soak clients speak under their own names.
 	const name = client;
@@ -198,8 +212,35 @@ function checkClient(
 
 	const agree = (room: string, m: Msg, where: string) => {
 		stats.received++;
+		const at = `${room}\u0000${m.seq}`;
+		const other = heard.get(at);
+		if (!other) heard.set(at, { client, m });
+		else if (other.m.from !== m.from || other.m.text !== m.text || other.m.id !== m.id) {
+			v.push({
+				kind: "disagree",
+				client,
+				room,
+				seqs: [m.seq],
+				detail: `${where}: seq ${m.seq} is ${m.from}/${m.id}/${JSON.stringify(m.text)} here but ${other.m.from}/${other.m.id}/${JSON.stringify(other.m.text)} for ${other.client}`,
+			});
+		}
+		if (m.id !== undefined) {
+			const sent = idKey(room, m.from, m.id);
+			const seq = ids.get(sent);
+			if (seq === undefined) ids.set(sent, m.seq);
+			else if (seq !== m.seq) {
+				v.push({
+					kind: "duplicate-id",
+					client,
+					room,
+					seqs: [seq, m.seq],
+					detail: `${where}: id ${m.id} of ${m.from} heard as seq ${seq} and as seq ${m.seq}: one send shown twice`,
+				});
+			}
+		}
 		const row = stored.get(room)?.get(m.seq);
-		if (!row) {
+		if (!row && m.seq <= (floor.get(room) ?? 0)) stats.pruned++;
+		else if (!row) {
 			v.push({
 				kind: "not-stored",
 				client,
@@ -436,6 +477,7 @@ function checkClient(
 	for (const [key, seq] of acked) {
 		const [room, id] = key.split("\u0000") as [string, string];
 		const row = byId.get(idKey(room, name, id));
+		if (!row && seq <= (floor.get(room) ?? 0)) continue; // removed by retention since
 		if (!row) {
 			v.push({
 				kind: "false-ack",

@@ -214,6 +214,8 @@ async function soak(
 		"max-conns-per-ip": "1000",
 		"flood-close": "100000",
 		"idle-timeout": "20",
+		// Retention well inside a long run, so resumes from below the pruned floor happen too.
+		"keep-messages": "3000",
 	};
 	const flags = Object.entries(settings).flatMap(([k, v]) => [`--${k}`, v]);
 	const procs: Proc[] = [];
@@ -481,7 +483,7 @@ async function main(): Promise<void> {
 		console.log(
 			`  ${s.stored} messages stored in ${s.rooms} rooms; ${s.clients} clients received ${s.received} copies, ` +
 				`${s.acknowledged} sends acknowledged, ${s.resumes} resumes, ${s.echoes} repeated-send echoes, ` +
-				`${s.toldGaps} told gaps (${s.toldGapsFilled} filled from history)`,
+				`${s.toldGaps} told gaps (${s.toldGapsFilled} filled from history), ${s.pruned} copies of pruned messages`,
 		);
 		const errors = Object.entries(r.serverErrors);
 		if (errors.length > 0)

@@ -148,6 +148,23 @@ describe("soak checker", () => {
 		expect(other.violations.find((v) => v.kind === "disagree")).toMatchObject({ client: "alice", seqs: [2] });
 	});
 
+	test("below the floor retention pruned, clients are checked against each other instead of the store", () => {
+		const heard = (client: string, second: Msg): ClientLog =>
+			log(client, [
+				...open(1),
+				{ ev: "join", conn: 1, room: ROOM },
+				{ ev: "joined", conn: 1, room: ROOM, messages: [msg(1), second, msg(3)], more: false },
+				...live(1, 4, 5),
+			]);
+		const kept = rowsUpTo(5).filter((r) => r.seq >= 4);
+		const agreeing = check([heard("alice", msg(2)), heard("bob", msg(2))], kept);
+		expect(agreeing.violations).toEqual([]);
+		expect(agreeing.stats.pruned).toBe(6);
+		const { violations } = check([heard("alice", msg(2)), heard("bob", msg(2, "mallory"))], kept);
+		expect(violations).toHaveLength(1);
+		expect(violations[0]).toMatchObject({ kind: "disagree", client: "bob", seqs: [2] });
+	});
+
 	test("the store itself: a seq twice, an id twice, a hole", () => {
 		const rows: StoredRow[] = [
 			{ room: ROOM, seq: 1, from: "a", id: "x", text: "1" },
