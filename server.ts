@@ -7,7 +7,6 @@ import accountPage from "./client/account.html";
 import page from "./client/index.html";
 import { Hub } from "./hub.ts";
 import { Accounts } from "./lib/accounts.ts";
-import { runAdmin } from "./lib/admin-cli.ts";
 import { AuthHttp, readCookie, SESSION_COOKIE } from "./lib/auth-http.ts";
 import { bindAccount, LiveSessions } from "./lib/auth-ws.ts";
 import type { Bus } from "./lib/bus.ts";
@@ -567,8 +566,6 @@ function exitWith(status: number, message: string): never {
 }
 
 async function main(): Promise<void> {
-	// `hubbub admin …` (accounts) works on the database and exits; no server starts.
-	if (process.argv[2] === "admin") process.exit(await runAdmin(process.argv.slice(3), process.env));
 	// `hubbub backup …` and the other subcommands work on the database and exit; no server starts.
 	if (isCommand(process.argv[2])) {
 		const io = {

@@ -79,7 +79,9 @@ const burst = await Promise.all(Array.from({ length: 20 }, () => signin()));
 burstEnd = performance.now();
 const busy = await during;
 
-console.log(`one sign-in over HTTP (argon2id m=19 MiB t=2): ${single.map((x) => x.toFixed(0)).join(", ")} ms`);
+console.log(
+	`one sign-in over HTTP (argon2id m=19 MiB t=2): ${single.map((x) => x.toFixed(0)).join(", ")} ms`,
+);
 console.log(
 	`20 sign-ins at once: all done in ${(burstEnd - burstStart).toFixed(0)} ms; each took p50 ${pct(burst, 50).toFixed(0)} ms, max ${Math.max(...burst).toFixed(0)} ms`,
 );

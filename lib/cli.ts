@@ -1,5 +1,6 @@
 // Subcommands run on the host that holds the database (`hubbub backup …`), never over HTTP: one table, one dispatcher.
 import { parseArgs } from "node:util";
+import { ADMIN_OPTIONS, ADMIN_USAGE, adminCommand } from "./admin-cli.ts";
 import { backupSqlite, pgDumpAdvice, pruneCopies } from "./backup.ts";
 import { CommandError } from "./command-error.ts";
 import { exportHistory, FORMATS, type Format, importHistory, openArchive } from "./export.ts";
@@ -34,6 +35,13 @@ const DB_OPTION = {
  * from this table. A new one (e.g. `admin`) is one more entry.
  */
 export const COMMANDS: Record<string, Command> = {
+	admin: {
+		usage: ADMIN_USAGE,
+		help: "accounts (--auth accounts): make an account, print a one-time password-reset link (a lost admin password), or list the accounts",
+		options: { db: DB_OPTION, ...ADMIN_OPTIONS },
+		args: [1, 2],
+		run: (args, values, db, io) => adminCommand(args, values, db, io),
+	},
 	backup: {
 		usage: "hubbub backup FILE|DIR [--db PATH] [--keep N]",
 		help: "copy a live SQLite database consistently (safe while the server runs and takes writes); a DIR gets a timestamped file",

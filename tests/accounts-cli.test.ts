@@ -95,6 +95,6 @@ describe.each(engines)("hubbub admin against %s", (_, fresh) => {
 test("usage errors exit 2 with the usage", async () => {
 	const r = await admin(["frobnicate"]);
 	expect(r.code).toBe(2);
-	expect(r.err).toContain("Usage: hubbub admin COMMAND");
+	expect(r.err).toContain("Usage: hubbub admin create-user NAME");
 	expect((await admin(["--help"])).code).toBe(0);
 }, 30_000);
