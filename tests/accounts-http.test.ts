@@ -117,7 +117,7 @@ describe("first run and sign-in", () => {
 			const r2 = await plain.call("POST", "/api/auth/signin", { name: "alice", password: "correct horse" });
 			expect(r2.headers.get("set-cookie")).not.toContain("Secure");
 		}
-	});
+	}, 30_000);
 
 	test("CSRF: a state-changing request from another origin or site, or not JSON, is refused", async () => {
 		await using s = await startAccountsServer();
