@@ -4,6 +4,7 @@ import {
 	closeSync,
 	existsSync,
 	fsyncSync,
+	mkdirSync,
 	openSync,
 	readdirSync,
 	realpathSync,
@@ -62,9 +63,17 @@ export function backupSqlite(db: string, dest: string): Copy {
 	if (db === ":memory:") throw new CommandError("an in-memory database (--db :memory:) cannot be backed up");
 	if (!existsSync(db)) throw new CommandError(`no database at ${JSON.stringify(db)} (give --db)`);
 	let file = resolve(dest);
+	// Missing folders are made, readable by this user only: a backup holds every conversation.
+	const makeFolder = (dir: string) => {
+		try {
+			mkdirSync(dir, { recursive: true, mode: 0o700 });
+		} catch (e) {
+			throw new CommandError(`cannot make the folder ${JSON.stringify(dir)}: ${(e as Error).message}`);
+		}
+	};
+	if (dest.endsWith("/")) makeFolder(file);
 	if (existsSync(file) && statSync(file).isDirectory()) file = join(file, timestampedName());
-	if (!existsSync(dirname(file)))
-		throw new CommandError(`the folder ${JSON.stringify(dirname(file))} does not exist`);
+	makeFolder(dirname(file));
 	if (existsSync(file) && realpathSync(file) === realpathSync(db))
 		throw new CommandError("the backup must not be the database itself");
 	const tmp = `${file}.tmp-${process.pid}`;

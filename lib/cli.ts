@@ -76,6 +76,7 @@ export const COMMANDS: Record<string, Command> = {
 			io.out(
 				`restored ${r.from} as ${r.to}: schema ${r.schema}, ${r.messages} messages, new epoch ${r.epoch} (every page starts its rooms afresh)`,
 			);
+			if (r.sessionsEnded > 0) io.out(`${r.sessionsEnded} sign-in sessions ended: everyone signs in again`);
 			if (r.previous) io.out(`the database it replaced is kept as ${r.previous}`);
 		},
 	},

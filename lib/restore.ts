@@ -3,6 +3,7 @@ import { Database } from "bun:sqlite";
 import { existsSync, realpathSync, renameSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { SQL } from "bun";
+import { AccountStore } from "./account-store.ts";
 import { fsyncDir, fsyncFile, timestampedName } from "./backup.ts";
 import { CommandError } from "./command-error.ts";
 import { isPostgresUrl, newEpoch, StoreError } from "./store.ts";
@@ -17,6 +18,22 @@ export interface Restored {
 	epoch: string;
 	/** Where the database it replaced was moved, if there was one. */
 	previous?: string;
+	/** Sign-in sessions the backup held, all ended. */
+	sessionsEnded: number;
+}
+
+function tablesOf(file: string): Set<string> {
+	const db = new Database(file, { readonly: true });
+	try {
+		return new Set(
+			db
+				.query<{ name: string }, []>("SELECT name FROM sqlite_schema WHERE type = 'table'")
+				.all()
+				.map((r) => r.name),
+		);
+	} finally {
+		db.close();
+	}
 }
 
 function isBusy(e: unknown): boolean {
@@ -143,13 +160,15 @@ export async function restoreSqlite(from: string, to: string): Promise<Restored>
 
 	let restored: Restored;
 	try {
-		// The store's own migrations bring an older schema up to date, and refuse a newer one.
+		// The stores' own migrations bring an older schema up to date, and refuse a newer one: the
+		// messages' always, the accounts' when the backup has account tables.
 		try {
 			await new SqliteStore(tmp).close();
+			if (tablesOf(tmp).has("hubbub_account_meta")) await (await AccountStore.open(tmp)).close();
 		} catch (e) {
 			if (e instanceof StoreError)
 				throw new CommandError(
-					`cannot use ${JSON.stringify(from)}: ${e.message.replace(/^cannot open database "[^"]*": /, "")}`,
+					`cannot use ${JSON.stringify(from)}: ${e.message.replace(/^cannot open (database "[^"]*"|the account tables): /, "")}`,
 				);
 			throw e;
 		}
@@ -161,7 +180,13 @@ export async function restoreSqlite(from: string, to: string): Promise<Restored>
 				copy.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'schema'").get()?.value,
 			);
 			const messages = copy.query<{ n: number }, []>("SELECT count(*) AS n FROM messages").get()?.n ?? 0;
-			restored = { from, to: target, schema, messages, epoch };
+			restored = { from, to: target, schema, messages, epoch, sessionsEnded: 0 };
+			// Sessions ended since the backup would be valid again, and reset links already used would work
+			// again: a restored database signs everyone out and voids its reset links.
+			const tables = tablesOf(tmp);
+			if (tables.has("hubbub_sessions"))
+				restored.sessionsEnded = copy.run("DELETE FROM hubbub_sessions").changes;
+			if (tables.has("hubbub_resets")) copy.run("DELETE FROM hubbub_resets");
 		} finally {
 			copy.close();
 		}

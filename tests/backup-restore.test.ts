@@ -4,6 +4,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, openSync, readdirSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { type Change, Chat } from "../client/chat.ts";
+import { Accounts } from "../lib/accounts.ts";
 import { Joined } from "../protocol.ts";
 import { allRows, fillSqlite, hubbub } from "./backup-fixture.ts";
 import { Client, chatter, fromSource, spawnServer, startServer, tempDir } from "./helpers.ts";
@@ -174,6 +175,41 @@ describe("hubbub restore", () => {
 		expect(joined.messages.at(-1)?.seq).toBe(17);
 		c.close();
 	});
+
+	test("with accounts: the restored database keeps the accounts, signs everyone out and voids reset links", async () => {
+		using dir = tempDir();
+		const db = join(dir.path, "hubbub.db");
+		const copy = join(dir.path, "backup.db");
+		await fillSqlite(db, 10);
+		const before = await Accounts.open(db);
+		const client = { address: "127.0.0.1", userAgent: "test" };
+		const signed = await before.setup("alice", "correct horse battery", client);
+		const reset = await before.resetLink("alice");
+		expect(await before.authenticate(signed.token)).toBeDefined();
+		await before.close();
+		expect((await hubbub("backup", "--db", db, copy)).status).toBe(0);
+
+		const r = await hubbub("restore", "--db", db, copy);
+		expect(r.status).toBe(0);
+		expect(r.stdout).toContain("1 sign-in sessions ended: everyone signs in again");
+		const after = await Accounts.open(db);
+		try {
+			expect(await after.authenticate(signed.token)).toBeUndefined();
+			expect(await after.resetName(reset.code)).toBeUndefined();
+			expect((await after.byName("alice"))?.role).toBe("admin");
+			expect((await after.signin("alice", "correct horse battery", client)).account.name).toBe("alice");
+		} finally {
+			await after.close();
+		}
+
+		// Account tables from a newer hubbub are refused like the messages' own.
+		const newer = new Database(copy);
+		newer.run("UPDATE hubbub_account_meta SET value = '999' WHERE key = 'schema'");
+		newer.close();
+		const refused = await hubbub("restore", "--db", db, copy);
+		expect(refused.status).toBe(2);
+		expect(refused.stderr).toContain("account schema version 999 is newer than this hubbub understands");
+	}, 30_000);
 
 	describe("a file that is not a sound hubbub database is refused with exit 2 and the database is left as it was", () => {
 		const cases: [string, (path: string) => Promise<void> | void, RegExp][] = [

@@ -1,7 +1,7 @@
 // `hubbub backup`: a consistent copy of a live database under write load, pruning old copies, PostgreSQL advice.
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Message } from "../protocol.ts";
 import { allRows, fillSqlite, hubbub } from "./backup-fixture.ts";
@@ -94,6 +94,13 @@ describe("hubbub backup", () => {
 			[first as string, "nightly-3.db", "nightly-4.db", "notes-1.txt"].sort(),
 		);
 		expect(allRows(join(backups, "nightly-4.db"))).toEqual(allRows(db));
+
+		// Folders that do not exist yet are made, for this user only (a trailing slash names a folder).
+		const nested = join(dir.path, "new", "nightly");
+		const made = await hubbub("backup", "--db", db, `${nested}/`);
+		expect(made.status).toBe(0);
+		expect(readdirSync(nested)).toEqual([expect.stringMatching(/^hubbub-\d{8}T\d{6}Z\.db$/)]);
+		expect(statSync(nested).mode & 0o777).toBe(0o700);
 	}, 30_000);
 
 	test("PostgreSQL: prints the pg_dump command to run instead, without the password, and exits 2", async () => {
