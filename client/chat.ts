@@ -8,10 +8,17 @@ import {
 	type ServerFrame,
 	type ServerFrameOf,
 } from "../protocol.ts";
+import { mentions } from "./format.ts";
 
 export const TYPING_SHOWN_MS = 4000;
 export const TYPING_SEND_EVERY_MS = 2000;
 const SERVER_ERROR_RETRY_MS = 3000;
+/** How often the page asks the server whether the connection still works (browsers cannot send WebSocket pings). */
+export const PING_EVERY_MS = 20_000;
+/** A connection that has not answered a ping within this long is taken as gone. */
+export const PONG_WITHIN_MS = 10_000;
+/** Presence lines kept per room; older ones are dropped (a flood must not grow the page without bound). */
+export const PRESENCE_LINES_KEPT = 50;
 /** A little past the server's default idle timeout (60 s), after which a vanished connection is dropped. */
 const RECLAIM_NAME_MS = 90_000;
 const RECLAIM_EVERY_MS = 1000;
@@ -35,11 +42,15 @@ export interface RoomView {
 	/** Sent, not yet echoed, in the order written. */
 	pending: Pending[];
 	members: string[];
+	/** Messages from others not seen yet; `mentions` of them name us. */
 	unread: number;
+	mentions: number;
 	/** Name → when its "is typing" expires (ms since epoch). */
 	typing: Map<string, number>;
 	/** Older messages exist than the first in `messages`. */
 	more: boolean;
+	/** Coalesced joins and leaves, oldest first, at most PRESENCE_LINES_KEPT. */
+	presence: PresenceLine[];
 	joined: boolean;
 	loadingHistory: boolean;
 }
@@ -48,12 +59,30 @@ export type Status =
 	| { kind: "connecting" }
 	| { kind: "connected" }
 	| { kind: "reconnecting"; at: number }
-	| { kind: "offline" };
+	| { kind: "offline" }
+	/** The server refuses this page's connections and said why (origin not allowed, full); retried at `at`. */
+	| { kind: "refused"; message: string; at: number }
+	/** Our own name is still held by our previous connection; asked for again until `until`. */
+	| { kind: "reclaiming"; name: string; until: number };
+
+/** Joins and leaves in a room that happened together, after the message with seq `after` (0: before all). */
+export interface PresenceLine {
+	after: number;
+	joined: string[];
+	left: string[];
+}
+
+/** What `GET /api/upgrade-check` said, when it said anything (an older server answers 404: undefined). */
+export interface UpgradeCheck {
+	ok: boolean;
+	message?: string;
+	retryAfter?: number;
+}
 
 /** What changed, so the view redraws only that. */
 export type Change =
 	| { kind: "status" }
-	| { kind: "identity"; error?: string }
+	| { kind: "identity"; error?: string; code?: string }
 	| { kind: "rooms" }
 	| { kind: "room"; room: string }
 	| { kind: "message"; room: string; message: Message }
@@ -62,6 +91,8 @@ export type Change =
 	| { kind: "members"; room: string }
 	| { kind: "typing"; room: string }
 	| { kind: "system"; room?: string; text: string }
+	/** A message from someone else that arrived while the person was not looking at its room. */
+	| { kind: "unseen"; room: string; message: Message; mention: boolean }
 	| { kind: "error"; room?: string; text: string; restore?: string };
 
 export interface ChatOptions {
@@ -70,12 +101,19 @@ export interface ChatOptions {
 	random?: () => number;
 	delay?: (attempt: number) => number;
 	isOnline?: () => boolean;
+	pingEveryMs?: number;
+	pongWithinMs?: number;
+	/** Asks the server why a socket closed before it opened (see client/upgrade-check.ts). */
+	checkUpgrade?: () => Promise<UpgradeCheck | undefined>;
 }
 
 /** One chat session: survives reconnects, resumes rooms with `since`, resends what was not acknowledged. */
 export class Chat {
 	readonly rooms = new Map<string, RoomView>();
+	/** The room shown; "" when the person has left every room. */
 	current = "general";
+	/** The person is looking at the page (the tab is visible): messages in the current room are seen. */
+	attentive = true;
 	name?: string;
 	epoch?: string;
 	status: Status = { kind: "connecting" };
@@ -87,6 +125,10 @@ export class Chat {
 	private welcomedAs?: string;
 	private reclaimUntil = 0;
 	private stopped = false;
+	private heartbeat?: ReturnType<typeof setInterval>;
+	private pongTimer?: ReturnType<typeof setTimeout>;
+	/** The socket has had its `welcome`: pings are answered (before it, they get `not_identified`). */
+	private identified = false;
 	private readonly listeners = new Set<(c: Change) => void>();
 	private readonly storage?: Pick<Storage, "getItem" | "setItem">;
 	private readonly delay: (attempt: number) => number;
@@ -145,22 +187,65 @@ export class Chat {
 		this.setStatus({ kind: "connecting" });
 		const ws = new WebSocket(this.options.url);
 		this.socket = ws;
+		this.identified = false;
+		let opened = false;
 		ws.onopen = () => {
+			opened = true;
 			if (this.name) this.raw({ type: "hello", name: this.name });
-			else this.emit({ kind: "identity" });
+			else {
+				this.setStatus({ kind: "connected" });
+				this.emit({ kind: "identity" });
+			}
 		};
 		ws.onmessage = (event) => {
+			// Any frame shows the connection works, so it answers an outstanding ping too.
+			clearTimeout(this.pongTimer);
+			this.pongTimer = undefined;
 			const frame = typeof event.data === "string" ? parseServerFrame(event.data) : undefined;
 			if (frame) this.receive(frame);
 		};
 		ws.onclose = () => {
 			if (this.socket !== ws) return;
-			this.socket = undefined;
-			for (const r of this.rooms.values()) r.joined = false;
+			this.drop(ws);
 			if (this.stopped) return;
-			this.emit({ kind: "system", text: "Connection lost." });
-			this.scheduleReconnect();
+			if (!opened && this.options.checkUpgrade) this.askWhy(this.options.checkUpgrade);
+			else this.scheduleReconnect();
 		};
+	}
+
+	/** Forgets a socket that closed or stopped answering; its rooms are no longer joined. */
+	private drop(ws: WebSocket): void {
+		ws.onopen = null;
+		ws.onmessage = null;
+		ws.onclose = null;
+		if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close();
+		if (this.socket === ws) this.socket = undefined;
+		this.identified = false;
+		clearInterval(this.heartbeat);
+		clearTimeout(this.pongTimer);
+		this.heartbeat = undefined;
+		this.pongTimer = undefined;
+		for (const r of this.rooms.values()) r.joined = false;
+	}
+
+	/**
+	 * A socket closed before it ever opened: the upgrade was refused. Ask the
+	 * server why, so the person reads "this address is not allowed" instead of
+	 * an endless countdown. A server without the check (404) or a failed fetch
+	 * means an ordinary reconnect.
+	 */
+	private askWhy(check: () => Promise<UpgradeCheck | undefined>): void {
+		this.setStatus({ kind: "connecting" });
+		const retry = () => {
+			if (!this.socket && !this.stopped && this.status.kind === "connecting") this.scheduleReconnect();
+		};
+		check().then((answer) => {
+			if (!answer || answer.ok || !answer.message) return retry();
+			if (this.socket || this.stopped) return;
+			const wait = answer.retryAfter ? answer.retryAfter * 1000 : this.delay(this.attempt++);
+			this.setStatus({ kind: "refused", message: answer.message, at: Date.now() + wait });
+			this.retryTimer = setTimeout(() => this.connect(), wait);
+		}, retry);
 	}
 
 	/** Reconnects now, e.g. when the browser says it is back online. */
@@ -169,22 +254,43 @@ export class Chat {
 		this.connect();
 	}
 
-	/** Goes offline until `reconnectNow`: the browser said the network is gone. */
+	/**
+	 * Makes sure the connection still works: reconnects when there is none,
+	 * pings when there is one. Called every PING_EVERY_MS and when the browser
+	 * comes back online or the tab becomes visible again.
+	 */
+	checkConnection(): void {
+		if (this.stopped) return;
+		if (!this.socket) return this.reconnectNow();
+		const ws = this.socket;
+		if (!this.identified || this.pongTimer !== undefined) return;
+		this.raw({ type: "ping" });
+		this.pongTimer = setTimeout(() => {
+			if (this.socket !== ws) return;
+			// No answer: the network is gone even if the socket does not know it yet.
+			this.drop(ws);
+			this.scheduleReconnect();
+		}, this.options.pongWithinMs ?? PONG_WITHIN_MS);
+	}
+
+	/** The browser says the network is gone: say so at once, and find out whether the socket survived. */
 	wentOffline(): void {
-		if (this.socket) return;
-		clearTimeout(this.retryTimer);
+		if (this.stopped) return;
 		this.setStatus({ kind: "offline" });
+		if (this.socket) this.checkConnection();
+		else clearTimeout(this.retryTimer);
 	}
 
 	close(): void {
 		this.stopped = true;
 		clearTimeout(this.retryTimer);
-		this.socket?.close();
-		this.socket = undefined;
+		if (this.socket) this.drop(this.socket);
 	}
 
 	private scheduleReconnect(): void {
+		clearTimeout(this.retryTimer);
 		if (!this.isOnline()) {
+			// The browser's `online` event brings it back (reconnectNow).
 			this.setStatus({ kind: "offline" });
 			return;
 		}
@@ -219,6 +325,7 @@ export class Chat {
 		const r = this.room(room);
 		this.current = room;
 		r.unread = 0;
+		r.mentions = 0;
 		if (isNew) {
 			this.emit({ kind: "rooms" });
 			if (this.status.kind === "connected") this.raw({ type: "join", room });
@@ -232,7 +339,35 @@ export class Chat {
 		this.rooms.delete(room);
 		this.saveRooms();
 		this.emit({ kind: "rooms" });
-		if (this.current === room) this.open(this.rooms.keys().next().value ?? "general");
+		if (this.current !== room) return;
+		const next = this.rooms.keys().next().value;
+		if (next !== undefined) this.open(next);
+		else {
+			// Left the last room: show that, rather than silently joining #general again.
+			this.current = "";
+			this.emit({ kind: "room", room: "" });
+		}
+	}
+
+	/** The person looks at the page again (or away): looking marks the current room read. */
+	setAttentive(attentive: boolean): void {
+		this.attentive = attentive;
+		if (attentive) this.markRead();
+	}
+
+	markRead(room = this.current): void {
+		const r = this.rooms.get(room);
+		if (!r || (r.unread === 0 && r.mentions === 0)) return;
+		r.unread = 0;
+		r.mentions = 0;
+		this.emit({ kind: "rooms" });
+	}
+
+	/** Unread messages over all rooms, for the tab title. */
+	get unreadTotal(): number {
+		let n = 0;
+		for (const r of this.rooms.values()) n += r.unread;
+		return n;
 	}
 
 	/**
@@ -244,6 +379,8 @@ export class Chat {
 		if (text.trim() === "" || [...text].length > LIMITS.textChars || !this.name) return false;
 		const r = this.room(this.current);
 		const pending: Pending = { id: newId(), text, ts: Date.now() };
+		// A message ends "is typing" for the others, so the next keystroke may say it again at once.
+		this.lastTypingSent = 0;
 		r.pending.push(pending);
 		this.emit({ kind: "pending", room: r.name });
 		if (r.joined) this.raw({ type: "send", room: r.name, id: pending.id, text });
@@ -293,6 +430,8 @@ export class Chat {
 			case "left":
 				return;
 			case "pong":
+				// Answered while the browser still said offline: the connection works.
+				if (this.status.kind === "offline" && this.identified) this.setStatus({ kind: "connected" });
 				return;
 			case "error":
 				return this.failed(frame);
@@ -307,14 +446,11 @@ export class Chat {
 	private reclaiming(): boolean {
 		if (!this.name || this.welcomedAs?.toLowerCase() !== this.name.toLowerCase()) return false;
 		const now = Date.now();
-		if (this.reclaimUntil === 0) {
-			this.reclaimUntil = now + RECLAIM_NAME_MS;
-			this.emit({
-				kind: "system",
-				text: "Your previous connection is still open on the server; trying again…",
-			});
-		}
+		if (this.reclaimUntil === 0) this.reclaimUntil = now + RECLAIM_NAME_MS;
 		if (now >= this.reclaimUntil) return false;
+		if (this.status.kind !== "reclaiming") {
+			this.setStatus({ kind: "reclaiming", name: this.name, until: this.reclaimUntil });
+		}
 		setTimeout(() => {
 			if (this.name) this.raw({ type: "hello", name: this.name });
 		}, RECLAIM_EVERY_MS);
@@ -322,7 +458,6 @@ export class Chat {
 	}
 
 	private welcomed(frame: ServerFrameOf<"welcome">): void {
-		const resumed = this.epoch !== undefined;
 		this.welcomedAs = frame.name;
 		this.reclaimUntil = 0;
 		this.attempt = 0;
@@ -337,9 +472,11 @@ export class Chat {
 			this.emit({ kind: "system", text: "The server's history was replaced; showing it afresh." });
 		}
 		this.epoch = frame.epoch;
+		this.identified = true;
 		this.setStatus({ kind: "connected" });
 		this.emit({ kind: "identity" });
-		if (resumed) this.emit({ kind: "system", text: "Connected." });
+		clearInterval(this.heartbeat);
+		this.heartbeat = setInterval(() => this.checkConnection(), this.options.pingEveryMs ?? PING_EVERY_MS);
 		this.room(this.current);
 		for (const r of this.rooms.values()) {
 			const since = r.messages.at(-1)?.seq;
@@ -351,12 +488,26 @@ export class Chat {
 	private joined(frame: ServerFrameOf<"joined">): void {
 		const r = this.room(frame.room);
 		const since = r.messages.at(-1)?.seq;
-		if (since === undefined || frame.more) {
-			// First join, or more was missed than one frame holds: show the newest, older on scroll.
+		// `reset` (a newer server): our position is past the room's end, so what we hold is not its history.
+		const reset = "reset" in frame && frame.reset === true;
+		if (since === undefined || reset) {
 			r.messages = frame.messages;
 			r.more = frame.more;
+			r.presence = [];
+		} else if (frame.more) {
+			// More was missed than one frame holds: show the newest, older on scroll. All of it is unread.
+			const missed = frame.messages.filter((m) => m.seq > since);
+			const skipped = Math.max(0, (missed[0]?.seq ?? since + 1) - since - 1);
+			r.messages = frame.messages;
+			r.more = true;
+			r.presence = [];
+			this.count(r, missed);
+			if (skipped > 0 && !(r.name === this.current && this.attentive)) r.unread += skipped;
 		} else {
-			for (const m of frame.messages) if (m.seq > since) r.messages.push(m);
+			const missed = frame.messages.filter((m) => m.seq > since);
+			r.messages.push(...missed);
+			// Messages that arrived while we were away are unread like any other.
+			this.count(r, missed);
 		}
 		r.joined = true;
 		r.members = [...frame.members].sort(byName);
@@ -379,13 +530,25 @@ export class Chat {
 		}
 		r.messages.push(m);
 		r.typing.delete(m.from);
-		if (m.room !== this.current && m.from !== this.name) {
-			r.unread++;
-			this.emit({ kind: "rooms" });
-		}
+		this.count(r, [m]);
 		this.emit({ kind: "message", room: r.name, message: m });
 		if (settled) this.emit({ kind: "pending", room: r.name });
 		this.emit({ kind: "typing", room: r.name });
+	}
+
+	/** Counts messages from others as unread (and mentions) unless the person is looking at their room. */
+	private count(r: RoomView, messages: Message[]): void {
+		if (r.name === this.current && this.attentive) return;
+		let counted = false;
+		for (const m of messages) {
+			if (m.from === this.name) continue;
+			const mention = mentions(m.text, this.name);
+			r.unread++;
+			if (mention) r.mentions++;
+			counted = true;
+			this.emit({ kind: "unseen", room: r.name, message: m, mention });
+		}
+		if (counted) this.emit({ kind: "rooms" });
 	}
 
 	/** Drops pending sends whose echo is among `messages`; true when any was. */
@@ -413,11 +576,14 @@ export class Chat {
 	private presence(frame: ServerFrameOf<"presence">): void {
 		const r = this.rooms.get(frame.room);
 		if (!r) return;
-		const others = r.members.filter((n) => n !== frame.name);
-		r.members = frame.online ? [...others, frame.name].sort(byName) : others;
+		// In place and by binary search: a flood of presence frames must stay cheap in a big room.
+		const at = sortedIndex(r.members, frame.name);
+		const present = r.members[at] === frame.name;
+		if (frame.online && !present) r.members.splice(at, 0, frame.name);
+		else if (!frame.online && present) r.members.splice(at, 1);
 		if (!frame.online) r.typing.delete(frame.name);
+		notePresence(r, frame.name, frame.online);
 		this.emit({ kind: "members", room: r.name });
-		this.emit({ kind: "system", room: r.name, text: `${frame.name} ${frame.online ? "joined" : "left"}.` });
 	}
 
 	private typed(frame: ServerFrameOf<"typing">): void {
@@ -432,11 +598,11 @@ export class Chat {
 			case "name_taken":
 				if (this.reclaiming()) return;
 				this.name = undefined;
-				this.emit({ kind: "identity", error: frame.message });
+				this.emit({ kind: "identity", error: frame.message, code: frame.code });
 				return;
 			case "invalid_name":
 				this.name = undefined;
-				this.emit({ kind: "identity", error: frame.message });
+				this.emit({ kind: "identity", error: frame.message, code: frame.code });
 				return;
 			case "already_identified":
 				return;
@@ -475,15 +641,51 @@ function emptyRoom(name: string): RoomView {
 		pending: [],
 		members: [],
 		unread: 0,
+		mentions: 0,
 		typing: new Map(),
 		more: false,
+		presence: [],
 		joined: false,
 		loadingHistory: false,
 	};
 }
 
+/**
+ * Adds a join or leave to the room's presence lines. Changes with no message
+ * between them share one line that keeps only the net change, so a person who
+ * flaps or a flood of joins and leaves makes one line, not thousands.
+ */
+export function notePresence(r: RoomView, name: string, online: boolean): void {
+	const after = r.messages.at(-1)?.seq ?? 0;
+	let line = r.presence.at(-1);
+	if (!line || line.after !== after) {
+		line = { after, joined: [], left: [] };
+		r.presence.push(line);
+		if (r.presence.length > PRESENCE_LINES_KEPT) r.presence.shift();
+	}
+	const [same, opposite] = online ? [line.joined, line.left] : [line.left, line.joined];
+	const undone = opposite.indexOf(name);
+	if (undone >= 0) opposite.splice(undone, 1);
+	else if (!same.includes(name)) same.push(name);
+}
+
+const collator = new Intl.Collator(undefined, { sensitivity: "base" });
+
+/** Member order: case-insensitive, then by code points so that distinct names never compare equal. */
 function byName(a: string, b: string): number {
-	return a.localeCompare(b, undefined, { sensitivity: "base" });
+	return collator.compare(a, b) || (a < b ? -1 : a > b ? 1 : 0);
+}
+
+/** Where `name` is or would go in the sorted list. */
+function sortedIndex(list: string[], name: string): number {
+	let lo = 0;
+	let hi = list.length;
+	while (lo < hi) {
+		const mid = (lo + hi) >> 1;
+		if (byName(list[mid] as string, name) < 0) lo = mid + 1;
+		else hi = mid;
+	}
+	return lo;
 }
 
 function newId(): string {
