@@ -1,7 +1,9 @@
 // The page's entry: one Chat model, one View, and the browser events they need.
 import { ROOM_PATTERN } from "../protocol.ts";
 import { Chat } from "./chat.ts";
-import { View } from "./view.ts";
+import { openPicker, shortcodes } from "./emoji.ts";
+import { checkUpgrade } from "./upgrade-check.ts";
+import { type Notifications, View } from "./view.tsx";
 
 function roomFromHash(): string | undefined {
 	const room = decodeURIComponent(location.hash.slice(1)).toLowerCase();
@@ -10,12 +12,40 @@ function roomFromHash(): string | undefined {
 
 const url = new URL("/ws", location.href);
 url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-const chat = new Chat({ url: url.href, storage: localStorage, isOnline: () => navigator.onLine });
-new View(chat, document);
+const chat = new Chat({
+	url: url.href,
+	storage: localStorage,
+	isOnline: () => navigator.onLine,
+	checkUpgrade: () => checkUpgrade(url.href, location.origin),
+});
 
-chat.open(roomFromHash() ?? "general");
+const notifications: Notifications = {
+	permission: () => (typeof Notification === "undefined" ? "unsupported" : Notification.permission),
+	request: () => Notification.requestPermission(),
+	show: (title, body, tag) => {
+		const n = new Notification(title, { body, tag });
+		n.onclick = () => {
+			focus();
+			chat.open(tag);
+		};
+	},
+};
+
+chat.attentive = document.visibilityState === "visible";
+new View(chat, document, {
+	storage: localStorage,
+	notifications,
+	emojiPicker: (pick) => {
+		openPicker(pick).catch(() => undefined);
+	},
+	// Once the table has loaded, the word being typed is looked up again.
+	shortcodes: (word) =>
+		shortcodes(word, () => document.getElementById("text")?.dispatchEvent(new Event("input"))),
+});
+
+chat.open(roomFromHash() ?? chat.rooms.keys().next().value ?? "general");
 chat.on((change) => {
-	if (change.kind === "room" && location.hash !== `#${chat.current}`) {
+	if (change.kind === "room" && chat.current && location.hash !== `#${chat.current}`) {
 		history.replaceState(null, "", `#${chat.current}`);
 	}
 });
@@ -23,6 +53,19 @@ addEventListener("hashchange", () => {
 	const room = roomFromHash();
 	if (room) chat.open(room);
 });
-addEventListener("online", () => chat.reconnectNow());
+addEventListener("online", () => chat.checkConnection());
 addEventListener("offline", () => chat.wentOffline());
+document.addEventListener("visibilitychange", () => {
+	const visible = document.visibilityState === "visible";
+	chat.setAttentive(visible);
+	// A tab back from the background (or a laptop from sleep) checks its connection at once.
+	if (visible) chat.checkConnection();
+});
+// The composer stays above an on-screen keyboard: the layout follows the visual viewport.
+const viewport = window.visualViewport;
+if (viewport) {
+	const fit = () => document.documentElement.style.setProperty("--vvh", `${viewport.height}px`);
+	viewport.addEventListener("resize", fit);
+	fit();
+}
 chat.connect();
