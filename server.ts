@@ -7,6 +7,7 @@ import accountPage from "./client/account.html";
 import page from "./client/index.html";
 import { Hub } from "./hub.ts";
 import { Accounts } from "./lib/accounts.ts";
+import { PageAssets } from "./lib/assets.ts";
 import { AuthHttp, readCookie, SESSION_COOKIE } from "./lib/auth-http.ts";
 import { bindAccount, LiveSessions } from "./lib/auth-ws.ts";
 import type { Bus } from "./lib/bus.ts";
@@ -20,7 +21,6 @@ import { methodNotAllowed, secured } from "./lib/http.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import { Metrics } from "./lib/metrics.ts";
 import { addressGroup, checkOrigin, clientAddress } from "./lib/origin.ts";
-import { PageFiles } from "./lib/page.ts";
 import { localPresence, type Presence } from "./lib/presence.ts";
 import { RedisPresence } from "./lib/presence-redis.ts";
 import { PenaltyBox } from "./lib/rate-limit.ts";
@@ -193,9 +193,9 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		process.memoryUsage.rss(),
 	);
 	const startedAt = Date.now();
-	const files = new PageFiles(page);
+	const files = new PageAssets(page);
 	// The account screens (/account): a page of their own, so the chat page needs no account code.
-	const accountFiles = new PageFiles(accountPage);
+	const accountFiles = new PageAssets(accountPage);
 	// Addresses (IPv6 by /64) whose connection was just closed for flooding: without a pause
 	// a flooder reconnects and gets a fresh burst each time.
 	const penalties = new PenaltyBox(config.floodBan);
