@@ -54,7 +54,7 @@ async function person(url: string, name: string, viewport = { width: 1100, heigh
 	await page.getByLabel("Your name").fill(name);
 	await page.getByRole("button", { name: "Start chatting" }).click();
 	await page
-		.getByRole("status")
+		.locator("#status")
 		.filter({ hasText: `Connected as ${name}` })
 		.waitFor();
 	return { page, context, problems };
@@ -132,7 +132,7 @@ describe("the page in Chromium", () => {
 			await first.proc.exited;
 			for (const p of [alice.page, bob.page]) {
 				await p
-					.getByRole("status")
+					.locator("#status")
 					.filter({ hasText: /Reconnecting in \d+ s/ })
 					.waitFor();
 			}
@@ -145,7 +145,7 @@ describe("the page in Chromium", () => {
 				[bob.page, "bob"],
 			] as const) {
 				await p
-					.getByRole("status")
+					.locator("#status")
 					.filter({ hasText: `Connected as ${name}` })
 					.waitFor({ timeout: 20_000 });
 			}

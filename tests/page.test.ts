@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Chat, reconnectDelay } from "../client/chat.ts";
-import { View } from "../client/view.ts";
+import { View } from "../client/view.tsx";
 import type { Message } from "../protocol.ts";
 import { chatter, ROOT, startServer, tempDir } from "./helpers.ts";
 
@@ -32,9 +32,10 @@ afterEach(() => {
 });
 
 function page(options: Partial<ConstructorParameters<typeof Chat>[0]> = {}) {
-	const chat = new Chat({ url: "ws://127.0.0.1:1/ws", storage: new MemoryStorage(), ...options });
+	const storage = options.storage ?? new MemoryStorage();
+	const chat = new Chat({ url: "ws://127.0.0.1:1/ws", ...options, storage });
 	chats.push(chat);
-	new View(chat, document);
+	new View(chat, document, { schedule: (draw) => draw(), storage });
 	return chat;
 }
 
@@ -80,9 +81,10 @@ function joinedAsAlice(): Chat {
 describe("each server frame on the page", () => {
 	test("welcome: the name form goes away and the status names the person", () => {
 		const chat = page();
-		expect($("#hello").hidden).toBe(false);
+		expect($("#hello-name")).not.toBeNull();
+		expect(document.querySelector("#messages")).toBeNull();
 		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
-		expect($("#hello").hidden).toBe(true);
+		expect(document.querySelector("#hello")).toBeNull();
 		expect($("#status").textContent).toBe("Connected as alice");
 	});
 
@@ -113,13 +115,21 @@ describe("each server frame on the page", () => {
 		expect(texts("#messages .message .text")).toEqual(["in dev"]);
 	});
 
-	test("presence: the member list changes and a system line says so", () => {
+	test("presence: the member list changes and one line says what changed between two messages", () => {
 		const chat = joinedAsAlice();
 		chat.receive({ type: "presence", room: "general", name: "carol", online: true });
 		expect(texts("#members li")).toEqual(["alice (you)", "bob", "carol"]);
 		chat.receive({ type: "presence", room: "general", name: "bob", online: false });
 		expect(texts("#members li")).toEqual(["alice (you)", "carol"]);
-		expect(texts("#messages .system")).toEqual(["carol joined.", "bob left."]);
+		expect(texts("#messages .system")).toEqual(["carol joined · bob left"]);
+		chat.receive(message(3, "carol", "hi all"));
+		for (const name of ["dan", "erin", "finn", "gus"])
+			chat.receive({ type: "presence", room: "general", name, online: true });
+		// Someone who flaps between two messages shows no change at all.
+		chat.receive({ type: "presence", room: "general", name: "carol", online: false });
+		chat.receive({ type: "presence", room: "general", name: "carol", online: true });
+		expect(texts("#messages .system")).toEqual(["carol joined · bob left", "4 people joined"]);
+		expect(texts("#members li")).toEqual(["alice (you)", "carol", "dan", "erin", "finn", "gus"]);
 	});
 
 	test("typing: shown for the room, and gone a few seconds after the last one", async () => {
@@ -165,8 +175,7 @@ describe("each server frame on the page", () => {
 	test("error: a taken name is explained on the name form; other errors by the text box", () => {
 		const chat = page();
 		chat.receive({ type: "error", code: "name_taken", message: "the name alice is in use" });
-		expect($("#hello").hidden).toBe(false);
-		expect($("#hello-error").textContent).toBe("the name alice is in use");
+		expect($("#hello-error").textContent).toBe("Someone is using that name right now. Pick another one.");
 		chat.receive({ type: "welcome", name: "alice2", version: "1.0.0", epoch: "e1" });
 		chat.receive({ type: "error", code: "not_joined", message: "join x first" });
 		expect($("#compose-error").textContent).toBe("join x first");
@@ -318,7 +327,8 @@ describe("reconnecting", () => {
 		expect(
 			[...document.querySelectorAll("#messages .message")].map((li) => (li as HTMLElement).dataset.seq),
 		).toEqual(["1", "2", "3"]);
-		expect(texts("#messages .system")).toContain("Connected.");
+		// The outage was told in the header, once, not as lines in the timeline.
+		expect(texts("#messages .system").filter((t) => /connect/i.test(t))).toEqual([]);
 		carol.send({ type: "history", room: "general" });
 		expect((await carol.expect("history")).messages.map((m) => m.text)).toEqual(shown);
 	});
@@ -362,8 +372,11 @@ describe("reconnecting", () => {
 		await using second = startServer({ dbPath, config: { port } });
 		// Someone holds "alice" on the new server, as a not-yet-noticed old connection would.
 		const holder = await chatter(second.ws, "alice");
-		await until(() => texts("#messages .system").some((t) => t.includes("still open")));
-		expect($("#hello").hidden).toBe(true);
+		await until(() => chat.status.kind === "reclaiming");
+		expect($("#status").textContent).toMatch(
+			/^Waiting for the server to let go of the name alice from your previous connection \(up to \d+ s\)…$/,
+		);
+		expect(document.querySelector("#hello")).toBeNull();
 		expect(chat.name).toBe("alice");
 		holder.close();
 		await until(() => chat.status.kind === "connected" && chat.room("general").joined, 10_000);
@@ -382,5 +395,172 @@ describe("reconnecting", () => {
 			more: false,
 		});
 		expect(texts("#messages .message .text")).toEqual(["new world"]);
+	});
+});
+
+/** A WebSocket server that welcomes anyone and answers nothing else: a connection whose far end has gone quiet. */
+function silentServer() {
+	let connections = 0;
+	const server = Bun.serve({
+		port: 0,
+		hostname: "127.0.0.1",
+		fetch: (req, srv) => (srv.upgrade(req) ? undefined : new Response("no", { status: 400 })),
+		websocket: {
+			open: () => {
+				connections++;
+			},
+			message: (ws, data) => {
+				const frame = JSON.parse(String(data));
+				if (frame.type === "hello")
+					ws.send(JSON.stringify({ type: "welcome", name: frame.name, version: "1.0.0", epoch: "e1" }));
+			},
+		},
+	});
+	return {
+		url: `ws://127.0.0.1:${server.port}/ws`,
+		connections: () => connections,
+		[Symbol.dispose]: () => server.stop(true),
+	};
+}
+
+describe("the page's own heartbeat", () => {
+	test("a ping without an answer drops the connection and reconnects", async () => {
+		using quiet = silentServer();
+		const chat = page({ url: quiet.url, delay: () => 50, pingEveryMs: 100, pongWithinMs: 200 });
+		chat.name = "alice";
+		chat.connect();
+		await until(() => chat.status.kind === "connected");
+		// The socket stays open, but nothing answers: within a ping and a wait the page gives up on it.
+		await until(() => quiet.connections() >= 2, 3000);
+		expect(["connecting", "connected", "reconnecting"]).toContain(chat.status.kind);
+	});
+
+	test("a server that answers pings keeps the one connection", async () => {
+		await using server = startServer();
+		const chat = page({ url: server.ws, pingEveryMs: 50, pongWithinMs: 1000 });
+		chat.name = "alice";
+		chat.open("general");
+		chat.connect();
+		await until(() => chat.room("general").joined);
+		await Bun.sleep(400);
+		expect(chat.status.kind).toBe("connected");
+		expect(server.hub.connectionCount).toBe(1);
+	});
+
+	test("offline shows at once, even while the socket still looks open", async () => {
+		await using server = startServer();
+		const chat = page({ url: server.ws });
+		chat.name = "alice";
+		chat.open("general");
+		chat.connect();
+		await until(() => chat.room("general").joined);
+		chat.wentOffline();
+		expect($("#status").textContent).toBe("Offline: will reconnect when the network is back");
+		// The socket answered the ping the offline event sent: it works, so the page says so.
+		await until(() => chat.status.kind === "connected");
+	});
+});
+
+describe("a refused connection says why", () => {
+	test("the server's sentence is shown instead of a countdown, and retried at its retryAfter", async () => {
+		const message = "This address (http://10.0.0.5:3000) is not allowed by the server's --origin setting.";
+		let asked = 0;
+		const chat = page({
+			url: "ws://127.0.0.1:1/ws",
+			checkUpgrade: async () => {
+				asked++;
+				return { ok: false, message, retryAfter: 60 };
+			},
+		});
+		chat.connect();
+		await until(() => chat.status.kind === "refused");
+		expect($("#status").textContent).toMatch(/^This address .* --origin setting\. Trying again in \d+ s\.$/);
+		expect(asked).toBe(1);
+		expect($("#announcer").textContent).toBe(message);
+	});
+
+	test("a server without the check (404) or a failed check means an ordinary reconnect", async () => {
+		for (const check of [async () => undefined, async () => Promise.reject(new Error("offline"))]) {
+			const chat = page({ url: "ws://127.0.0.1:1/ws", delay: () => 60_000, checkUpgrade: check });
+			chat.connect();
+			await until(() => chat.status.kind === "reconnecting");
+			expect($("#status").textContent).toMatch(/^Reconnecting in \d+ s…$/);
+			chat.close();
+		}
+	});
+
+	test("checkUpgrade reads a real 404 as 'no answer'", async () => {
+		const { checkUpgrade } = await import("../client/upgrade-check.ts");
+		await using server = startServer();
+		const answer = await checkUpgrade(server.ws, "http://example.test");
+		// Until the server has the route, the page must not invent a reason.
+		const route = await fetch(`${server.url}/api/upgrade-check?origin=x`);
+		if (route.status === 404) expect(answer).toBeUndefined();
+		else expect(typeof answer?.ok).toBe("boolean");
+	});
+});
+
+describe("unread and drafts", () => {
+	test("messages missed while disconnected count as unread in their room", () => {
+		const chat = joinedAsAlice();
+		chat.open("dev");
+		chat.receive({ type: "joined", room: "dev", members: ["alice"], messages: [], more: false });
+		chat.receive({ ...message(1, "bob", "first in dev"), room: "dev" });
+		chat.open("general");
+		chat.markRead("dev");
+		// Reconnect: dev resumes with since 1 and four messages arrive in `joined`.
+		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+		chat.receive({
+			type: "joined",
+			room: "dev",
+			members: ["alice", "bob"],
+			messages: [2, 3, 4, 5].map((seq) => ({ ...message(seq, "bob", `missed ${seq}`), room: "dev" })),
+			more: false,
+		});
+		expect(chat.room("dev").unread).toBe(4);
+		expect(texts("#rooms .room")).toEqual(["#general", "#dev 4"]);
+		expect(document.title).toBe("(4) #general · hubbub");
+	});
+
+	test("a mention counts in its own badge and is highlighted", () => {
+		const chat = joinedAsAlice();
+		chat.open("dev");
+		chat.receive({ type: "joined", room: "dev", members: ["alice"], messages: [], more: false });
+		chat.open("general");
+		chat.receive({ ...message(1, "bob", "@alice look"), room: "dev" });
+		chat.receive({ ...message(2, "bob", "@alicette is someone else"), room: "dev" });
+		expect(chat.room("dev").mentions).toBe(1);
+		expect($("#rooms .unread.mention").textContent).toBe("2");
+		expect($("#rooms .unread.mention").closest("button")?.getAttribute("aria-label")).toBe(
+			"#dev, 2 unread, 1 mentioning you",
+		);
+		chat.open("dev");
+		expect(texts("#messages .mention .text")).toEqual(["@alice look"]);
+	});
+
+	test("each room keeps its own draft, also across a reload", () => {
+		const storage = new MemoryStorage();
+		const chat = page({ storage });
+		chat.open("general");
+		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+		const type = (text: string) => {
+			const box = $("#text") as HTMLTextAreaElement;
+			box.value = text;
+			box.dispatchEvent(new Event("input", { bubbles: true }));
+		};
+		type("for general");
+		chat.open("ops");
+		expect(($("#text") as HTMLTextAreaElement).value).toBe("");
+		type("for ops");
+		chat.open("general");
+		expect(($("#text") as HTMLTextAreaElement).value).toBe("for general");
+		// A reload: a new page on the same storage.
+		document.body.innerHTML = BODY;
+		const again = new Chat({ url: "ws://127.0.0.1:1/ws", storage });
+		chats.push(again);
+		new View(again, document, { schedule: (draw) => draw(), storage });
+		again.open("ops");
+		again.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+		expect(($("#text") as HTMLTextAreaElement).value).toBe("for ops");
 	});
 });
