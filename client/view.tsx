@@ -11,6 +11,7 @@ export const WINDOW_MAX = 300;
 const WINDOW_KEEP = 200;
 const WINDOW_STEP = 100;
 const UNDO_LEAVE_MS = 10_000;
+const PRESENCE_DRAW_MS = 250;
 const ROOM_RULE = "Room names are 1–32 of a–z, 0–9, - and _, starting with a letter or digit.";
 
 type Storage = Pick<globalThis.Storage, "getItem" | "setItem">;
@@ -51,6 +52,7 @@ export class View {
 	private readonly root: HTMLElement;
 	private readonly schedule: (draw: () => void) => void;
 	private scheduled = false;
+	private soonTimer?: ReturnType<typeof setTimeout>;
 	private drawing = false;
 	private readonly switcherInput = createRef<HTMLInputElement>();
 	private readonly helloInput = createRef<HTMLInputElement>();
@@ -104,7 +106,23 @@ export class View {
 		});
 	}
 
+	/**
+	 * Draws within PRESENCE_DRAW_MS: for who is here and who is typing, which
+	 * can change thousands of times a second in a flood and need not be drawn
+	 * at once. Anything else that changes meanwhile draws it too.
+	 */
+	private soon(): void {
+		if (this.scheduled || this.soonTimer !== undefined) return;
+		if (!this.options.schedule) {
+			this.soonTimer = setTimeout(() => {
+				this.soonTimer = undefined;
+				this.later();
+			}, PRESENCE_DRAW_MS);
+		} else this.later();
+	}
+
 	private changed(c: Change): void {
+		if (c.kind === "members" || c.kind === "typing") return this.soon();
 		switch (c.kind) {
 			case "identity":
 				this.helloWaiting = false;

@@ -1,7 +1,13 @@
 // Shared by the Chromium tests: Debian's Chromium through playwright-core, the built binary, and a person at the page.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from "playwright-core";
+import {
+	type Browser,
+	type BrowserContext,
+	type BrowserContextOptions,
+	chromium,
+	type Page,
+} from "playwright-core";
 import { BINARY, buildBinary, ROOT, type Spawned, spawnServer } from "./helpers.ts";
 
 export const CHROMIUM = "/usr/bin/chromium";
@@ -54,7 +60,10 @@ export async function person(
 }
 
 export async function connectedAs(page: Page, name: string, timeout = 30_000): Promise<void> {
-	await page.locator("#status").filter({ hasText: `Connected as ${name}` }).waitFor({ timeout });
+	await page
+		.locator("#status")
+		.filter({ hasText: `Connected as ${name}` })
+		.waitFor({ timeout });
 }
 
 export async function say(page: Page, text: string): Promise<void> {

@@ -1,7 +1,7 @@
 // The page in Chromium when things go wrong: the network drops, a room floods with joins and leaves, the server refuses the address.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import type { Browser, WebSocketRoute } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { connectedAs, launch, person, say, serve, shownTexts } from "./e2e-browser.ts";
 import { chatter, tempDir } from "./helpers.ts";
 
@@ -75,7 +75,8 @@ describe("the page's connection", () => {
 		try {
 			const context = await browser.newContext();
 			const page = await context.newPage();
-			const message = "This address is not allowed by the server's --origin setting (https://chat.example.com).";
+			const message =
+				"This address is not allowed by the server's --origin setting (https://chat.example.com).";
 			let asked = 0;
 			await page.route("**/api/upgrade-check**", (route) => {
 				asked++;
@@ -99,65 +100,90 @@ describe("the page's connection", () => {
 });
 
 describe("a join/leave flood", () => {
-	test("thousands of presence frames: clicks are handled within 200 ms throughout and the DOM stays bounded", async () => {
+	test("100,000 presence frames: clicks are handled within 200 ms throughout and the DOM stays bounded", async () => {
 		using dir = tempDir();
 		const server = await serve(join(dir.path, "chat.db"));
 		try {
 			const context = await browser.newContext({ viewport: { width: 1100, height: 760 } });
+			// The page's own socket, kept where the test can reach it: the flood is delivered on it, inside the
+			// page, as fast as the page takes it (as a burst from the network arrives), frame by frame.
+			await context.addInitScript(() => {
+				const Native = WebSocket;
+				const w = window as unknown as { socket?: WebSocket; WebSocket: typeof WebSocket };
+				w.WebSocket = class extends Native {
+					constructor(url: string | URL, protocols?: string | string[]) {
+						super(url, protocols);
+						w.socket = this;
+					}
+				};
+			});
 			const page = await context.newPage();
 			const problems: string[] = [];
 			page.on("pageerror", (e) => problems.push(e.message));
-			let socket: WebSocketRoute | undefined;
-			// The real server behind, with the flood replayed into the page's socket as a flooding member would cause it.
-			await page.routeWebSocket(/\/ws$/, (ws) => {
-				ws.connectToServer();
-				socket = ws;
-			});
 			await page.goto(server.url);
 			await page.getByLabel("Your name").fill("alice");
 			await page.getByRole("button", { name: "Start chatting" }).click();
 			await connectedAs(page, "alice");
 			await page.locator("#members li").first().waitFor();
-			await page.evaluate(() => {
-				const w = window as unknown as { delays: number[] };
-				w.delays = [];
-				// How long each click waited for the page: from the input to its handler.
-				document.addEventListener("pointerdown", (e) => w.delays.push(performance.now() - e.timeStamp), true);
-			});
 			const box = await page.locator("#room-title").boundingBox();
-			if (!box || !socket) throw new Error("no room title or socket");
-			const route = socket;
+			if (!box) throw new Error("no room title");
 			const names = 200;
-			const rounds = 150;
-			let done = false;
+			const rounds = 500;
+			await page.evaluate(
+				({ names, rounds }) => {
+					const w = window as unknown as { socket: WebSocket; delays: number[]; flooded: number };
+					w.delays = [];
+					w.flooded = 0;
+					(w as unknown as { longest: number }).longest = 0;
+					new PerformanceObserver((list) => {
+						for (const e of list.getEntries()) {
+							const x = w as unknown as { longest: number };
+							x.longest = Math.max(x.longest, e.duration);
+						}
+					}).observe({ type: "longtask" });
+					// How long each click waited for the page: from the input to its handler.
+					document.addEventListener(
+						"pointerdown",
+						(e) => w.delays.push(performance.now() - e.timeStamp),
+						true,
+					);
+					const total = names * rounds;
+					const channel = new MessageChannel();
+					// One task per 25 frames, queued like network messages: input can come between them.
+					channel.port1.onmessage = () => {
+						for (let k = 0; k < 25 && w.flooded < total; k++, w.flooded++) {
+							const i = w.flooded % names;
+							const online = Math.floor(w.flooded / names) % 2 === 0;
+							const data = JSON.stringify({ type: "presence", room: "general", name: `flood${i}`, online });
+							w.socket.dispatchEvent(new MessageEvent("message", { data }));
+						}
+						if (w.flooded < total) channel.port2.postMessage(0);
+					};
+					channel.port2.postMessage(0);
+				},
+				{ names, rounds },
+			);
 			const started = Date.now();
-			const flood = (async () => {
-				for (let round = 0; round < rounds; round++) {
-					for (let i = 0; i < names; i++) {
-						route.send(
-							JSON.stringify({ type: "presence", room: "general", name: `flood${i}`, online: round % 2 === 0 }),
-						);
-					}
-					await Bun.sleep(0);
-				}
-				done = true;
-			})();
 			let clicks = 0;
-			while (!done) {
+			const flooded = () => page.evaluate(() => (window as unknown as { flooded: number }).flooded);
+			while ((await flooded()) < names * rounds) {
 				await page.mouse.click(box.x + 5, box.y + 5);
 				clicks++;
 				await Bun.sleep(50);
 			}
-			await flood;
+			const seconds = (Date.now() - started) / 1000;
 			// The last round took everyone out again: only alice is left.
 			await page.locator("#members li").nth(1).waitFor({ state: "detached", timeout: 30_000 });
 			await page.mouse.click(box.x + 5, box.y + 5);
-			const delays = await page.evaluate(() => (window as unknown as { delays: number[] }).delays);
+			const { delays, longest } = await page.evaluate(() => {
+				const w = window as unknown as { delays: number[]; longest: number };
+				return { delays: w.delays, longest: w.longest };
+			});
 			console.log(
-				`flood: ${names * rounds} presence frames in ${((Date.now() - started) / 1000).toFixed(1)} s, ${clicks} clicks, slowest handled after ${Math.max(...delays).toFixed(0)} ms`,
+				`flood: ${names * rounds} presence frames in ${seconds.toFixed(1)} s, ${clicks} clicks meanwhile, slowest handled after ${Math.max(...delays).toFixed(0)} ms, longest task ${longest.toFixed(0)} ms`,
 			);
 			expect(delays.length).toBe(clicks + 1);
-			expect(clicks).toBeGreaterThan(3);
+			expect(clicks).toBeGreaterThan(5);
 			expect(Math.max(...delays)).toBeLessThan(200);
 			expect(await page.locator("#messages li").count()).toBeLessThan(60);
 			expect(await page.locator("#members li").allTextContents()).toEqual(["alice (you)"]);
