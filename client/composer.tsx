@@ -40,11 +40,13 @@ export class Composer extends Component<ComposerProps, State> {
 	override state: State = { suggestions: [], active: 0 };
 	private readonly box = createRef<HTMLTextAreaElement>();
 
-	override componentDidUpdate(): void {
-		// The box is the source of truth while typing (every keystroke updates the draft at once); the
-		// draft wins when it changed elsewhere: another room's draft, a refused message given back.
+	override componentDidUpdate(previous: ComposerProps): void {
+		// The box is the source of truth while typing (every keystroke updates the draft at once); a new
+		// draft from outside wins: another room's, or a refused message given back. A redraw for this
+		// component's own state carries the props of the last draw, which may be older than the box.
 		const box = this.box.current;
-		if (box && box.value !== this.props.draft) box.value = this.props.draft;
+		const changed = previous.room !== this.props.room || previous.draft !== this.props.draft;
+		if (box && changed && box.value !== this.props.draft) box.value = this.props.draft;
 	}
 
 	override componentDidMount(): void {

@@ -39,7 +39,12 @@ export async function pageFiles(page: HTMLBundle): Promise<BuiltFile[]> {
 			})),
 		);
 	}
-	const built = await Bun.build({ entrypoints: [page.index], minify: true, splitting: true, publicPath: "/" });
+	const built = await Bun.build({
+		entrypoints: [page.index],
+		minify: true,
+		splitting: true,
+		publicPath: "/",
+	});
 	if (!built.success) throw new AggregateError(built.logs, "the page did not build");
 	return Promise.all(
 		built.outputs.map(async (o) => ({

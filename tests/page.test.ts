@@ -564,3 +564,25 @@ describe("unread and drafts", () => {
 		expect(($("#text") as HTMLTextAreaElement).value).toBe("for ops");
 	});
 });
+
+describe("typing", () => {
+	test("fast typing between two draws loses no character", async () => {
+		const storage = new MemoryStorage();
+		const chat = new Chat({ url: "ws://127.0.0.1:1/ws", storage });
+		chats.push(chat);
+		// Draws come later, as on the page (once per frame).
+		new View(chat, document, { schedule: (draw) => setTimeout(draw, 20), storage });
+		chat.open("general");
+		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+		await until(() => document.querySelector("#text") !== null);
+		const box = $("#text") as HTMLTextAreaElement;
+		// Each key adds to what the box holds, as a keyboard does.
+		for (const key of "hello") {
+			box.value += key;
+			box.dispatchEvent(new Event("input", { bubbles: true }));
+			await Bun.sleep(1);
+		}
+		await Bun.sleep(60);
+		expect(box.value).toBe("hello");
+	});
+});
