@@ -36,7 +36,9 @@ describe("the page's connection", () => {
 			await Bun.sleep(Math.max(0, 40_000 - (Date.now() - wentOffline)));
 			await alice.context.setOffline(false);
 			await connectedAs(alice.page, "alice", 120_000);
-			await alice.page.locator("#messages li.pending").waitFor({ state: "detached", timeout: 30_000 });
+			await alice.page.waitForFunction(() => !document.querySelector("#messages li.pending"), null, {
+				timeout: 30_000,
+			});
 			expect(await shownTexts(alice.page)).toEqual(["written offline, one", "written offline, two"]);
 			await bob.expect("message", (m) => m.text === "written offline, two");
 			bob.send({ type: "history", room: "general" });
