@@ -19,7 +19,8 @@ export interface Row {
 
 /** Writes inside one transaction: everything an import does commits together or not at all. */
 export interface ArchiveWriter {
-	lastSeq(room: string): Promise<number>;
+	/** `stored`: the room's highest stored seq; `given`: the highest it ever handed out (retention may have removed some). */
+	lastSeq(room: string): Promise<{ stored: number; given: number }>;
 	/** The rows of `room` stored under these seqs. */
 	atSeqs(room: string, seqs: number[]): Promise<Map<number, Row>>;
 	/** Which of these client ids `room` already holds, as `senderKey\nid`. */
@@ -73,6 +74,8 @@ export async function openArchive(db: string, options: { create: boolean }): Pro
 class SqliteArchive implements Archive {
 	private readonly q: {
 		last: Statement<{ seq: number | null }, [string]>;
+		/** Retention's floor per room (schema 2 on): seqs up to it were given and removed. */
+		floor?: Statement<{ floor: number }, [string]>;
 		at: Statement<Row, [string, number]>;
 		byId: Statement<{ n: number }, [string, string, string]>;
 		insert: Statement<unknown, [string, number, string, string, string | null, string, number]>;
@@ -82,6 +85,9 @@ class SqliteArchive implements Archive {
 		db.run("PRAGMA busy_timeout = 5000");
 		this.q = {
 			last: db.query("SELECT MAX(seq) AS seq FROM messages WHERE room = ?"),
+			floor: db.query("SELECT name FROM sqlite_schema WHERE name = 'room_floors'").get()
+				? db.query("SELECT floor FROM room_floors WHERE room = ?")
+				: undefined,
 			at: db.query(`SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq = ?`),
 			byId: db.query("SELECT 1 AS n FROM messages WHERE room = ? AND sender_key = ? AND client_id = ?"),
 			insert: db.query(
@@ -109,7 +115,10 @@ class SqliteArchive implements Archive {
 	async transaction<T>(work: (w: ArchiveWriter) => Promise<T>): Promise<T> {
 		const { q } = this;
 		const writer: ArchiveWriter = {
-			lastSeq: async (room) => q.last.get(room)?.seq ?? 0,
+			lastSeq: async (room) => {
+				const stored = q.last.get(room)?.seq ?? 0;
+				return { stored, given: Math.max(stored, q.floor?.get(room)?.floor ?? 0) };
+			},
 			atSeqs: async (room, seqs) => {
 				const found = new Map<number, Row>();
 				for (const seq of seqs) {
@@ -178,7 +187,9 @@ class PostgresArchive implements Archive {
 			const writer: ArchiveWriter = {
 				lastSeq: async (room) => {
 					const [r] = await tx`SELECT MAX(seq) AS seq FROM hubbub_messages WHERE room = ${room}`;
-					return Number(r?.seq ?? 0);
+					const [counter] = await tx`SELECT last_seq FROM hubbub_rooms WHERE room = ${room}`;
+					const stored = Number(r?.seq ?? 0);
+					return { stored, given: Math.max(stored, Number(counter?.last_seq ?? 0)) };
 				},
 				atSeqs: async (room, seqs) => {
 					const rows: StoredRow[] =

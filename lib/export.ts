@@ -252,13 +252,19 @@ async function firstSight(
 	first: { line: number; row: Row },
 	merge: boolean,
 ): Promise<RoomState> {
-	const last = await w.lastSeq(room);
-	if (last === 0) return { mode: "keep", last: 0 };
+	const { stored, given } = await w.lastSeq(room);
+	// A room that never gave a seq takes the file's; one whose messages retention removed has given its seqs already.
+	if (given === 0) return { mode: "keep", last: 0 };
 	const there = (await w.atSeqs(room, [first.row.seq])).get(first.row.seq);
-	if (there && same(there, first.row)) return { mode: "keep", last };
-	if (merge) return { mode: "merge", last };
+	if (there && same(there, first.row)) return { mode: "keep", last: given };
+	// Appended after every seq the room ever gave, so none is given twice.
+	if (merge) return { mode: "merge", last: given };
+	const holds =
+		stored > 0
+			? `already holds messages (up to seq ${stored})`
+			: `had messages (up to seq ${given}, since removed)`;
 	throw new CommandError(
-		`#${room} already holds ${last} messages that are not those of this file; nothing was imported (--merge appends the file's messages after them, with new seqs)`,
+		`#${room} ${holds} that are not those of this file; nothing was imported (--merge appends the file's messages after them, with new seqs)`,
 	);
 }
 

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Metrics } from "../lib/metrics.ts";
+import { SqliteStore } from "../lib/store-sqlite.ts";
 import { openStore } from "../server.ts";
 import { allRows, fillSqlite, hubbub, textOf } from "./backup-fixture.ts";
 import { type Postgres, startPostgres } from "./engines.ts";
@@ -133,7 +134,7 @@ describe("export and import with SQLite", () => {
 		const before = allRows(dest);
 		const refused = await hubbub("import", "--db", dest, file);
 		expect(refused.status).toBe(2);
-		expect(refused.stderr).toContain("#room-1 already holds 2 messages");
+		expect(refused.stderr).toContain("#room-1 already holds messages (up to seq 2)");
 		expect(refused.stderr).toContain("--merge");
 		// All or nothing: room-0, which came first in the file, was not imported either.
 		expect(allRows(dest)).toEqual(before);
@@ -157,6 +158,29 @@ describe("export and import with SQLite", () => {
 			allRows(src).filter((r) => (r as { room: string }).room === "room-0"),
 		);
 	}, 30_000);
+
+	test("a room whose messages retention removed keeps its seqs given: import refuses to reuse them, --merge appends after them", async () => {
+		using dir = tempDir();
+		const src = join(dir.path, "src.db");
+		await fillSqlite(src, 30);
+		const file = join(dir.path, "h.jsonl");
+		expect((await hubbub("export", "--db", src, "--room", "room-1", "--out", file)).status).toBe(0);
+		const dest = join(dir.path, "dest.db");
+		const store = new SqliteStore(dest);
+		for (const id of ["c1", "c2"]) await store.append({ room: "room-1", from: "carol", id, text: id, ts: 1 });
+		expect(await store.prune({ maxAgeMs: 1 }, Date.now())).toBe(2);
+		await store.close();
+		expect(allRows(dest)).toEqual([]);
+
+		const refused = await hubbub("import", "--db", dest, file);
+		expect(refused.status).toBe(2);
+		expect(refused.stderr).toContain("#room-1 had messages (up to seq 2, since removed)");
+		const merged = await hubbub("import", "--db", dest, file, "--merge");
+		expect(merged.status).toBe(0);
+		expect((allRows(dest) as { seq: number }[]).map((r) => r.seq)).toEqual(
+			Array.from({ length: 10 }, (_, i) => i + 3),
+		);
+	});
 
 	test.each([
 		["not JSON", "{nope", /line 2 .* is not JSON/],

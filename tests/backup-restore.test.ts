@@ -5,6 +5,7 @@ import { copyFileSync, existsSync, openSync, readdirSync, rmSync, writeFileSync,
 import { join } from "node:path";
 import { type Change, Chat } from "../client/chat.ts";
 import { Accounts } from "../lib/accounts.ts";
+import { SqliteStore } from "../lib/store-sqlite.ts";
 import { Joined } from "../protocol.ts";
 import { allRows, fillSqlite, hubbub } from "./backup-fixture.ts";
 import { Client, chatter, fromSource, spawnServer, startServer, tempDir } from "./helpers.ts";
@@ -173,6 +174,42 @@ describe("hubbub restore", () => {
 		const joined = await c.join("room-1");
 		// fillSqlite deals 50 messages round-robin over 3 rooms: room-1 gets 17.
 		expect(joined.messages.at(-1)?.seq).toBe(17);
+		c.close();
+	});
+
+	test("a backup from an older hubbub (schema 1) is migrated as the server would, its history and epoch rules kept", async () => {
+		using dir = tempDir();
+		const old = join(dir.path, "v1.db");
+		// The schema the first hubbub made, as it wrote it.
+		const v1 = new Database(old);
+		v1.run("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+		v1.run(`CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, sender TEXT NOT NULL,
+			sender_key TEXT NOT NULL, client_id TEXT, text TEXT NOT NULL, ts INTEGER NOT NULL,
+			PRIMARY KEY (room, seq)) WITHOUT ROWID`);
+		v1.run(
+			"CREATE UNIQUE INDEX messages_client_id ON messages (room, sender_key, client_id) WHERE client_id IS NOT NULL",
+		);
+		v1.run("INSERT INTO meta (key, value) VALUES ('epoch', 'oldepoch'), ('schema', '1')");
+		v1.run("INSERT INTO messages VALUES ('general', 1, 'Ann', 'ann', 'a1', 'from long ago', 1600000000000)");
+		v1.close();
+		// What this hubbub's store calls current: a fresh database says.
+		const fresh = join(dir.path, "fresh.db");
+		await new SqliteStore(fresh).close();
+		const current = meta(fresh).get("schema");
+
+		const db = join(dir.path, "hubbub.db");
+		const r = await hubbub("restore", "--db", db, old);
+		expect(r.stderr).toBe("");
+		expect(r.status).toBe(0);
+		expect(r.stdout).toContain(`schema ${current}, 1 messages`);
+		expect(meta(db).get("schema")).toBe(current);
+		expect(meta(db).get("epoch")).not.toBe("oldepoch");
+		expect(meta(old).get("schema")).toBe("1");
+		await using s = startServer({ dbPath: db });
+		const c = await chatter(s.ws, "ann");
+		expect((await c.join("general")).messages.map((m) => [m.seq, m.text])).toEqual([[1, "from long ago"]]);
+		c.send({ type: "send", room: "general", id: "a2", text: "and now" });
+		expect((await c.expect("message")).seq).toBe(2);
 		c.close();
 	});
 
