@@ -82,8 +82,14 @@ class Proc {
 		private readonly crashes: Crash[],
 	) {}
 
+	/**
+	 * Starts it and waits until it listens. One that exits while starting (the port still held after a
+	 * kill, PostgreSQL away: "cannot open database", status 2) is started again, as systemd's
+	 * Restart=on-failure would; that is not a crash.
+	 */
 	async start(): Promise<void> {
-		for (let attempt = 0; ; attempt++) {
+		const giveUp = Date.now() + 90_000;
+		for (;;) {
 			const log = join(this.logDir, `process-${this.index}.${++this.incarnation}.log`);
 			const out = openSync(log, "a");
 			const proc = Bun.spawn([...program, "--port", String(this.port), ...this.args], {
@@ -98,11 +104,12 @@ class Proc {
 			try {
 				await waitForPort(this.port, () => proc.exitCode !== null, 20_000);
 			} catch (e) {
-				// The port may still be held for a moment after a kill: try again.
-				if (attempt < 5 && proc.exitCode !== null) {
-					await Bun.sleep(500);
+				this.proc = undefined;
+				if (proc.exitCode !== null && Date.now() < giveUp) {
+					await Bun.sleep(1000);
 					continue;
 				}
+				proc.kill("SIGKILL");
 				throw new Error(
 					`process ${this.index} did not start: ${String(e)}\n${readFileSync(log, "utf8").slice(-2000)}`,
 				);
