@@ -226,7 +226,8 @@ export class PostgresStore implements Store {
 		}
 	}
 
-	private async page(rows: Promise<StoredRow[]>, limit: number): Promise<Page> {
+	/** Rows arrive newest first (oldest first when `ascending`) with one extra row that only tells whether there is more. */
+	private async page(rows: Promise<StoredRow[]>, limit: number, ascending = false): Promise<Page> {
 		let list: StoredRow[];
 		try {
 			list = await rows;
@@ -235,7 +236,7 @@ export class PostgresStore implements Store {
 		}
 		const more = list.length > limit;
 		const kept = more ? list.slice(0, limit) : [...list];
-		return { messages: kept.reverse().map(messageFromRow), more };
+		return { messages: (ascending ? kept : kept.reverse()).map(messageFromRow), more };
 	}
 
 	latest(room: string, limit: number): Promise<Page> {
@@ -335,6 +336,15 @@ export class PostgresStore implements Store {
 			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
 				WHERE room = ${room} AND seq < ${before} ORDER BY seq DESC LIMIT ${limit + 1}`,
 			limit,
+		);
+	}
+
+	after(room: string, after: number, limit: number): Promise<Page> {
+		return this.page(
+			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
+				WHERE room = ${room} AND seq > ${after} ORDER BY seq LIMIT ${limit + 1}`,
+			limit,
+			true,
 		);
 	}
 

@@ -86,6 +86,7 @@ export class SqliteStore implements Store {
 		latest: Statement<StoredRow, [string, number]>;
 		since: Statement<StoredRow, [string, number, number]>;
 		before: Statement<StoredRow, [string, number, number]>;
+		after: Statement<StoredRow, [string, number, number]>;
 	};
 
 	constructor(path: string, options: SqliteOptions = {}) {
@@ -137,6 +138,7 @@ export class SqliteStore implements Store {
 			before: this.db.query(
 				`SELECT ${cols} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
 			),
+			after: this.db.query(`SELECT ${cols} FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?`),
 		};
 	}
 
@@ -384,6 +386,12 @@ export class SqliteStore implements Store {
 
 	async before(room: string, before: number, limit: number): Promise<Page> {
 		return this.page(this.q.before.all(room, before, limit + 1), limit);
+	}
+
+	async after(room: string, after: number, limit: number): Promise<Page> {
+		const rows = this.q.after.all(room, after, limit + 1);
+		const more = rows.length > limit;
+		return { messages: (more ? rows.slice(0, limit) : rows).map(messageFromRow), more };
 	}
 
 	/** Rows arrive newest first with one extra row that only tells whether there is more. */

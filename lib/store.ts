@@ -18,7 +18,7 @@ export interface Appended {
 
 export interface Page {
 	messages: Message[];
-	/** True when messages older than the first one returned exist. */
+	/** True when messages older than the first one returned exist (for `after`: newer than the last one). */
 	more: boolean;
 }
 
@@ -50,6 +50,11 @@ export interface Store {
 	 * or if some with seq > since were removed by retention (`prune`).
 	 */
 	since(room: string, since: number, limit: number): Promise<Page>;
+	/**
+	 * Up to `limit` messages with seq > after, ascending from the oldest: a page
+	 * forward through the log; `more` if messages beyond the last returned exist.
+	 */
+	after(room: string, after: number, limit: number): Promise<Page>;
 	/** Up to `limit` messages with seq < before, ascending; `more` if older exist. */
 	before(room: string, before: number, limit: number): Promise<Page>;
 	/**

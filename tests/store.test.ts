@@ -96,7 +96,7 @@ describe.each(backends)("%s store", (_, backend) => {
 		await store.close();
 	});
 
-	test("latest, since and before page ascending with the right `more`", async () => {
+	test("latest, since, after and before page ascending with the right `more`", async () => {
 		await using h = await backend.fresh();
 		const store = await h.open();
 		for (let i = 1; i <= 25; i++) await store.append(msg("r", "alice", `m${i}`));
@@ -115,6 +115,14 @@ describe.each(backends)("%s store", (_, backend) => {
 		expect(before.more).toBe(true);
 		expect((await store.before("r", 3, 3)).more).toBe(false);
 		expect(await store.latest("empty", 10)).toEqual({ messages: [], more: false });
+		const after = await store.after("r", 5, 10);
+		expect(after.messages.map((m) => m.seq)).toEqual([6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+		expect(after.more).toBe(true);
+		const tail = await store.after("r", 20, 10);
+		expect(tail.messages.map((m) => m.text)).toEqual(["m21", "m22", "m23", "m24", "m25"]);
+		expect(tail.more).toBe(false);
+		expect((await store.after("r", 15, 10)).more).toBe(false);
+		expect(await store.after("r", 25, 10)).toEqual({ messages: [], more: false });
 		await store.close();
 	});
 
