@@ -1,13 +1,15 @@
 // Rooms, membership and fan-out: which names are online, who is in which room, and getting each frame to them through Bun's topics.
-import type { Server, ServerWebSocket } from "bun";
-import type { Bus } from "./lib/bus.ts";
+import type { ServerWebSocket } from "bun";
+import type { Bus, BusHandler } from "./lib/bus.ts";
+import type { Logger } from "./lib/log.ts";
 import type { Metrics } from "./lib/metrics.ts";
 import { nameKey } from "./lib/names.ts";
 import { addressGroup } from "./lib/origin.ts";
 import { localPresence, type Presence } from "./lib/presence.ts";
+import { FEED_DEFAULTS, RoomFeed } from "./lib/room-feed.ts";
 import type { Session } from "./lib/session.ts";
 import type { Appended, Page, Store } from "./lib/store.ts";
-import { LIMITS, type Message, type ServerFrame } from "./protocol.ts";
+import { CLOSE, LIMITS, type Message, type ServerFrame } from "./protocol.ts";
 
 /** What hubbub keeps on each socket (`ws.data`): the connection's session, owned by lib/session.ts. */
 export type Conn = Session;
@@ -20,15 +22,31 @@ interface RoomState {
 	sockets: Map<string, number>;
 	/** Joins waiting for the store; the room is kept while any are. */
 	pending: number;
-	/**
-	 * Highest seq handed to this room's topic. Undefined until the first join's
-	 * read tells where the room stands.
-	 */
-	head?: number;
-	/** Messages that arrived ahead of a gap, by seq, until the gap is filled from the store. */
-	ahead: Map<number, Message>;
-	/** A read of the missing messages is under way. */
-	filling: boolean;
+	/** Hands the room's committed messages to its topic, once and in order. */
+	feed: RoomFeed;
+}
+
+/** Where frames to a room's sockets go: Bun's server topics (a test may count them instead). */
+export interface Topics {
+	publish(topic: string, data: string): number;
+	subscriberCount(topic: string): number;
+}
+
+export interface HubOptions {
+	store: Store;
+	metrics: Metrics;
+	log: Logger;
+	/** Carries committed messages to every process serving the room (this one included) and events to the others. */
+	bus: Bus;
+	/** Who else is online in the cluster. */
+	presence?: Presence;
+	topics: Topics;
+	/** Most bytes one `joined` or `history` reply may take (at least one message is always sent). */
+	maxReplyBytes?: number;
+	/** A leave is announced this long after it happens; a join of the same name meanwhile cancels it. */
+	presenceGraceMs?: number;
+	/** Overrides of the room feeds' read and retry policy (tests). */
+	feed?: Partial<typeof FEED_DEFAULTS>;
 }
 
 export const topicOf = (room: string) => `room:${room}`;
@@ -38,33 +56,46 @@ export function encode(frame: ServerFrame): string {
 }
 
 /** One local hub per process: it tracks only its own sockets; the bus and store make it part of a cluster. */
-export class Hub {
+export class Hub implements BusHandler {
+	readonly store: Store;
+	readonly metrics: Metrics;
+	private readonly log: Logger;
+	private readonly bus: Bus;
+	private readonly presence: Presence;
+	private readonly topics: Topics;
+	private readonly maxReplyBytes: number;
+	private readonly presenceGraceMs: number;
+	private readonly feedOptions: typeof FEED_DEFAULTS;
 	private readonly sockets = new Set<Socket>();
 	private readonly perAddress = new Map<string, number>();
 	private readonly names = new Map<string, Socket>();
 	private readonly rooms = new Map<string, RoomState>();
-	private server?: Server<Conn>;
-	private bus?: Bus;
-	private presence: Presence = localPresence;
+	/** "room\nlower-case name" → the announcement of a leave, held back for presenceGraceMs. */
+	private readonly leaving = new Map<
+		string,
+		{ timer: ReturnType<typeof setTimeout>; room: string; name: string }
+	>();
 
-	constructor(
-		readonly store: Store,
-		readonly metrics: Metrics,
-	) {}
-
-	/** Wires the hub to the server whose topics it publishes to, the bus, and who else is online. */
-	attach(server: Server<Conn>, bus: Bus, presence: Presence = localPresence): void {
-		this.server = server;
-		this.bus = bus;
-		this.presence = presence;
+	constructor(options: HubOptions) {
+		this.store = options.store;
+		this.metrics = options.metrics;
+		this.log = options.log;
+		this.bus = options.bus;
+		this.presence = options.presence ?? localPresence;
+		this.topics = options.topics;
+		this.maxReplyBytes = options.maxReplyBytes ?? Number.POSITIVE_INFINITY;
+		this.presenceGraceMs = options.presenceGraceMs ?? 1000;
+		this.feedOptions = { ...FEED_DEFAULTS, ...options.feed };
 	}
 
-	/** Reads, for `room` or every room served here, what the store has beyond what was delivered (after a cluster outage). */
+	/** Reads what the store has beyond what was delivered, for `room` or every room served here (the bus was away). */
 	catchUp(only?: string): void {
-		for (const [room, state] of this.rooms) {
-			if (only !== undefined && room !== only) continue;
-			if (state.head !== undefined && !state.filling) void this.fillGap(room, state, true);
-		}
+		for (const [room, state] of this.rooms) if (only === undefined || room === only) state.feed.catchUp();
+	}
+
+	/** A committed message from the bus; its room's feed hands it on once and in seq order. */
+	deliver(message: Message): void {
+		this.rooms.get(message.room)?.feed.deliver(message);
 	}
 
 	/** A presence or typing frame from another process, for this process's sockets in the room. */
@@ -75,7 +106,7 @@ export class Hub {
 	/** Sends a transient frame to the room here (except `except`) and on every other process. */
 	private announce(room: string, frame: ServerFrame, except?: Socket): void {
 		this.publish(room, frame, except);
-		this.bus?.publishEvent(room, frame);
+		this.bus.publishEvent(room, frame);
 	}
 
 	get connectionCount(): number {
@@ -96,9 +127,10 @@ export class Hub {
 		this.perAddress.set(addressGroup(ws.data.address), this.connectionsFrom(ws.data.address) + 1);
 	}
 
-	/** Closes every open socket, e.g. with 1001 on shutdown. */
+	/** Closes every open socket, e.g. with 1001 on shutdown; announces held-back leaves at once. */
 	closeAll(code: number, reason: string): void {
 		for (const ws of this.sockets) ws.close(code, reason);
+		for (const id of [...this.leaving.keys()]) this.announceLeave(id);
 	}
 
 	/**
@@ -129,9 +161,11 @@ export class Hub {
 	private publish(room: string, frame: ServerFrame, except?: Socket): void {
 		const topic = topicOf(room);
 		const data = encode(frame);
-		const receivers = (this.server?.subscriberCount(topic) ?? 0) - (except ? 1 : 0);
+		// `except` may be mid-resume and so not subscribed: then everyone subscribed receives it.
+		const skipped = except?.isSubscribed(topic) ? 1 : 0;
+		const receivers = this.topics.subscriberCount(topic) - skipped;
 		if (receivers <= 0) return;
-		const sent = except ? except.publish(topic, data) : (this.server as Server<Conn>).publish(topic, data);
+		const sent = except ? except.publish(topic, data) : this.topics.publish(topic, data);
 		this.countOut(frame.type, Buffer.byteLength(data), receivers, sent);
 	}
 
@@ -180,84 +214,114 @@ export class Hub {
 		const conn = ws.data;
 		if (conn.closed) return;
 		const name = conn.name as string;
+		const key = nameKey(name);
 		const rejoin = conn.rooms.has(room);
 		// A repeated join is a resume: no live frames until the new `joined` is out.
 		if (rejoin) ws.unsubscribe(topicOf(room));
 		const state = this.room(room);
 		state.pending++;
-		let page: Page;
-		let elsewhere: string[];
+		let counted = true;
+		const settle = () => {
+			if (counted) state.pending--;
+			counted = false;
+		};
+		/** A first join that ends without `joined` leaves no member behind, here or in the cluster. */
+		const abandon = () => {
+			if (!state.members.has(key)) this.presence.exit(room, name);
+			this.dropIfEmpty(room, state);
+		};
 		try {
 			await this.presence.enter(room, name);
-			elsewhere = await this.presence.members(room);
-			page = await this.readForJoin(state, room, since);
+			const elsewhere = await this.presence.members(room);
+			await state.feed.align(
+				() => this.readForJoin(room, since),
+				({ page, reset }) => {
+					settle();
+					if (conn.closed) {
+						// Its close already removed it from rooms it had joined before; a first join is undone here.
+						if (!rejoin) abandon();
+						return;
+					}
+					const fitted = this.fit(page, ws);
+					const isNew = !state.members.has(key);
+					state.members.set(key, name);
+					if (!conn.rooms.has(room)) state.sockets.set(key, (state.sockets.get(key) ?? 0) + 1);
+					conn.rooms.add(room);
+					// Back within the grace period after leaving: the others never saw it go.
+					const returning = this.cancelLeave(room, key);
+					ws.cork(() => {
+						ws.subscribe(topicOf(room));
+						const here = [...state.members.values()];
+						const known = new Set(here.map((n) => nameKey(n)));
+						this.sendTo(ws, {
+							type: "joined",
+							room,
+							members: [...here, ...elsewhere.filter((n) => !known.has(nameKey(n)))],
+							messages: fitted.messages,
+							more: fitted.more,
+							...(reset ? { reset: true } : {}),
+						});
+						if (isNew && !returning) this.announce(room, { type: "presence", room, name, online: true }, ws);
+					});
+				},
+			);
 		} catch (e) {
-			state.pending--;
-			if (rejoin) {
-				this.leave(ws, room);
-			} else {
-				this.presence.exit(room, name);
-				this.dropIfEmpty(room, state);
-			}
+			settle();
+			if (rejoin && !conn.closed) this.leave(ws, room);
+			else if (!rejoin) abandon();
 			throw e;
 		}
-		state.pending--;
-		if (conn.closed) {
-			this.dropIfEmpty(room, state);
-			return;
-		}
-		const key = nameKey(name);
-		const isNew = !state.members.has(key);
-		state.members.set(key, name);
-		if (!conn.rooms.has(room)) state.sockets.set(key, (state.sockets.get(key) ?? 0) + 1);
-		conn.rooms.add(room);
-		ws.cork(() => {
-			ws.subscribe(topicOf(room));
-			const here = [...state.members.values()];
-			const known = new Set(here.map((n) => nameKey(n)));
-			this.sendTo(ws, {
-				type: "joined",
-				room,
-				members: [...here, ...elsewhere.filter((n) => !known.has(nameKey(n)))],
-				messages: page.messages,
-				more: page.more,
-			});
-			if (isNew) this.announce(room, { type: "presence", room, name, online: true }, ws);
-		});
 	}
 
 	/**
-	 * Reads the messages for `joined` and lines them up with the topic: a read
-	 * that missed messages delivered meanwhile is repeated, and messages stored
-	 * but not yet delivered on this process are delivered first, so the topic's
-	 * head is the last message in `joined`.
+	 * Reads the messages for `joined` and the room's last seq as that read saw
+	 * it. A `since` beyond the room's last seq is a position this history never
+	 * had (an older database was put back): the client gets the latest
+	 * messages with `reset`, never later messages under seqs it already holds.
 	 */
-	private async readForJoin(state: RoomState, room: string, since: number | undefined): Promise<Page> {
+	private async readForJoin(
+		room: string,
+		since: number | undefined,
+	): Promise<{ top: number; value: { page: Page; reset: boolean } }> {
+		if (since === undefined) {
+			const page = await this.store.latest(room, LIMITS.latest);
+			return { top: page.messages.at(-1)?.seq ?? 0, value: { page, reset: false } };
+		}
 		for (;;) {
-			const page =
-				since === undefined
-					? await this.store.latest(room, LIMITS.latest)
-					: await this.store.since(room, since, LIMITS.resume);
-			// The room's last stored seq as this read saw it.
-			let top = page.messages.at(-1)?.seq;
-			if (top === undefined) {
-				top = since === undefined ? 0 : await this.lastSeq(room);
-				if (since !== undefined && top > since) continue; // stored while we looked
-			}
-			if (state.head !== undefined && state.head > top) continue; // delivered while we read
-			state.head ??= top;
-			if (state.head < top) {
-				// Stored, but not yet delivered on this process (they come from another one): deliver them
-				// now, so this socket's live frames start after what `joined` holds, not before.
-				this.applyStored(state, (await this.store.since(room, state.head, LIMITS.resume)).messages);
-				continue;
-			}
-			return page;
+			const page = await this.store.since(room, since, LIMITS.resume);
+			const last = page.messages.at(-1)?.seq;
+			if (last !== undefined) return { top: last, value: { page, reset: false } };
+			const top = await this.lastSeq(room);
+			if (top === since) return { top, value: { page, reset: false } };
+			if (top > since) continue; // stored while we looked
+			const latest = await this.store.latest(room, LIMITS.latest);
+			return { top: latest.messages.at(-1)?.seq ?? 0, value: { page: latest, reset: true } };
 		}
 	}
 
 	private async lastSeq(room: string): Promise<number> {
 		return (await this.store.latest(room, 1)).messages[0]?.seq ?? 0;
+	}
+
+	/**
+	 * The newest messages of `page` that fit one reply a slow reader can take
+	 * (what is already waiting on the socket counts); `more` when some were left
+	 * out, which the client fetches with `history`. At least one message goes,
+	 * so paging back always progresses.
+	 */
+	private fit(page: Page, ws?: Socket): Page {
+		const budget = this.maxReplyBytes - (ws?.getBufferedAmount() ?? 0);
+		let bytes = 0;
+		let first = page.messages.length;
+		while (first > 0) {
+			const size = Buffer.byteLength(encode(page.messages[first - 1] as Message)) + 1;
+			if (bytes + size > budget && first < page.messages.length) break;
+			bytes += size;
+			first--;
+		}
+		if (first === 0) return page;
+		this.metrics.repliesSplit.inc();
+		return { messages: page.messages.slice(first), more: true };
 	}
 
 	leave(ws: Socket, room: string): void {
@@ -297,8 +361,38 @@ export class Hub {
 		state.sockets.delete(key);
 		state.members.delete(key);
 		this.presence.exit(room, name);
-		this.announce(room, { type: "presence", room, name, online: false });
+		this.holdLeave(room, key, name);
 		this.dropIfEmpty(room, state);
+	}
+
+	/** Announces a leave after the grace period, unless the same name joins again meanwhile (flapping shows once). */
+	private holdLeave(room: string, key: string, name: string): void {
+		if (this.presenceGraceMs <= 0) {
+			this.announce(room, { type: "presence", room, name, online: false });
+			return;
+		}
+		const id = `${room}\n${key}`;
+		this.cancelLeave(room, key);
+		const timer = setTimeout(() => this.announceLeave(id), this.presenceGraceMs);
+		this.leaving.set(id, { timer, room, name });
+	}
+
+	private announceLeave(id: string): void {
+		const held = this.leaving.get(id);
+		if (!held) return;
+		clearTimeout(held.timer);
+		this.leaving.delete(id);
+		this.announce(held.room, { type: "presence", room: held.room, name: held.name, online: false });
+	}
+
+	/** True (and the held-back leave forgotten) when `key` left `room` within the grace period. */
+	private cancelLeave(room: string, key: string): boolean {
+		const id = `${room}\n${key}`;
+		const held = this.leaving.get(id);
+		if (!held) return false;
+		clearTimeout(held.timer);
+		this.leaving.delete(id);
+		return true;
 	}
 
 	/** Stores a message, then hands it to the bus; resolves with the stored message. */
@@ -312,7 +406,7 @@ export class Hub {
 		});
 		if (created) {
 			this.metrics.messagesStored.inc();
-			(this.bus as Bus).publish(message);
+			this.bus.publish(message);
 		} else {
 			this.sendTo(ws, message);
 		}
@@ -324,92 +418,69 @@ export class Hub {
 		const appended = await this.store.append({ room, from, id, text, ts: Date.now() });
 		if (appended.created) {
 			this.metrics.messagesStored.inc();
-			(this.bus as Bus).publish(appended.message);
+			this.bus.publish(appended.message);
 		}
 		return appended;
 	}
 
-	/**
-	 * Hands a committed message to this process's sockets in the room, once
-	 * and in seq order. One at or below what was handed on is dropped; one
-	 * ahead of a gap waits while the missing ones are read from the store
-	 * (they are committed by then), so nobody waits for or skips them.
-	 */
-	deliver(message: Message): void {
-		const state = this.rooms.get(message.room);
-		if (!state) return;
-		if (state.head === undefined || message.seq === state.head + 1) {
-			this.emit(state, message);
-			this.drainAhead(state);
-		} else if (message.seq > state.head) {
-			state.ahead.set(message.seq, message);
-			if (!state.filling) void this.fillGap(message.room, state);
-		}
-	}
-
-	private emit(state: RoomState, message: Message): void {
-		state.head = message.seq;
+	private emit(message: Message): void {
 		const t0 = performance.now();
 		this.publish(message.room, message);
 		this.metrics.publishSeconds.observe((performance.now() - t0) / 1000);
 	}
 
-	private drainAhead(state: RoomState): void {
-		for (let next = state.ahead.get((state.head as number) + 1); next; next = state.ahead.get(next.seq + 1)) {
-			state.ahead.delete(next.seq);
-			this.emit(state, next);
+	/**
+	 * A room's feed could not catch up: its sockets have a gap they cannot see.
+	 * They stop receiving the room at once and are closed with CLOSE.resume, so
+	 * each reconnects and resumes with `since` from the last message it holds.
+	 */
+	private lost(room: string, reason: string): void {
+		this.metrics.feedsLost.inc();
+		this.log.error("room_feed_lost", { room, reason });
+		// Every socket, not only one per name: a person may be in the room from several tabs. A rare path.
+		for (const ws of this.sockets) {
+			if (!ws.data.rooms.has(room)) continue;
+			ws.unsubscribe(topicOf(room));
+			ws.close(CLOSE.resume, "missed messages; reconnect and resume with since");
 		}
-		for (const seq of state.ahead.keys()) if (seq <= (state.head as number)) state.ahead.delete(seq);
-	}
-
-	private async fillGap(room: string, state: RoomState, force = false): Promise<void> {
-		state.filling = true;
-		this.metrics.gapFills.inc();
-		try {
-			for (let once = force; (state.ahead.size > 0 || once) && this.rooms.get(room) === state; once = false) {
-				const page = await this.store.since(room, state.head as number, LIMITS.resume);
-				if (!this.applyStored(state, page.messages)) break;
-			}
-		} finally {
-			state.filling = false;
-		}
-	}
-
-	/** Emits, in order, the messages read from the store that come after the room's head; false if none did. */
-	private applyStored(state: RoomState, messages: Message[]): boolean {
-		const head = state.head as number;
-		const missing = messages.filter((m) => m.seq > head);
-		const oldest = missing[0];
-		if (!oldest) return false;
-		// More missing than one read returns: older ones are past saving; go on from the oldest read.
-		if (oldest.seq !== head + 1) state.head = oldest.seq - 1;
-		for (const m of missing) if (m.seq === (state.head as number) + 1) this.emit(state, m);
-		this.drainAhead(state);
-		return true;
 	}
 
 	typing(ws: Socket, room: string): void {
 		this.announce(room, { type: "typing", room, name: ws.data.name as string }, ws);
 	}
 
-	async history(room: string, before: number | undefined, limit: number): Promise<Page> {
-		return before === undefined ? this.store.latest(room, limit) : this.store.before(room, before, limit);
+	/** A page of older messages, cut to what one reply to `ws` may hold (see fit). */
+	async history(room: string, before: number | undefined, limit: number, ws?: Socket): Promise<Page> {
+		const page =
+			before === undefined
+				? await this.store.latest(room, limit)
+				: await this.store.before(room, before, limit);
+		return this.fit(page, ws);
 	}
 
 	private room(name: string): RoomState {
 		let state = this.rooms.get(name);
 		if (!state) {
-			state = { members: new Map(), sockets: new Map(), pending: 0, ahead: new Map(), filling: false };
+			const feed = new RoomFeed(name, this.store, (m) => this.emit(m), {
+				...this.feedOptions,
+				onRead: () => this.metrics.gapFills.inc(),
+				onError: (room, error, attempt) => {
+					this.metrics.feedReadFailures.inc();
+					this.log.warn("room_feed_read_failed", { room, attempt, error: error.message });
+				},
+				onLost: (room, reason) => this.lost(room, reason),
+			});
+			state = { members: new Map(), sockets: new Map(), pending: 0, feed };
 			this.rooms.set(name, state);
-			this.bus?.watch(name);
+			this.bus.watch(name);
 		}
 		return state;
 	}
 
 	private dropIfEmpty(room: string, state: RoomState): void {
-		if (state.members.size === 0 && state.pending === 0 && this.rooms.get(room) === state) {
-			this.rooms.delete(room);
-			this.bus?.unwatch(room);
-		}
+		if (state.members.size > 0 || state.pending > 0 || this.rooms.get(room) !== state) return;
+		this.rooms.delete(room);
+		state.feed.close();
+		this.bus.unwatch(room);
 	}
 }

@@ -24,6 +24,8 @@ export const CLOSE = {
 	policyViolation: 1008,
 	tooBig: 1009,
 	internalError: 1011,
+	/** (hubbub's own) This server lost track of a room's messages: reconnect and resume with `since`. */
+	resume: 4000,
 	/** --auth accounts: the session was ended (sign-out, "sign out everywhere", password change, deactivation); do not reconnect, sign in again. */
 	sessionEnded: 4001,
 } as const;
@@ -152,6 +154,8 @@ export const Joined = z.object({
 	members: z.array(z.string()),
 	messages: z.array(Message),
 	more: z.boolean(),
+	/** (hubbub's own) The `since` was beyond the room's last seq: drop what you hold for the room; these are its latest messages. */
+	reset: z.literal(true).optional(),
 });
 export const Left = z.object({ type: z.literal("left"), room: Room });
 export const HistoryPage = z.object({

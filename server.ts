@@ -5,7 +5,7 @@ import { dirname } from "node:path";
 import type { Server } from "bun";
 import accountPage from "./client/account.html";
 import page from "./client/index.html";
-import { Hub } from "./hub.ts";
+import { Hub, type HubOptions } from "./hub.ts";
 import { Accounts } from "./lib/accounts.ts";
 import { PageAssets } from "./lib/assets.ts";
 import { AuthHttp, readCookie, SESSION_COOKIE } from "./lib/auth-http.ts";
@@ -45,6 +45,15 @@ export interface StartOptions {
 	cluster?: { bus: Bus; presence: Presence };
 	/** The account tables (see Accounts.open); required with --auth accounts, closed by stop(). */
 	accounts?: Accounts;
+	/** TLS certificate and key already read (see readTls); otherwise read from config here. */
+	tls?: Tls;
+	/** Hub tuning for tests (e.g. the room feeds' retry policy, the presence grace). */
+	hub?: Pick<HubOptions, "feed" | "presenceGraceMs">;
+}
+
+export interface Tls {
+	cert: string;
+	key: string;
 }
 
 const POSTGRES_URL = /^postgres(ql)?:\/\//i;
@@ -158,13 +167,18 @@ interface Refusal {
 	retryAfter?: number;
 }
 
+/** Reads the TLS files the config names; throws StartError. Done before anything is written, so a bad path leaves no database behind. */
+export function readTls(config: Config): Tls | undefined {
+	return config.tlsCert
+		? { cert: readPem(config.tlsCert, "certificate"), key: readPem(config.tlsKey as string, "key") }
+		: undefined;
+}
+
 /** Starts one hubbub server. Throws StoreError or StartError with a sentence fit for a user. */
 export function start(config: Config, options: StartOptions = {}): Running {
 	const metrics = options.metrics ?? new Metrics();
 	const log = options.log ?? createLogger(config.logLevel, undefined, () => metrics.logWriteFailures.inc());
-	const tls = config.tlsCert
-		? { cert: readPem(config.tlsCert, "certificate"), key: readPem(config.tlsKey as string, "key") }
-		: undefined;
+	const tls = options.tls ?? readTls(config);
 	const capacity = connectionCap(config.maxConns);
 	if (!capacity.ok) throw new StartError(capacity.message);
 	const { cap, limit: openFiles } = capacity;
@@ -177,7 +191,25 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			dailyQuota: config.quotaPerDay,
 			...options.sqlite,
 		});
-	const hub = new Hub(store, metrics);
+	const bus = options.cluster?.bus ?? new LocalBus();
+	const presence = options.cluster?.presence ?? localPresence;
+	// Bun.serve needs the hub's socket handlers, the hub needs the server's topics: the server is
+	// assigned in this same turn, before any socket can open.
+	let server: Server<Session> | undefined;
+	const hub = new Hub({
+		store,
+		metrics,
+		log,
+		bus,
+		presence,
+		topics: {
+			publish: (topic, data) => (server as Server<Session>).publish(topic, data),
+			subscriberCount: (topic) => server?.subscriberCount(topic) ?? 0,
+		},
+		// Half the buffer a slow client may hold: a reply never alone closes it for backpressure.
+		maxReplyBytes: Math.floor(config.maxBuffer / 2),
+		...options.hub,
+	});
 	const disk = new DiskFloor(sqliteFile(config.db), config.minFreeDisk, (problem) => {
 		if (problem) log.warn("disk_low", { problem });
 		else log.info("disk_ok", {});
@@ -271,9 +303,9 @@ export function start(config: Config, options: StartOptions = {}): Running {
 
 	const routeNames = new Set(["/ws", "/healthz", "/metrics", "/api/upgrade-check"]);
 
-	let server: Server<Session>;
+	let listening: Server<Session>;
 	try {
-		server = Bun.serve<Session>({
+		listening = Bun.serve<Session>({
 			port: config.port,
 			hostname: config.host,
 			development: false,
@@ -432,7 +464,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		files.stop();
 		accountFiles.stop();
 		disk.stop();
-		void store.close().catch(() => {});
+		store.close().catch((err: unknown) => log.error("store_close_failed", { error: (err as Error).message }));
 		const code = (e as { code?: string }).code;
 		if (code === "EADDRINUSE")
 			throw new StartError(`port ${config.port} on ${config.host} is already in use`);
@@ -442,16 +474,8 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			);
 		throw new StartError(`cannot listen on ${config.host}:${config.port}: ${(e as Error).message}`);
 	}
-	const bus = options.cluster?.bus ?? new LocalBus();
-	const presence = options.cluster?.presence ?? localPresence;
-	hub.attach(server, bus, presence);
-	bus
-		.start({
-			deliver: (m) => hub.deliver(m),
-			deliverEvent: (room, frame) => hub.deliverEvent(room, frame),
-			catchUp: (room) => hub.catchUp(room),
-		})
-		.catch((e) => log.error("bus_start_failed", { error: (e as Error).message }));
+	server = listening;
+	bus.start(hub).catch((e: unknown) => log.error("bus_start_failed", { error: (e as Error).message }));
 	presence
 		.start({
 			announce: (room, frame) => {
@@ -459,7 +483,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 				bus.publishEvent(room, frame);
 			},
 		})
-		.catch((e) => log.error("presence_start_failed", { error: (e as Error).message }));
+		.catch((e: unknown) => log.error("presence_start_failed", { error: (e as Error).message }));
 	if (accounts) {
 		accounts
 			.watchRevocations((e) => log.warn("revocation_poll_failed", { error: e.message }))
@@ -469,10 +493,10 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	const sweeper = setInterval(() => hub.sweep(idleMs), Math.max(250, idleMs / 4));
 	const retention = startRetention(store, config, log, metrics);
 	const scheme = tls ? "https" : "http";
-	const url = `${scheme}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
+	const url = `${scheme}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listening.port}`;
 	log.info("listening", {
 		url,
-		port: server.port,
+		port: listening.port,
 		db: redact(config.db),
 		epoch: store.epoch,
 		version: VERSION,
@@ -503,7 +527,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 
 	let stopping: Promise<void> | undefined;
 	return {
-		server,
+		server: listening,
 		hub,
 		metrics,
 		url,
@@ -514,13 +538,13 @@ export function start(config: Config, options: StartOptions = {}): Running {
 				disk.stop();
 				files.stop();
 				accountFiles.stop();
-				server.stop();
+				listening.stop();
 				hub.closeAll(CLOSE.goingAway, "server shutting down");
 				await bus.close();
 				await presence.close();
 				await store.close();
 				await accounts?.close();
-				await server.stop(true);
+				await listening.stop(true);
 				log.info("stopped", {});
 			})();
 			return stopping;
@@ -560,6 +584,22 @@ function withAccounts(
 	};
 }
 
+/**
+ * A promise rejection nothing handled would end the process (Bun's default):
+ * every caller has its own catch, and this is the net under them: it logs and
+ * counts the bug and keeps serving everyone else.
+ */
+export function guardProcess(log: Logger, metrics: Metrics): () => void {
+	const onRejection = (reason: unknown) => {
+		metrics.unhandledRejections.inc();
+		log.error("unhandled_rejection", {
+			error: reason instanceof Error ? (reason.stack ?? reason.message) : String(reason),
+		});
+	};
+	process.on("unhandledRejection", onRejection);
+	return () => process.off("unhandledRejection", onRejection);
+}
+
 function exitWith(status: number, message: string): never {
 	process.stderr.write(`hubbub: ${message}\n`);
 	process.exit(status);
@@ -596,6 +636,9 @@ async function main(): Promise<void> {
 		const config = parsed.config;
 		const metrics = new Metrics();
 		log = createLogger(config.logLevel, undefined, () => metrics.logWriteFailures.inc());
+		guardProcess(log, metrics);
+		// Everything the config names is checked before the database is opened (and maybe created).
+		const tls = readTls(config);
 		const store = await openStore(config.db, metrics, log, { dailyQuota: config.quotaPerDay });
 		// The first Redis attempt comes before the port opens, so the first clients already see the whole cluster.
 		const cluster = config.redis
@@ -604,7 +647,7 @@ async function main(): Promise<void> {
 		if (cluster) cluster.link.onForeignStore = (e) => exitWith(2, e.message);
 		await cluster?.link.start();
 		const accounts = config.auth === "accounts" ? await Accounts.open(config.db) : undefined;
-		running = start(config, { store, metrics, log, cluster, accounts });
+		running = start(config, { store, metrics, log, cluster, accounts, tls });
 	} catch (e) {
 		if (e instanceof StoreError || e instanceof StartError || e instanceof ForeignStoreError)
 			exitWith(2, e.message);
@@ -614,10 +657,16 @@ async function main(): Promise<void> {
 		// A shutdown that hangs must still end: systemd and the user expect the process gone within 5 s.
 		const timer = setTimeout(() => process.exit(1), 5000);
 		log.info("shutdown", { signal });
-		running.stop().then(() => {
-			clearTimeout(timer);
-			process.exit(0);
-		});
+		running.stop().then(
+			() => {
+				clearTimeout(timer);
+				process.exit(0);
+			},
+			(e: unknown) => {
+				process.stderr.write(`hubbub: shutdown failed: ${(e as Error).message}\n`);
+				process.exit(1);
+			},
+		);
 	};
 	process.on("SIGTERM", () => shutdown("SIGTERM"));
 	process.on("SIGINT", () => shutdown("SIGINT"));

@@ -118,6 +118,22 @@ export class Metrics {
 	readonly messagesStored = new Counter("hubbub_messages_stored_total", "Messages committed to the store.");
 	readonly gapFills = new Counter("hubbub_gap_fills_total", "Reads of messages that arrived out of order.");
 	readonly storeErrors = new Counter("hubbub_store_errors_total", "Store reads and writes that failed.");
+	readonly feedReadFailures = new Counter(
+		"hubbub_feed_read_failures_total",
+		"Reads of missed messages that failed (or made no progress) and were retried after a backoff.",
+	);
+	readonly feedsLost = new Counter(
+		"hubbub_feeds_lost_total",
+		"Rooms whose missed messages could not be read in time; their sockets were closed with 4000 to resume.",
+	);
+	readonly repliesSplit = new Counter(
+		"hubbub_replies_split_total",
+		"joined or history replies cut to fit --max-buffer; the client fetches the rest with history.",
+	);
+	readonly unhandledRejections = new Counter(
+		"hubbub_unhandled_rejections_total",
+		"Promise rejections nothing handled (a bug: logged, and the process keeps serving).",
+	);
 	readonly busPublished = new Counter(
 		"hubbub_bus_published_total",
 		"Messages this process published to the cluster.",
@@ -171,6 +187,10 @@ export class Metrics {
 			this.messagesStored,
 			this.gapFills,
 			this.storeErrors,
+			this.feedReadFailures,
+			this.feedsLost,
+			this.repliesSplit,
+			this.unhandledRejections,
 			this.busPublished,
 			this.busReceived,
 			this.busReceivedBytes,

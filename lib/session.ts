@@ -135,7 +135,7 @@ export interface SessionHub {
 	leave(ws: Socket, room: string): void;
 	send(ws: Socket, room: string, id: string | undefined, text: string): Promise<Message>;
 	typing(ws: Socket, room: string): void;
-	history(room: string, before: number | undefined, limit: number): Promise<Page>;
+	history(room: string, before: number | undefined, limit: number, ws?: Socket): Promise<Page>;
 }
 
 /**
@@ -271,7 +271,7 @@ export function websocketHandler(
 			case "typing":
 				return hub.typing(ws, frame.room);
 			case "history": {
-				const reply = hub.history(frame.room, frame.before, frame.limit).then((page) => {
+				const reply = hub.history(frame.room, frame.before, frame.limit, ws).then((page) => {
 					hub.sendTo(ws, { type: "history", room: frame.room, ...page });
 				});
 				return run(ws, session.track(reply), undefined);

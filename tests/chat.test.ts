@@ -92,10 +92,28 @@ describe("join and resume", () => {
 		expect(await b.expect("message")).toMatchObject({ seq: 31, text: "live" });
 		const upToDate = await chatter(s.ws, "carol");
 		expect(await upToDate.join("general", 31)).toMatchObject({ messages: [], more: false });
-		const ahead = await chatter(s.ws, "dave");
-		expect(await ahead.join("general", 9999)).toMatchObject({ messages: [], more: false });
 		a.send({ type: "send", room: "general", text: "after" });
-		expect(await ahead.expect("message")).toMatchObject({ seq: 32 });
+		expect(await upToDate.expect("message")).toMatchObject({ seq: 32 });
+	});
+
+	test("a since beyond the room's last seq is a lost position: joined with reset and the latest messages", async () => {
+		await using s = startServer(noLimits);
+		const a = await chatter(s.ws, "alice", "general");
+		await stream(a, "general", 1, 60);
+		const ahead = await chatter(s.ws, "dave");
+		const joined = await ahead.join("general", 9999);
+		expect(joined.reset).toBe(true);
+		expect(joined.more).toBe(true);
+		expectConsecutive(
+			joined.messages.map((m) => m.seq),
+			11,
+			60,
+		);
+		a.send({ type: "send", room: "general", text: "after" });
+		expect(await ahead.expect("message")).toMatchObject({ seq: 61, text: "after" });
+		// A position the room does have is never reset.
+		const inTime = await chatter(s.ws, "erin");
+		expect((await inTime.join("general", 61)).reset).toBeUndefined();
 	});
 
 	test("more than 1000 missed: the newest 1000 with more=true; exactly 1000: more=false", async () => {
