@@ -48,7 +48,7 @@ export interface StartOptions {
 	/** TLS certificate and key already read (see readTls); otherwise read from config here. */
 	tls?: Tls;
 	/** Hub tuning for tests (e.g. the room feeds' retry policy, the presence grace). */
-	hub?: Pick<HubOptions, "feed" | "presenceGraceMs">;
+	hub?: Pick<HubOptions, "feed" | "presenceGraceMs" | "presence">;
 }
 
 export interface Tls {

@@ -1,7 +1,7 @@
 // Running on a public server: per-address and per-connection limits, floods, slow readers, dead peers, health, metrics, logs, TLS.
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import {
 	Client,
@@ -392,7 +392,7 @@ describe("TLS", () => {
 		expect(await c.expect("message")).toMatchObject({ text: "encrypted" });
 	});
 
-	test("an unreadable certificate: a clear message and exit status 2", async () => {
+	test("an unreadable certificate: a clear message, exit status 2, and no database file written", async () => {
 		using dir = tempDir();
 		const proc = Bun.spawn(
 			[
@@ -405,9 +405,11 @@ describe("TLS", () => {
 				"--tls-key",
 				join(dir.path, "none.key"),
 			],
-			{ stdout: "pipe", stderr: "pipe" },
+			// In a directory of its own: the default --db is hubbub.db in the working directory.
+			{ stdout: "pipe", stderr: "pipe", cwd: dir.path },
 		);
 		expect(await proc.exited).toBe(2);
 		expect(await new Response(proc.stderr).text()).toContain("cannot read the TLS certificate");
+		expect(readdirSync(dir.path).filter((f) => f.startsWith("hubbub.db"))).toEqual([]);
 	});
 });
