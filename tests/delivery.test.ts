@@ -67,8 +67,8 @@ class FaultyStore implements Store {
 	before(room: string, before: number, limit: number): Promise<Page> {
 		return this.inner.before(room, before, limit);
 	}
-	healthy(): Promise<boolean> {
-		return this.inner.healthy();
+	probe(): Promise<string | undefined> {
+		return this.inner.probe();
 	}
 	async close(): Promise<void> {
 		await this.inner.close();

@@ -241,61 +241,68 @@ describe("room feed", () => {
 		{ weight: 3, arbitrary: fc.record({ kind: fc.constant("flush" as const), pick: fc.nat(50) }) },
 		{ weight: 1, arbitrary: fc.record({ kind: fc.constant("join" as const), since: fc.option(fc.nat(60)) }) },
 		{ weight: 3, arbitrary: fc.record({ kind: fc.constant("release" as const), pick: fc.nat(10) }) },
-		{ weight: 1, arbitrary: fc.record({ kind: fc.constant("fail" as const), reads: fc.integer({ min: 1, max: 4 }) }) },
+		{
+			weight: 1,
+			arbitrary: fc.record({ kind: fc.constant("fail" as const), reads: fc.integer({ min: 1, max: 4 }) }),
+		},
 		{ weight: 1, arbitrary: fc.constant({ kind: "tick" as const }) },
 	);
 
 	test("randomized: lost, repeated and reordered bus deliveries, joins mid-stream, failing reads; every run is gap-free and complete", async () => {
 		await fc.assert(
-			fc.asyncProperty(fc.array(step, { maxLength: 120 }), fc.integer({ min: 1, max: 5 }), async (steps, pageSize) => {
-				const store = new FakeStore();
-				store.auto = false;
-				const h = harness(store, { pageSize, giveUpMs: 60_000 });
-				const held: Message[] = [];
-				const joins: Promise<unknown>[] = [];
-				// The first subscriber joins before anything is said.
-				joins.push(h.join().catch(() => {}));
-				store.releaseAll();
-				await Bun.sleep(0);
-				for (const s of steps) {
-					if (s.kind === "commit") {
-						const m = store.commit();
-						if (s.fate === "deliver") h.feed.deliver(m);
-						else if (s.fate === "hold") held.push(m);
-						else if (s.fate === "twice") {
-							h.feed.deliver(m);
-							held.push(m);
+			fc.asyncProperty(
+				fc.array(step, { maxLength: 120 }),
+				fc.integer({ min: 1, max: 5 }),
+				async (steps, pageSize) => {
+					const store = new FakeStore();
+					store.auto = false;
+					const h = harness(store, { pageSize, giveUpMs: 60_000 });
+					const held: Message[] = [];
+					const joins: Promise<unknown>[] = [];
+					// The first subscriber joins before anything is said.
+					joins.push(h.join().catch(() => {}));
+					store.releaseAll();
+					await Bun.sleep(0);
+					for (const s of steps) {
+						if (s.kind === "commit") {
+							const m = store.commit();
+							if (s.fate === "deliver") h.feed.deliver(m);
+							else if (s.fate === "hold") held.push(m);
+							else if (s.fate === "twice") {
+								h.feed.deliver(m);
+								held.push(m);
+							}
+						} else if (s.kind === "flush" && held.length > 0) {
+							const [m] = held.splice(s.pick % held.length, 1);
+							h.feed.deliver(m as Message);
+						} else if (s.kind === "join") {
+							const since = s.since === null ? undefined : Math.min(s.since, store.top);
+							joins.push(h.join(since).catch(() => {}));
+						} else if (s.kind === "release") {
+							store.release(s.pick);
+						} else if (s.kind === "fail") {
+							store.failNext += s.reads;
+						} else if (s.kind === "tick") {
+							await Bun.sleep(1);
 						}
-					} else if (s.kind === "flush" && held.length > 0) {
-						const [m] = held.splice(s.pick % held.length, 1);
-						h.feed.deliver(m as Message);
-					} else if (s.kind === "join") {
-						const since = s.since === null ? undefined : Math.min(s.since, store.top);
-						joins.push(h.join(since).catch(() => {}));
-					} else if (s.kind === "release") {
-						store.release(s.pick);
-					} else if (s.kind === "fail") {
-						store.failNext += s.reads;
-					} else if (s.kind === "tick") {
-						await Bun.sleep(1);
+						await Promise.resolve();
 					}
-					await Promise.resolve();
-				}
-				// The faults end: the store answers, the bus delivers what it held and reconnects (catchUp).
-				store.failNext = 0;
-				store.auto = true;
-				store.releaseAll();
-				for (const m of held) h.feed.deliver(m);
-				await Promise.all(joins);
-				h.feed.catchUp();
-				const last = (i: number) => h.subscribers[i]?.at(-1) ?? h.sinces[i] ?? 0;
-				await until(() => h.subscribers.every((_, i) => last(i) === store.top), 2000);
-				for (const [i, run] of h.subscribers.entries()) {
-					const since = h.sinces[i];
-					expectRun(run, since === undefined ? (run[0] ?? 1) : since + 1, store.top);
-				}
-				expect(h.events.lost).toEqual([]);
-			}),
+					// The faults end: the store answers, the bus delivers what it held and reconnects (catchUp).
+					store.failNext = 0;
+					store.auto = true;
+					store.releaseAll();
+					for (const m of held) h.feed.deliver(m);
+					await Promise.all(joins);
+					h.feed.catchUp();
+					const last = (i: number) => h.subscribers[i]?.at(-1) ?? h.sinces[i] ?? 0;
+					await until(() => h.subscribers.every((_, i) => last(i) === store.top), 2000);
+					for (const [i, run] of h.subscribers.entries()) {
+						const since = h.sinces[i];
+						expectRun(run, since === undefined ? (run[0] ?? 1) : since + 1, store.top);
+					}
+					expect(h.events.lost).toEqual([]);
+				},
+			),
 			{ numRuns: 300 },
 		);
 	}, 120_000);
