@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { LocalBus } from "../lib/bus-local.ts";
 import { defaultConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
-import type { Presence } from "../lib/presence.ts";
+import { localPresence, type Presence } from "../lib/presence.ts";
 import type { Appended, NewMessage, Page, Store } from "../lib/store.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
 import { CLOSE, type Message } from "../protocol.ts";
@@ -45,6 +45,9 @@ class FaultyStore implements Store {
 	}
 	get epoch(): string {
 		return this.inner.epoch;
+	}
+	get id(): string {
+		return this.inner.id;
 	}
 	append(input: NewMessage): Promise<Appended> {
 		return this.inner.append(input);
@@ -87,6 +90,8 @@ class LossyBus extends LocalBus {
 /** A cluster's shared view of who is where, kept in memory: what another process would see. */
 class SharedPresence implements Presence {
 	readonly rooms = new Map<string, Set<string>>();
+	async start(): Promise<void> {}
+	async close(): Promise<void> {}
 	async claim(): Promise<boolean> {
 		return true;
 	}
@@ -130,7 +135,7 @@ describe("store faults", () => {
 		const bus = new LossyBus();
 		await using s = startServer({
 			store,
-			bus,
+			cluster: { bus, presence: localPresence },
 			config: noLimits,
 			hub: { feed: { retryMinMs: 20, retryMaxMs: 100 } },
 		});
@@ -154,7 +159,7 @@ describe("store faults", () => {
 		const bus = new LossyBus();
 		await using s = startServer({
 			store,
-			bus,
+			cluster: { bus, presence: localPresence },
 			config: noLimits,
 			hub: { feed: { retryMinMs: 10, retryMaxMs: 20, giveUpMs: 200 } },
 		});
@@ -195,7 +200,7 @@ describe("joins", () => {
 		using dir = tempDir();
 		const store = new FaultyStore(join(dir.path, "h.db"));
 		const presence = new SharedPresence();
-		await using s = startServer({ store, hub: { presence } });
+		await using s = startServer({ store, cluster: { bus: new LocalBus(), presence } });
 		const gate = new Gate();
 		store.gates.latest = gate;
 		const ghost = await chatter(s.ws, "ghost");
