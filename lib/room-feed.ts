@@ -172,6 +172,15 @@ export class RoomFeed {
 			this.options.onRead(this.room);
 			const page = await this.store.after(this.room, from, this.options.pageSize);
 			if (this.generation !== generation || this.closed) return;
+			const first = page.messages[0];
+			if (first && first.seq > (this.headSeq as number) + 1) {
+				// Seqs are gap-free and commit in order, so a hole the store shows is a removed prefix
+				// (retention ran while this process was behind): nobody can deliver those any more.
+				this.lose(
+					`seqs ${(this.headSeq as number) + 1}-${first.seq - 1} were removed before they were delivered here`,
+				);
+				return;
+			}
 			for (const m of page.messages) if (m.seq === (this.headSeq as number) + 1) this.send(m);
 			this.drainAhead();
 			if (!page.more) this.toEnd = false;

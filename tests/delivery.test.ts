@@ -5,7 +5,7 @@ import { LocalBus } from "../lib/bus-local.ts";
 import { defaultConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { localPresence, type Presence } from "../lib/presence.ts";
-import type { Appended, NewMessage, Page, Store } from "../lib/store.ts";
+import type { Page } from "../lib/store.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
 import { CLOSE, type Message } from "../protocol.ts";
 import { StartError, start } from "../server.ts";
@@ -33,48 +33,29 @@ class Gate {
 }
 
 /** A real SQLite store whose reads a test can stall or make fail (a fake of the network, not of the engine). */
-class FaultyStore implements Store {
-	readonly inner: SqliteStore;
+class FaultyStore extends SqliteStore {
 	/** `after` reads that fail before one succeeds again (Infinity: until told otherwise). */
 	failAfter = 0;
 	gates: { latest?: Gate; since?: Gate } = {};
 	closeFails = false;
 
-	constructor(path: string) {
-		this.inner = new SqliteStore(path);
-	}
-	get epoch(): string {
-		return this.inner.epoch;
-	}
-	get id(): string {
-		return this.inner.id;
-	}
-	append(input: NewMessage): Promise<Appended> {
-		return this.inner.append(input);
-	}
-	async latest(room: string, limit: number): Promise<Page> {
+	override async latest(room: string, limit: number): Promise<Page> {
 		await this.gates.latest?.pass();
-		return this.inner.latest(room, limit);
+		return super.latest(room, limit);
 	}
-	async since(room: string, since: number, limit: number): Promise<Page> {
+	override async since(room: string, since: number, limit: number): Promise<Page> {
 		await this.gates.since?.pass();
-		return this.inner.since(room, since, limit);
+		return super.since(room, since, limit);
 	}
-	async after(room: string, after: number, limit: number): Promise<Page> {
+	override async after(room: string, after: number, limit: number): Promise<Page> {
 		if (this.failAfter > 0) {
 			this.failAfter--;
 			throw new Error("connection to the database lost");
 		}
-		return this.inner.after(room, after, limit);
+		return super.after(room, after, limit);
 	}
-	before(room: string, before: number, limit: number): Promise<Page> {
-		return this.inner.before(room, before, limit);
-	}
-	probe(): Promise<string | undefined> {
-		return this.inner.probe();
-	}
-	async close(): Promise<void> {
-		await this.inner.close();
+	override async close(): Promise<void> {
+		await super.close();
 		if (this.closeFails) throw new Error("close failed");
 	}
 }

@@ -199,6 +199,18 @@ describe("room feed", () => {
 		expectRun(subscribers[1] as number[], 3, 4);
 	});
 
+	test("messages removed by retention while the feed was behind: it gives up at once rather than skip them", async () => {
+		const store = new FakeStore();
+		const { feed, events, subscribers, join } = harness(store);
+		await join();
+		for (let i = 0; i < 10; i++) store.commit();
+		store.log.splice(0, 5); // seqs 1-5 pruned
+		feed.deliver(store.log.at(-1) as Message);
+		await until(() => events.lost.length === 1);
+		expect(events.lost[0]).toContain("seqs 1-5 were removed");
+		expect(subscribers[0]).toEqual([]);
+	});
+
 	test("too many messages waiting ahead of a gap: the feed gives up instead of growing without bound", async () => {
 		const store = new FakeStore();
 		const { feed, events, join } = harness(store, { maxAhead: 5 });
