@@ -177,6 +177,8 @@ export const ErrorFrame = z.object({
 	code: z.string(),
 	message: z.string(),
 	ref: z.string().optional(),
+	/** (hubbub's own) The room named by the frame this answers, so a client can retry that join or history. */
+	room: z.string().optional(),
 });
 
 export const ServerFrame = z.discriminatedUnion("type", [

@@ -143,6 +143,11 @@ export interface SessionHub {
  * is below its floor); such sends get `server_error` with that reason.
  * `floodClosed` learns of every address closed for flooding (server.ts refuses it for a while).
  */
+/** The room a client frame names, if it names one. */
+function roomOf(frame: ClientFrame): string | undefined {
+	return "room" in frame ? frame.room : undefined;
+}
+
 export function websocketHandler(
 	hub: SessionHub,
 	limits: SessionLimits,
@@ -152,12 +157,16 @@ export function websocketHandler(
 ): WebSocketHandler<Session> {
 	const { metrics } = hub;
 
-	function sendError(ws: Socket, code: ErrorCode, message: string, ref?: string): void {
+	/** `ref` and `room` name the frame it answers (its id, the room it named), so a client can retry that one. */
+	function sendError(ws: Socket, code: ErrorCode, message: string, ref?: string, room?: string): void {
 		metrics.errors.inc(1, code);
-		hub.sendTo(
-			ws,
-			ref === undefined ? { type: "error", code, message } : { type: "error", code, message, ref },
-		);
+		hub.sendTo(ws, {
+			type: "error",
+			code,
+			message,
+			...(ref === undefined ? {} : { ref }),
+			...(room === undefined ? {} : { room }),
+		});
 	}
 
 	/** Charges the frame; false (and `rate_limited`, or a 1008 close for a flood) when it may not go ahead. */
@@ -177,18 +186,18 @@ export function websocketHandler(
 			floodClosed(ws.data.address);
 			ws.close(CLOSE.policyViolation, "rate limit exceeded");
 		} else {
-			sendError(ws, "rate_limited", `too many ${frame.type} frames; slow down`, ref);
+			sendError(ws, "rate_limited", `too many ${frame.type} frames; slow down`, ref, roomOf(frame));
 		}
 		return false;
 	}
 
 	/** Awaits a hub call; a failure becomes `server_error` for this socket alone. */
-	function run(ws: Socket, work: Promise<unknown>, ref: string | undefined): void {
+	function run(ws: Socket, work: Promise<unknown>, ref: string | undefined, room?: string): void {
 		work.catch((e: unknown) => {
-			if (e instanceof QuotaExceeded) return sendError(ws, "quota_exceeded", e.message, ref);
+			if (e instanceof QuotaExceeded) return sendError(ws, "quota_exceeded", e.message, ref, room);
 			if (e instanceof StoreError) metrics.storeErrors.inc();
 			log.error("request_failed", { conn: ws.data.id, error: (e as Error).message });
-			sendError(ws, "server_error", "the server could not do that; try again", ref);
+			sendError(ws, "server_error", "the server could not do that; try again", ref, room);
 		});
 	}
 
@@ -253,20 +262,23 @@ export function websocketHandler(
 					ws,
 					"too_many_rooms",
 					`a connection can be in at most ${limits.maxRooms} rooms; leave one first`,
+					undefined,
+					frame.room,
 				);
 			}
 			log.debug("join", { conn: session.id, name: session.name, room: frame.room, since: frame.since });
-			return run(ws, session.track(hub.join(ws, frame.room, frame.since)), undefined);
+			return run(ws, session.track(hub.join(ws, frame.room, frame.since)), undefined, frame.room);
 		}
-		if (!session.rooms.has(frame.room)) return sendError(ws, "not_joined", `join ${frame.room} first`, ref);
+		if (!session.rooms.has(frame.room))
+			return sendError(ws, "not_joined", `join ${frame.room} first`, ref, frame.room);
 		switch (frame.type) {
 			case "leave":
 				hub.leave(ws, frame.room);
 				return hub.sendTo(ws, { type: "left", room: frame.room });
 			case "send": {
 				const refusal = refuseSends();
-				if (refusal) return sendError(ws, "server_error", refusal, frame.id);
-				return run(ws, hub.send(ws, frame.room, frame.id, frame.text), frame.id);
+				if (refusal) return sendError(ws, "server_error", refusal, frame.id, frame.room);
+				return run(ws, hub.send(ws, frame.room, frame.id, frame.text), frame.id, frame.room);
 			}
 			case "typing":
 				return hub.typing(ws, frame.room);
@@ -274,7 +286,7 @@ export function websocketHandler(
 				const reply = hub.history(frame.room, frame.before, frame.limit, ws).then((page) => {
 					hub.sendTo(ws, { type: "history", room: frame.room, ...page });
 				});
-				return run(ws, session.track(reply), undefined);
+				return run(ws, session.track(reply), undefined, frame.room);
 			}
 			default:
 				frame satisfies never;

@@ -39,8 +39,15 @@ class FaultyStore extends SqliteStore {
 	gates: { latest?: Gate; since?: Gate } = {};
 	closeFails = false;
 
+	/** `latest` reads that fail before one succeeds again. */
+	failLatest = 0;
+
 	override async latest(room: string, limit: number): Promise<Page> {
 		await this.gates.latest?.pass();
+		if (this.failLatest > 0) {
+			this.failLatest--;
+			throw new Error("connection to the database lost");
+		}
 		return super.latest(room, limit);
 	}
 	override async since(room: string, since: number, limit: number): Promise<Page> {
@@ -262,5 +269,18 @@ describe("the process", () => {
 		expect(out).toContain('"event":"unhandled_rejection"');
 		expect(out).toContain("nobody caught me");
 		expect(out).toContain('{"counted":1}');
+	});
+});
+
+describe("errors", () => {
+	test("a join the store cannot answer is refused with server_error naming its room; asking again later joins", async () => {
+		using dir = tempDir();
+		const store = new FaultyStore(join(dir.path, "h.db"));
+		await using s = startServer({ store });
+		const alice = await chatter(s.ws, "alice");
+		store.failLatest = 1;
+		alice.send({ type: "join", room: "dev" });
+		expect(await alice.next()).toMatchObject({ type: "error", code: "server_error", room: "dev" });
+		expect((await alice.join("dev")).room).toBe("dev");
 	});
 });
