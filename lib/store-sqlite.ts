@@ -42,6 +42,46 @@ function isBusy(e: unknown): boolean {
 	return code === "SQLITE_BUSY" || code === "SQLITE_LOCKED" || String(code).startsWith("SQLITE_BUSY");
 }
 
+/** How long and how often to try again while another process holds the file's write lock. */
+interface BusyPolicy {
+	timeoutMs: number;
+	/** First wait; each next one doubles, up to `maxMs`. */
+	firstMs: number;
+	maxMs: number;
+	/** Told of each wait. */
+	onWait?: (ms: number) => void;
+}
+
+/**
+ * Runs `work`, and again after a wait each time it finds the file locked by
+ * another process (SQLite does not always wait by itself), until it succeeds
+ * or `policy.timeoutMs` passes; then the last error is thrown. `sleep` is
+ * Bun.sleep, or Bun.sleepSync where a caller cannot await (opening the file).
+ */
+function whileBusy<T>(work: () => T, policy: BusyPolicy, sleep: (ms: number) => void): T;
+function whileBusy<T>(work: () => T, policy: BusyPolicy, sleep: (ms: number) => Promise<void>): Promise<T>;
+function whileBusy<T>(work: () => T, policy: BusyPolicy, sleep: (ms: number) => unknown): T | Promise<T> {
+	const deadline = Date.now() + policy.timeoutMs;
+	let wait = policy.firstMs;
+	const attempt = (): T | Promise<T> => {
+		for (;;) {
+			try {
+				return work();
+			} catch (e) {
+				if (!isBusy(e) || Date.now() + wait > deadline) throw e;
+				policy.onWait?.(wait);
+				const slept = sleep(wait);
+				wait = Math.min(wait * 2, policy.maxMs);
+				if (slept instanceof Promise) return slept.then(attempt);
+			}
+		}
+	};
+	return attempt();
+}
+
+/** At start-up another process may be opening the same file: waiting (blocking) is fine then. */
+const OPENING: BusyPolicy = { timeoutMs: 10_000, firstMs: 10, maxMs: 200 };
+
 function fileIdentity(path: string): { dev: number; ino: number } | undefined {
 	if (path === "" || path === ":memory:" || path.startsWith("file:")) return undefined;
 	try {
@@ -100,18 +140,26 @@ export class SqliteStore implements Store {
 			this.db = new Database(path, { create: true, strict: true });
 			// At start-up another process may be opening the same file: waiting is fine here.
 			this.db.run("PRAGMA busy_timeout = 5000");
-			this.epoch = this.whileBusy(() => {
-				this.db.run("PRAGMA journal_mode = WAL");
-				// FULL: an acknowledged message survives power loss, not only a crash; batching pays for the fsync.
-				this.db.run("PRAGMA synchronous = FULL");
-				return this.migrate();
-			});
-			this.id = this.whileBusy(() => {
-				// Not a migration: every database gets its id the first time it is opened, whatever its schema.
-				this.db.run("INSERT OR IGNORE INTO meta (key, value) VALUES ('deployment', ?)", [newEpoch()]);
-				return (this.db.query("SELECT value FROM meta WHERE key = 'deployment'").get() as { value: string })
-					.value;
-			});
+			this.epoch = whileBusy(
+				() => {
+					this.db.run("PRAGMA journal_mode = WAL");
+					// FULL: an acknowledged message survives power loss, not only a crash; batching pays for the fsync.
+					this.db.run("PRAGMA synchronous = FULL");
+					return this.migrate();
+				},
+				OPENING,
+				Bun.sleepSync,
+			);
+			this.id = whileBusy(
+				() => {
+					// Not a migration: every database gets its id the first time it is opened, whatever its schema.
+					this.db.run("INSERT OR IGNORE INTO meta (key, value) VALUES ('deployment', ?)", [newEpoch()]);
+					return (this.db.query("SELECT value FROM meta WHERE key = 'deployment'").get() as { value: string })
+						.value;
+				},
+				OPENING,
+				Bun.sleepSync,
+			);
 			// From here on a busy database must not stall the event loop: writes retry on a timer instead.
 			this.db.run("PRAGMA busy_timeout = 0");
 		} catch (e) {
@@ -140,19 +188,6 @@ export class SqliteStore implements Store {
 			),
 			after: this.db.query(`SELECT ${cols} FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?`),
 		};
-	}
-
-	/** Retries `work` for up to 10 s while another process holds the file (SQLite does not always wait by itself). */
-	private whileBusy<T>(work: () => T): T {
-		const deadline = Date.now() + 10_000;
-		for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
-			try {
-				return work();
-			} catch (e) {
-				if (!isBusy(e) || Date.now() > deadline) throw e;
-				Bun.sleepSync(wait);
-			}
-		}
 	}
 
 	private migrate(): string {
@@ -229,53 +264,63 @@ export class SqliteStore implements Store {
 			for (const p of batch) p.reject(new StoreError(gone));
 			return;
 		}
-		const deadline = Date.now() + this.busyTimeoutMs;
-		let wait = 2;
-		for (;;) {
-			try {
-				const t0 = performance.now();
-				const results = this.db
-					.transaction(() => {
-						const version = this.q.dataVersion.get()?.data_version ?? -1;
-						if (version !== this.dataVersion || this.seqs.size > 10_000) {
-							// Another process wrote since our last commit (or the cache grew large): start it afresh.
-							this.seqs.clear();
-							this.dataVersion = version;
-						}
-						return batch.map((p) => {
-							try {
-								return this.insert(p.input);
-							} catch (e) {
-								// Refused alone: the rest of the batch commits.
-								if (e instanceof QuotaExceeded) return e;
-								throw e;
-							}
-						});
-					})
-					.immediate();
-				this.onCommit?.((performance.now() - t0) / 1000, batch.length);
-				for (let i = 0; i < batch.length; i++) {
-					const result = results[i] as Appended | QuotaExceeded;
-					if (result instanceof QuotaExceeded) batch[i]?.reject(result);
-					else batch[i]?.resolve(result);
-				}
-				return;
-			} catch (e) {
-				// The transaction rolled back, and with it any seqs it cached.
-				this.seqs.clear();
-				if (isBusy(e) && Date.now() < deadline) {
-					this.onBusy?.(wait, batch.length);
-					await Bun.sleep(wait);
-					wait = Math.min(wait * 2, 50);
-					continue;
-				}
-				const error = new StoreError(
-					isBusy(e) ? "database is locked by another process" : `write failed: ${(e as Error).message}`,
-				);
-				for (const p of batch) p.reject(error);
-				return;
-			}
+		let results: (Appended | QuotaExceeded)[];
+		let t0 = 0;
+		try {
+			results = await whileBusy(
+				() => {
+					t0 = performance.now();
+					try {
+						return this.commit(batch);
+					} catch (e) {
+						// The transaction rolled back, and with it any seqs it cached.
+						this.seqs.clear();
+						throw e;
+					}
+				},
+				{
+					timeoutMs: this.busyTimeoutMs,
+					firstMs: 2,
+					maxMs: 50,
+					onWait: (ms) => this.onBusy?.(ms, batch.length),
+				},
+				Bun.sleep,
+			);
+		} catch (e) {
+			const error = new StoreError(
+				isBusy(e) ? "database is locked by another process" : `write failed: ${(e as Error).message}`,
+			);
+			for (const p of batch) p.reject(error);
+			return;
 		}
+		this.onCommit?.((performance.now() - t0) / 1000, batch.length);
+		for (let i = 0; i < batch.length; i++) {
+			const result = results[i] as Appended | QuotaExceeded;
+			if (result instanceof QuotaExceeded) batch[i]?.reject(result);
+			else batch[i]?.resolve(result);
+		}
+	}
+
+	/** One transaction for the batch; a message over its sender's quota is refused alone, the rest commit. */
+	private commit(batch: Pending[]): (Appended | QuotaExceeded)[] {
+		return this.db
+			.transaction(() => {
+				const version = this.q.dataVersion.get()?.data_version ?? -1;
+				if (version !== this.dataVersion || this.seqs.size > 10_000) {
+					// Another process wrote since our last commit (or the cache grew large): start it afresh.
+					this.seqs.clear();
+					this.dataVersion = version;
+				}
+				return batch.map((p) => {
+					try {
+						return this.insert(p.input);
+					} catch (e) {
+						if (e instanceof QuotaExceeded) return e;
+						throw e;
+					}
+				});
+			})
+			.immediate();
 	}
 
 	private insert(input: NewMessage): Appended {
@@ -419,27 +464,25 @@ export class SqliteStore implements Store {
 	async probe(): Promise<string | undefined> {
 		const gone = this.fileProblem();
 		if (gone) return gone;
-		const deadline = Date.now() + 1000;
-		for (;;) {
-			try {
-				this.db
-					.transaction(() => {
-						this.db.run(
-							"CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
-						);
-						this.db.run("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)", [Date.now()]);
-					})
-					.immediate();
-				return undefined;
-			} catch (e) {
-				if (isBusy(e) && Date.now() < deadline) {
-					await Bun.sleep(20);
-					continue;
-				}
-				return isBusy(e)
-					? "the database is locked by another process"
-					: `the database cannot take writes: ${(e as Error).message}`;
-			}
+		try {
+			await whileBusy(
+				() =>
+					this.db
+						.transaction(() => {
+							this.db.run(
+								"CREATE TABLE IF NOT EXISTS health_probe (id INTEGER PRIMARY KEY, at INTEGER NOT NULL)",
+							);
+							this.db.run("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, ?)", [Date.now()]);
+						})
+						.immediate(),
+				{ timeoutMs: 1000, firstMs: 20, maxMs: 20 },
+				Bun.sleep,
+			);
+			return undefined;
+		} catch (e) {
+			return isBusy(e)
+				? "the database is locked by another process"
+				: `the database cannot take writes: ${(e as Error).message}`;
 		}
 	}
 
