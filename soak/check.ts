@@ -68,6 +68,7 @@ export interface Violation {
 		| "joined-gap"
 		| "live-duplicate"
 		| "live-gap"
+		| "echo-ahead"
 		| "history-order"
 		| "untold-gap"
 		| "behind"
@@ -390,6 +391,16 @@ function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verd
 				} else if (ownEcho && m.seq <= s.head) {
 					// The stored copy of a send this connection repeated: allowed, shown once.
 					stats.echoes++;
+				} else if (ownEcho) {
+					// The stored copy of a repeated send, ahead of the room's live order: a page shows it and then
+					// takes the seqs before it, when they come, for ones already shown.
+					v.push({
+						kind: "echo-ahead",
+						client,
+						room: e.room,
+						seqs: [s.head, m.seq],
+						detail: `conn ${e.conn}: after seq ${s.head} came the stored copy of its repeated send ${m.id} as seq ${m.seq}, before seqs ${s.head + 1}–${m.seq - 1}`,
+					});
 				} else if (m.seq <= s.head) {
 					v.push({
 						kind: "live-duplicate",
@@ -404,7 +415,7 @@ function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verd
 						client,
 						room: e.room,
 						seqs: [s.head + 1, m.seq - 1],
-						detail: `conn ${e.conn}: after seq ${s.head} came seq ${m.seq}${ownEcho ? " (the echo of a repeated send, ahead of the live order)" : ""}: seqs ${s.head + 1}–${m.seq - 1} skipped`,
+						detail: `conn ${e.conn}: after seq ${s.head} came seq ${m.seq}: seqs ${s.head + 1}–${m.seq - 1} skipped`,
 					});
 					// Go on from here, so one skip is reported once.
 					s.head = m.seq;

@@ -86,6 +86,22 @@ describe("soak checker", () => {
 		expect(kinds([log("carol", entries)], rowsUpTo(2, { 2: mine }))).toEqual(["live-duplicate"]);
 	});
 
+	test("the stored copy of a repeated send ahead of the live order is named once, and the order goes on", () => {
+		const mine = msg(4, "alice", "a-1");
+		const entries: Entry[] = [
+			...open(1),
+			{ ev: "join", conn: 1, room: ROOM },
+			{ ev: "joined", conn: 1, room: ROOM, messages: [msg(1)], more: false },
+			{ ev: "send", conn: 1, room: ROOM, id: "a-1", text: mine.text },
+			{ ev: "message", conn: 1, room: ROOM, msg: mine },
+			...live(1, 2, 3),
+			{ ev: "message", conn: 1, room: ROOM, msg: mine },
+		];
+		const { violations } = check([log("alice", entries)], rowsUpTo(4, { 4: mine }));
+		expect(violations).toHaveLength(1);
+		expect(violations[0]).toMatchObject({ kind: "echo-ahead", client: "alice", room: ROOM, seqs: [1, 4] });
+	});
+
 	test("a resume that starts later is a gap unless `more` said so; a told gap may be filled from history", () => {
 		const resume = (more: boolean): Entry[] => [
 			...open(1),
