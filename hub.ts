@@ -407,9 +407,14 @@ export class Hub implements BusHandler {
 		if (created) {
 			this.metrics.messagesStored.inc();
 			this.bus.publish(message);
-		} else {
-			this.sendTo(ws, message);
+			return message;
 		}
+		// A repeat: the stored copy is this sender's acknowledgement. Sent now only if the room's stream here
+		// is already past it; otherwise (another process committed it and the bus has not brought it yet) it
+		// arrives in order through the stream, since the socket is in the room: sent now, it would overtake
+		// the messages before it.
+		const head = this.rooms.get(room)?.feed.head;
+		if (head === undefined || message.seq <= head) this.sendTo(ws, message);
 		return message;
 	}
 

@@ -284,3 +284,29 @@ describe("errors", () => {
 		expect((await alice.join("dev")).room).toBe("dev");
 	});
 });
+
+describe("repeated sends", () => {
+	test("a repeat of a send the bus has not delivered yet is acknowledged in order, once, not ahead of the messages before it", async () => {
+		const bus = new LossyBus();
+		await using s = startServer({ config: noLimits, cluster: { bus, presence: localPresence } });
+		const stored = (n: number) => until(() => s.metrics.messagesStored.get() === n);
+		const alice = await chatter(s.ws, "alice", "general");
+		const bob = await chatter(s.ws, "bob", "general");
+		alice.send({ type: "send", room: "general", id: "a1", text: "one" });
+		await alice.expect("message", (m) => m.id === "a1");
+		// Seqs 2 and 3 are committed but late on the bus (as when another process committed them).
+		bus.lose.add(2).add(3);
+		bob.send({ type: "send", room: "general", id: "b1", text: "two" });
+		await stored(2);
+		alice.send({ type: "send", room: "general", id: "a2", text: "three" });
+		await stored(3);
+		// Alice repeats a2 (stored as 3) while her stream is still at 1; then the room moves on.
+		alice.send({ type: "send", room: "general", id: "a2", text: "three" });
+		bob.send({ type: "send", room: "general", id: "b2", text: "four" });
+		expect(await messages(alice, "general", 3)).toEqual([2, 3, 4]);
+		// Nothing after: the repeat was acknowledged by the in-order copy, not by a second one.
+		alice.send({ type: "ping" });
+		await alice.expect("pong");
+		expect(alice.pending()).toEqual([]);
+	});
+});
