@@ -173,6 +173,24 @@ describe("redis bus across processes", () => {
 		for (const n of [a, b]) await n.bus.close();
 	});
 
+	test("a process that stops watching every room and then watches one again gets its traffic", async () => {
+		const cluster = backends[1]?.[1].cluster() as ReturnType<Backend["cluster"]>;
+		const [a, b] = [cluster.node(), cluster.node()];
+		const [ra, rb] = [recorder(), recorder()];
+		await a.bus.start(ra.handler);
+		await b.bus.start(rb.handler);
+		b.bus.watch("r");
+		await until(() => rb.got.catchUps.length === 1);
+		b.bus.unwatch("r");
+		await until(() => b.link?.listening === 0);
+		b.bus.watch("r");
+		await until(() => rb.got.catchUps.length === 2);
+		a.bus.publish(message("r", 1));
+		await until(() => rb.got.messages.length === 1);
+		expect(rb.got.messages).toEqual([message("r", 1)]);
+		for (const n of [a, b]) await n.bus.close();
+	});
+
 	test("a watch and an unwatch in quick succession leave the subscription as the last call says", async () => {
 		const node = redisNode(`test${++serial}`);
 		await node.bus.start(recorder().handler);
