@@ -1,10 +1,10 @@
 // Rooms, membership and fan-out: which names are online, who is in which room, and getting each frame to them through Bun's topics.
 import type { ServerWebSocket } from "bun";
 import type { Bus, BusHandler } from "./lib/bus.ts";
+import { Connections } from "./lib/connections.ts";
 import type { Logger } from "./lib/log.ts";
 import type { Metrics } from "./lib/metrics.ts";
 import { nameKey } from "./lib/names.ts";
-import { addressGroup } from "./lib/origin.ts";
 import { localPresence, type Presence } from "./lib/presence.ts";
 import { FEED_DEFAULTS, RoomFeed } from "./lib/room-feed.ts";
 import type { Session } from "./lib/session.ts";
@@ -66,8 +66,7 @@ export class Hub implements BusHandler {
 	private readonly maxReplyBytes: number;
 	private readonly presenceGraceMs: number;
 	private readonly feedOptions: typeof FEED_DEFAULTS;
-	private readonly sockets = new Set<Socket>();
-	private readonly perAddress = new Map<string, number>();
+	private readonly sockets = new Connections<Conn>();
 	private readonly names = new Map<string, Socket>();
 	private readonly rooms = new Map<string, RoomState>();
 	/** "room\nlower-case name" → the announcement of a leave, held back for presenceGraceMs. */
@@ -119,12 +118,11 @@ export class Hub implements BusHandler {
 
 	/** Open connections from one client address (an IPv6 /64 counts as one: see addressGroup). */
 	connectionsFrom(address: string): number {
-		return this.perAddress.get(addressGroup(address)) ?? 0;
+		return this.sockets.from(address);
 	}
 
 	connect(ws: Socket): void {
 		this.sockets.add(ws);
-		this.perAddress.set(addressGroup(ws.data.address), this.connectionsFrom(ws.data.address) + 1);
 	}
 
 	/** Closes every open socket, e.g. with 1001 on shutdown; announces held-back leaves at once. */
@@ -133,17 +131,9 @@ export class Hub implements BusHandler {
 		for (const id of [...this.leaving.keys()]) this.announceLeave(id);
 	}
 
-	/**
-	 * Pings sockets silent for half of `idleMs` and drops those silent for all
-	 * of it. Bun's own idle timer restarts whenever the server sends, so in a
-	 * busy room a vanished peer would never time out without this.
-	 */
+	/** Pings quiet sockets and drops silent ones (see Connections.sweep). */
 	sweep(idleMs: number, now = performance.now()): void {
-		for (const ws of this.sockets) {
-			const silent = now - ws.data.lastSeen;
-			if (silent >= idleMs) ws.terminate();
-			else if (silent >= idleMs / 2) ws.ping();
-		}
+		this.sockets.sweep(idleMs, now);
 	}
 
 	/** Sends one frame to one socket; a client too slow to take it is disconnected by Bun and counted. */
@@ -334,11 +324,7 @@ export class Hub implements BusHandler {
 	disconnect(ws: Socket): void {
 		const conn = ws.data;
 		conn.closed = true;
-		if (this.sockets.delete(ws)) {
-			const left = this.connectionsFrom(conn.address) - 1;
-			if (left > 0) this.perAddress.set(addressGroup(conn.address), left);
-			else this.perAddress.delete(addressGroup(conn.address));
-		}
+		this.sockets.delete(ws);
 		for (const room of conn.rooms) this.removeMember(ws, room);
 		conn.rooms.clear();
 		if (conn.name && this.names.get(nameKey(conn.name)) === ws) {
