@@ -33,6 +33,8 @@ const server = Bun.spawn(
 			"20000",
 			"--log-level",
 			"warn",
+			"--auth",
+			"none",
 		],
 	],
 	{ stdout: "ignore", stderr: "inherit" },

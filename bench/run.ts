@@ -73,7 +73,7 @@ async function startServer(kind: Kind, dir: string) {
 		hubbub: [
 			join(ROOT, "dist", "hubbub"),
 			...["--port", String(port), "--host", "127.0.0.1", "--db", join(dir, `${kind}.db`)],
-			...["--max-conns-per-ip", "20000", "--log-level", "warn"],
+			...["--max-conns-per-ip", "20000", "--log-level", "warn", "--auth", "none"],
 		],
 		"raw-bun": [process.execPath, join(ROOT, "bench", "peers", "raw-bun.ts"), String(port)],
 		"node-ws": ["node", join(ROOT, "bench", "peers", "node-ws.mjs"), String(port)],
@@ -188,6 +188,9 @@ async function runCluster(): Promise<Record<string, unknown>> {
 				"20000",
 				"--log-level",
 				"warn",
+				// The fan-out bench speaks protocol v1 (hello with a name): guest mode.
+				"--auth",
+				"none",
 			];
 			const cluster = processes > 1 ? ["--reuse-port", "--redis", redis.url] : [];
 			const procs = Array.from({ length: processes }, () =>

@@ -388,7 +388,7 @@ export const OPTIONS: readonly Option[] = [
 		env: "HUBBUB_AUTH",
 		kind: "choice",
 		choices: ["accounts", "none"],
-		fallback: "none",
+		fallback: "accounts",
 		arg: "MODE",
 		help: "accounts: people sign in with a name and password (see docs/SECURITY.md); none: anyone picks any free name (protocol v1)",
 	},

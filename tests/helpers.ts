@@ -9,6 +9,11 @@ import { parseServerFrame, type ServerFrame, type ServerFrameOf } from "../proto
 import { type Running, type StartOptions, start } from "../server.ts";
 
 export const ROOT = join(import.meta.dir, "..");
+
+// Accounts are the default (--auth accounts); the protocol-v1 tests speak to guest mode. Every server
+// these helpers start, in process or spawned (the environment is inherited), runs with --auth none
+// unless a test asks for accounts with a flag or config (tests/accounts-helpers.ts does).
+process.env.HUBBUB_AUTH ??= "none";
 export const BINARY = join(ROOT, "dist", "hubbub");
 
 /** The command that runs hubbub from source on a free loopback port, `flags` after. */
@@ -65,10 +70,13 @@ export function startServer(
 ): TestServer {
 	const dir = options.dbPath ? undefined : tempDir();
 	const dbPath = options.dbPath ?? join((dir as { path: string }).path, "hubbub.db");
-	const running = start(defaultConfig({ port: 0, host: "127.0.0.1", db: dbPath, ...options.config }), {
-		log: createLogger("error", () => {}),
-		...options,
-	});
+	const running = start(
+		defaultConfig({ port: 0, host: "127.0.0.1", db: dbPath, auth: "none", ...options.config }),
+		{
+			log: createLogger("error", () => {}),
+			...options,
+		},
+	);
 	return {
 		...running,
 		ws: `${running.url.replace("http", "ws")}/ws`,
