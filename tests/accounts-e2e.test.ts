@@ -93,10 +93,7 @@ test("first-run setup, an invite in a second context, wrong passwords, throttlin
 	] as const) {
 		page.on("pageerror", (e) => problems.push(e.message));
 		await page.goto(server.url);
-		await page
-			.getByRole("status")
-			.filter({ hasText: `Connected as ${name}` })
-			.waitFor();
+		await page.locator("#status", { hasText: `Connected as ${name}` }).waitFor();
 	}
 	await bobChat.getByLabel(/^Message #/).fill("hi alice, bob here");
 	await bobChat.getByLabel(/^Message #/).press("Enter");

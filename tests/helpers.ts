@@ -11,14 +11,27 @@ import { type Running, type StartOptions, start } from "../server.ts";
 export const ROOT = join(import.meta.dir, "..");
 
 // Accounts are the default (--auth accounts); the protocol-v1 tests speak to guest mode. Every server
-// these helpers start, in process or spawned (the environment is inherited), runs with --auth none
-// unless a test asks for accounts with a flag or config (tests/accounts-helpers.ts does).
+// these helpers start runs with --auth none unless a test asks for accounts with a flag or config
+// (tests/accounts-helpers.ts does): startServer passes it, fromSource adds the flag, and spawnServer
+// hands its environment on. A bare Bun.spawn does not see this variable (Bun passes the environment
+// the process started with): pass --auth none there.
 process.env.HUBBUB_AUTH ??= "none";
 export const BINARY = join(ROOT, "dist", "hubbub");
 
 /** The command that runs hubbub from source on a free loopback port, `flags` after. */
 export function fromSource(...flags: string[]): string[] {
-	return [process.execPath, join(ROOT, "server.ts"), "--port", "0", "--host", "127.0.0.1", ...flags];
+	// Guest mode unless `flags` say otherwise (the last --auth wins).
+	return [
+		process.execPath,
+		join(ROOT, "server.ts"),
+		"--port",
+		"0",
+		"--host",
+		"127.0.0.1",
+		"--auth",
+		"none",
+		...flags,
+	];
 }
 
 /**
