@@ -175,7 +175,12 @@ describe("store faults", () => {
 		const store = new FaultyStore(join(dir.path, "h.db"));
 		store.closeFails = true;
 		const lines: string[] = [];
-		const config = defaultConfig({ port: first.server.port, host: "127.0.0.1", reusePort: false });
+		const config = defaultConfig({
+			port: first.server.port,
+			host: "127.0.0.1",
+			reusePort: false,
+			auth: "none",
+		});
 		expect(() => start(config, { store, log: createLogger("error", (l) => lines.push(l)) })).toThrow(
 			StartError,
 		);
