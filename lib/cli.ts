@@ -31,7 +31,7 @@ const DB_OPTION = {
 } as const;
 
 /**
- * Every subcommand, once: dispatch, argument checks and `hubbub help` come
+ * Every subcommand, once: dispatch, argument checks and `hubbub --help` come
  * from this table. A new one (e.g. `admin`) is one more entry.
  */
 export const COMMANDS: Record<string, Command> = {
