@@ -42,8 +42,10 @@ export type Verdict = "ok" | "limited" | "close";
 
 /** Frames whose answer can be large: they need reply bytes left in the budget. */
 const COSTLY: ReadonlySet<ClientFrameType> = new Set(["join", "history"]);
-/** Costly requests one connection may have in flight at once: a pipelined burst waits for none of them. */
-const MAX_IN_FLIGHT = 2;
+/** Costly requests of one connection run one at a time, so they are answered in the order they came. */
+const MAX_IN_FLIGHT = 1;
+/** Costly requests one connection may have waiting: a page rejoining all its rooms (--max-rooms) fits. */
+const MAX_WAITING = 100;
 
 let nextId = 1;
 
@@ -75,6 +77,8 @@ export class Session {
 	private readonly strikeBucket: TokenBucket;
 	private readonly floodClose: number;
 	private inFlight = 0;
+	/** Costly requests waiting for a turn (MAX_IN_FLIGHT run at once), in arrival order. */
+	private readonly waiting: { start(): Promise<void>; refuse(): void }[] = [];
 
 	constructor(
 		readonly address: string,
@@ -96,12 +100,45 @@ export class Session {
 
 	/** Charges one frame of `type`; past its rate (or, for a costly one, past the byte budget) it is refused. */
 	admit(type: ClientFrameType, now = performance.now()): Verdict {
-		const costly = COSTLY.has(type);
-		const allowed =
-			(!costly || (this.replies.level(now) > 0 && this.inFlight < MAX_IN_FLIGHT)) &&
-			this.frames[type].take(now);
-		if (allowed) return "ok";
+		const allowed = (!COSTLY.has(type) || this.affordable(now)) && this.frames[type].take(now);
+		return allowed ? "ok" : this.strike(now);
+	}
+
+	/** One more refusal: "close" once the unforgiven strikes reach --flood-close. */
+	strike(now = performance.now()): Verdict {
 		return this.strikeBucket.take(now) ? "limited" : "close";
+	}
+
+	/** Reply bytes are left in the budget. */
+	affordable(now = performance.now()): boolean {
+		return this.replies.level(now) > 0;
+	}
+
+	/**
+	 * Runs a costly request in its turn: at most MAX_IN_FLIGHT at once, the
+	 * rest in arrival order. `start` runs only while reply bytes are left when
+	 * its turn comes; otherwise (or when MAX_WAITING already wait) `refuse` does.
+	 */
+	queue(start: () => Promise<void>, refuse: () => void): void {
+		if (this.waiting.length >= MAX_WAITING) return refuse();
+		this.waiting.push({ start, refuse });
+		this.pump();
+	}
+
+	private pump(): void {
+		while (this.inFlight < MAX_IN_FLIGHT && this.waiting.length > 0) {
+			const next = this.waiting.shift() as { start(): Promise<void>; refuse(): void };
+			if (this.closed) continue;
+			if (!this.affordable()) {
+				next.refuse();
+				continue;
+			}
+			this.inFlight++;
+			next.start().finally(() => {
+				this.inFlight--;
+				this.pump();
+			});
+		}
 	}
 
 	/** Strikes not yet forgiven. */
@@ -112,14 +149,6 @@ export class Session {
 	/** Draws `bytes` of an answer sent to this connection alone from its budget. */
 	replied(bytes: number): void {
 		this.replies.spend(bytes);
-	}
-
-	/** Runs a costly request, counted as in flight until it settles. */
-	track<T>(work: Promise<T>): Promise<T> {
-		this.inFlight++;
-		return work.finally(() => {
-			this.inFlight--;
-		});
 	}
 }
 
@@ -173,6 +202,12 @@ export function websocketHandler(
 	function admitted(ws: Socket, frame: ClientFrame, ref?: string): boolean {
 		const verdict = ws.data.admit(frame.type);
 		if (verdict === "ok") return true;
+		refused(ws, frame, verdict, ref);
+		return false;
+	}
+
+	/** A frame refused by the cost model: `rate_limited` (naming its room), or the 1008 close of a flood. */
+	function refused(ws: Socket, frame: ClientFrame, verdict: Verdict, ref?: string): void {
 		metrics.rateLimited.inc();
 		log.debug("rate_limited", {
 			conn: ws.data.id,
@@ -188,12 +223,11 @@ export function websocketHandler(
 		} else {
 			sendError(ws, "rate_limited", `too many ${frame.type} frames; slow down`, ref, roomOf(frame));
 		}
-		return false;
 	}
 
-	/** Awaits a hub call; a failure becomes `server_error` for this socket alone. */
-	function run(ws: Socket, work: Promise<unknown>, ref: string | undefined, room?: string): void {
-		work.catch((e: unknown) => {
+	/** Awaits a hub call; a failure becomes `server_error` for this socket alone. Never rejects. */
+	function run(ws: Socket, work: Promise<unknown>, ref: string | undefined, room?: string): Promise<void> {
+		return work.then(undefined, (e: unknown) => {
 			if (e instanceof QuotaExceeded) return sendError(ws, "quota_exceeded", e.message, ref, room);
 			if (e instanceof StoreError) metrics.storeErrors.inc();
 			log.error("request_failed", { conn: ws.data.id, error: (e as Error).message });
@@ -255,19 +289,24 @@ export function websocketHandler(
 		if (frame.type === "hello") return hello(ws, frame.name);
 		if (session.name === undefined) return sendError(ws, "not_identified", "send hello first", ref);
 		if (frame.type === "ping") return hub.sendTo(ws, { type: "pong" });
+		const refuse = () => refused(ws, frame, session.strike());
 		if (frame.type === "join") {
-			const joinedOrJoining = new Set([...session.rooms, ...session.joins.keys()]);
-			if (!joinedOrJoining.has(frame.room) && joinedOrJoining.size >= limits.maxRooms) {
-				return sendError(
-					ws,
-					"too_many_rooms",
-					`a connection can be in at most ${limits.maxRooms} rooms; leave one first`,
-					undefined,
-					frame.room,
-				);
-			}
-			log.debug("join", { conn: session.id, name: session.name, room: frame.room, since: frame.since });
-			return run(ws, session.track(hub.join(ws, frame.room, frame.since)), undefined, frame.room);
+			// Checked in its turn, when the joins queued before it have counted.
+			const join = async () => {
+				const joinedOrJoining = new Set([...session.rooms, ...session.joins.keys()]);
+				if (!joinedOrJoining.has(frame.room) && joinedOrJoining.size >= limits.maxRooms) {
+					return sendError(
+						ws,
+						"too_many_rooms",
+						`a connection can be in at most ${limits.maxRooms} rooms; leave one first`,
+						undefined,
+						frame.room,
+					);
+				}
+				log.debug("join", { conn: session.id, name: session.name, room: frame.room, since: frame.since });
+				return run(ws, hub.join(ws, frame.room, frame.since), undefined, frame.room);
+			};
+			return session.queue(join, refuse);
 		}
 		if (!session.rooms.has(frame.room))
 			return sendError(ws, "not_joined", `join ${frame.room} first`, ref, frame.room);
@@ -278,15 +317,22 @@ export function websocketHandler(
 			case "send": {
 				const refusal = refuseSends();
 				if (refusal) return sendError(ws, "server_error", refusal, frame.id, frame.room);
-				return run(ws, hub.send(ws, frame.room, frame.id, frame.text), frame.id, frame.room);
+				void run(ws, hub.send(ws, frame.room, frame.id, frame.text), frame.id, frame.room);
+				return;
 			}
 			case "typing":
 				return hub.typing(ws, frame.room);
 			case "history": {
-				const reply = hub.history(frame.room, frame.before, frame.limit, ws).then((page) => {
-					hub.sendTo(ws, { type: "history", room: frame.room, ...page });
-				});
-				return run(ws, session.track(reply), undefined, frame.room);
+				const history = () =>
+					run(
+						ws,
+						hub.history(frame.room, frame.before, frame.limit, ws).then((page) => {
+							hub.sendTo(ws, { type: "history", room: frame.room, ...page });
+						}),
+						undefined,
+						frame.room,
+					);
+				return session.queue(history, refuse);
 			}
 			default:
 				frame satisfies never;

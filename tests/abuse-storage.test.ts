@@ -1,9 +1,11 @@
 // Storage bounds (issue 10, finding 4): a daily quota per name and per-room retention, against SQLite and PostgreSQL.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { Metrics } from "../lib/metrics.ts";
 import { QuotaExceeded, type QuotaOptions, type Store } from "../lib/store.ts";
 import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
+import { openStore } from "../server.ts";
 import { type Postgres, startPostgres } from "./engines.ts";
 import { chatter, startServer, tempDir } from "./helpers.ts";
 
@@ -139,6 +141,20 @@ describe.each(backends)("%s", (_, backend) => {
 });
 
 describe("over the wire", () => {
+	test("a page's joins of many rooms at once, on PostgreSQL's slower reads, are all answered in order (soak F3)", async () => {
+		const url = await pg.database();
+		const metrics = new Metrics();
+		await using s = startServer({ store: await openStore(url, metrics), metrics, config: { db: url } });
+		const page = await chatter(s.ws, "alice");
+		const rooms = Array.from({ length: 50 }, (_, i) => `room${i}`);
+		for (const room of rooms) page.send({ type: "join", room, since: 0 });
+		for (const room of rooms) await page.expect("joined", (j) => j.room === room, 15_000);
+		expect(page.frames.filter((f) => f.type === "error")).toEqual([]);
+		// One more than --max-rooms is refused, naming the room.
+		page.send({ type: "join", room: "one-too-many" });
+		expect(await page.expect("error")).toMatchObject({ code: "too_many_rooms", room: "one-too-many" });
+	}, 30_000);
+
 	test("a send past the name's daily quota gets quota_exceeded with its ref, and the room goes on", async () => {
 		await using s = startServer({ config: { quotaPerDay: 1024 } });
 		const a = await chatter(s.ws, "alice", "general");
