@@ -307,7 +307,7 @@ describe("room feed", () => {
 					await Promise.all(joins);
 					h.feed.catchUp();
 					const last = (i: number) => h.subscribers[i]?.at(-1) ?? h.sinces[i] ?? 0;
-					await until(() => h.subscribers.every((_, i) => last(i) === store.top), 2000);
+					await until(() => h.subscribers.every((_, i) => last(i) === store.top), 5000);
 					for (const [i, run] of h.subscribers.entries()) {
 						const since = h.sinces[i];
 						expectRun(run, since === undefined ? (run[0] ?? 1) : since + 1, store.top);
@@ -315,7 +315,7 @@ describe("room feed", () => {
 					expect(h.events.lost).toEqual([]);
 				},
 			),
-			{ numRuns: 300 },
+			{ numRuns: 1000 },
 		);
 	}, 120_000);
 });
