@@ -55,6 +55,20 @@ export function encode(frame: ServerFrame): string {
 	return JSON.stringify(frame);
 }
 
+/**
+ * A join's page and the messages the room's stream emitted while it was read:
+ * together, everything up to the stream's head, cut to the newest a `joined`
+ * holds (50 for the latest, 1000 for a resume) with `more` when some were left out.
+ */
+function withCaught(page: Page, caught: Message[], latest: boolean): Page {
+	if (caught.length === 0) return page;
+	const limit = latest ? LIMITS.latest : LIMITS.resume;
+	const messages = [...page.messages, ...caught];
+	return messages.length > limit
+		? { messages: messages.slice(-limit), more: true }
+		: { messages, more: page.more };
+}
+
 /** One local hub per process: it tracks only its own sockets; the bus and store make it part of a cluster. */
 export class Hub implements BusHandler {
 	readonly store: Store;
@@ -225,14 +239,14 @@ export class Hub implements BusHandler {
 			const elsewhere = await this.presence.members(room);
 			await state.feed.align(
 				() => this.readForJoin(room, since),
-				({ page, reset }) => {
+				({ page, reset }, caught) => {
 					settle();
 					if (conn.closed) {
 						// Its close already removed it from rooms it had joined before; a first join is undone here.
 						if (!rejoin) abandon();
 						return;
 					}
-					const fitted = this.fit(page, ws);
+					const fitted = this.fit(withCaught(page, caught, since === undefined || reset), ws);
 					const isNew = !state.members.has(key);
 					state.members.set(key, name);
 					if (!conn.rooms.has(room)) state.sockets.set(key, (state.sockets.get(key) ?? 0) + 1);

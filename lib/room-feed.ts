@@ -36,6 +36,9 @@ export const FEED_DEFAULTS: Omit<FeedOptions, "onRead" | "onError" | "onLost"> =
 	maxAhead: 10_000,
 };
 
+/** Messages a feed keeps after emitting them (see align). */
+const RECENT = 256;
+
 interface Waiter {
 	seq: number;
 	resolve: () => void;
@@ -67,6 +70,8 @@ export class RoomFeed {
 	private attempt = 0;
 	private failingSince?: number;
 	private waiters: Waiter[] = [];
+	/** The last messages emitted (at most 2 × RECENT), so a join whose read the stream overtook need not read again. */
+	private recent: Message[] = [];
 	/** Changes when the feed gives up, so a read started before is not applied after. */
 	private generation = 0;
 	private closed = false;
@@ -107,25 +112,43 @@ export class RoomFeed {
 	}
 
 	/**
-	 * Repeats `read` until the seq it reports as the room's last (`top`) is the
-	 * feed's head, emitting stored messages the feed has not delivered yet, then
-	 * calls `then` in that same turn: a subscriber added in `then` gets exactly
-	 * the messages after `top`, none twice, none skipped. Rejects when a read fails.
+	 * Lines a new subscriber up with the stream: runs `read` (whose `top` is
+	 * the room's last seq as it saw it), emits stored messages the feed has not
+	 * delivered yet, and calls `then` in the same turn as the stream stands at
+	 * `top` plus `caught` (the messages the stream emitted while `read` was under
+	 * way, oldest first). A subscriber added in `then` with what `read` returned
+	 * and `caught` gets every later message once, none skipped. Rejects when a
+	 * read fails.
 	 */
-	async align<T, R>(read: () => Promise<{ top: number; value: T }>, then: (value: T) => R): Promise<R> {
+	async align<T, R>(
+		read: () => Promise<{ top: number; value: T }>,
+		then: (value: T, caught: Message[]) => R,
+	): Promise<R> {
 		for (;;) {
 			const { top, value } = await read();
 			if (this.closed) throw new Error(`room ${this.room} is no longer served`);
 			if (this.headSeq === undefined) this.headSeq = top;
-			if (this.headSeq > top) continue; // delivered while we read: read again
+			if (this.headSeq > top) {
+				// The stream went on while we read: hand over what it emitted meanwhile, or (too much) read again.
+				const caught = this.emittedAfter(top);
+				if (caught) return then(value, caught);
+				continue;
+			}
 			if (this.headSeq < top) {
 				// Stored but not yet delivered here (it comes through the bus): deliver it first,
 				// so the subscriber's live messages start right after what `read` returned.
 				await this.reach(top);
 				continue;
 			}
-			return then(value);
+			return then(value, []);
 		}
+	}
+
+	/** The emitted messages after `seq` up to the head, if the feed still holds all of them. */
+	private emittedAfter(seq: number): Message[] | undefined {
+		const first = this.recent[0];
+		if (!first || first.seq > seq + 1) return undefined;
+		return this.recent.slice(seq + 1 - first.seq);
 	}
 
 	/** Stops for good (the room is no longer served here): no more reads, no more emits. */
@@ -217,6 +240,7 @@ export class RoomFeed {
 	private lose(reason: string): void {
 		this.generation++;
 		this.headSeq = undefined;
+		this.recent = [];
 		this.ahead.clear();
 		this.target = 0;
 		this.toEnd = false;
@@ -229,6 +253,9 @@ export class RoomFeed {
 
 	private send(message: Message): void {
 		this.headSeq = message.seq;
+		this.recent.push(message);
+		// Trimmed in steps, so keeping them costs O(1) a message.
+		if (this.recent.length >= 2 * RECENT) this.recent = this.recent.slice(-RECENT);
 		this.emit(message);
 		if (this.waiters.length > 0) this.resolveWaiters();
 	}

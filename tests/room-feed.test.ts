@@ -108,8 +108,8 @@ function harness(store: FakeStore, overrides: Partial<FeedOptions> = {}) {
 				const page = since === undefined ? await store.latest(50) : await store.since(since);
 				return { top: page.messages.at(-1)?.seq ?? since ?? 0, value: page };
 			},
-			(page) => {
-				const run = page.messages.map((m) => m.seq);
+			(page, caught) => {
+				const run = [...page.messages, ...caught].map((m) => m.seq);
 				subscribers.push(run);
 				sinces.push(since);
 				return run;
@@ -165,6 +165,36 @@ describe("room feed", () => {
 		expectRun(subscribers[0] as number[], 1, 3);
 		expect(events.errors).toHaveLength(3);
 		expect(events.lost).toEqual([]);
+	});
+
+	test("a join whose read the stream overtook gets what was emitted meanwhile, without reading again", async () => {
+		const store = new FakeStore();
+		const { feed, subscribers, join } = harness(store);
+		await join();
+		store.auto = false;
+		const reads = store.reads;
+		const joining = join();
+		for (let i = 0; i < 3; i++) feed.deliver(store.commit());
+		store.releaseAll();
+		expectRun(await joining, 1, 3);
+		expect(store.reads).toBe(reads + 1);
+		feed.deliver(store.commit());
+		expectRun(subscribers[1] as number[], 1, 4);
+	});
+
+	test("a join overtaken by more than the feed keeps reads again and still lines up", async () => {
+		const store = new FakeStore();
+		const { feed, subscribers, join } = harness(store);
+		await join();
+		store.auto = false;
+		const joining = join(0);
+		for (let i = 0; i < 600; i++) feed.deliver(store.commit());
+		store.releaseAll();
+		store.auto = true;
+		expectRun(await joining, 1, 600);
+		feed.deliver(store.commit());
+		expectRun(subscribers[1] as number[], 1, 601);
+		expectRun(subscribers[0] as number[], 1, 601);
 	});
 
 	test("catchUp reads what the bus lost at the end of a stream (no later message tells of the gap)", async () => {
