@@ -43,6 +43,8 @@ export interface ClientLog {
 	finalRooms: string[];
 	/** Sends still unacknowledged at the end. */
 	pending: { room: string; id: string }[];
+	/** Frames outside the protocol or unasked-for answers the client saw. */
+	oddities?: string[];
 }
 
 export interface StoredRow {
@@ -73,7 +75,8 @@ export interface Violation {
 		| "untold-gap"
 		| "behind"
 		| "refused-but-stored"
-		| "crash";
+		| "crash"
+		| "odd-frame";
 	client?: string;
 	room?: string;
 	seqs?: number[];
@@ -196,6 +199,7 @@ interface Ground {
 function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verdict["stats"]): void {
 	const { stored, byId, lastSeq, floor, heard, ids } = ground;
 	const client = log.client;
+	for (const detail of log.oddities ?? []) v.push({ kind: "odd-frame", client, detail });
 	// Soak clients speak under their own names.
 	const name = client;
 	const views = new Map<string, View>();

@@ -33,10 +33,9 @@ interface RoomState {
 	pending: Pending[];
 	/** Ranges a `more: true` resume left out, still to be fetched with `history` (inclusive). */
 	holes: [number, number][];
+	/** The join or history request out for this room on this connection (one at a time per room). */
+	asking?: { kind: "join" } | { kind: "history"; before: number };
 }
-
-/** A request the server answers from the store: `join` or `history`. */
-type Costly = { kind: "join"; room: string } | { kind: "history"; room: string; before?: number };
 
 export interface Target {
 	port(): number | undefined;
@@ -58,14 +57,10 @@ export class SoakClient {
 	private heartbeat?: ReturnType<typeof setInterval>;
 	/** Rooms left on this connection whose `left` has not come yet: not joined again until it does. */
 	private leaving = new Set<string>();
-	/**
-	 * Joins and history requests go one at a time: the server refuses a third one in flight with an
-	 * `error` that names no frame, and only with one out can that error be pinned on its request.
-	 */
-	private queue: Costly[] = [];
-	private inFlight?: Costly;
 	/** Frames received, for the settle phase to see when everything went quiet. */
 	received = 0;
+	/** What the server sent that no client should ever get (reported as violations). */
+	readonly oddities: string[] = [];
 
 	constructor(
 		readonly name: string,
@@ -84,7 +79,7 @@ export class SoakClient {
 	get settled(): boolean {
 		if (!this.connected) return false;
 		for (const r of this.rooms.values())
-			if (!r.joined || r.pending.length > 0 || r.holes.length > 0) return false;
+			if (!r.joined || r.asking || r.pending.length > 0 || r.holes.length > 0) return false;
 		return true;
 	}
 
@@ -127,10 +122,9 @@ export class SoakClient {
 	describe(): string {
 		const rooms = [...this.rooms].map(
 			([room, r]) =>
-				`#${room} at ${r.last ?? "-"}${r.joined ? "" : " not joined"}${r.pending.length ? ` ${r.pending.length} pending` : ""}${r.holes.length ? ` ${r.holes.length} holes` : ""}`,
+				`#${room} at ${r.last ?? "-"}${r.joined ? "" : " not joined"}${r.asking ? ` waiting for ${r.asking.kind}` : ""}${r.pending.length ? ` ${r.pending.length} pending` : ""}${r.holes.length ? ` ${r.holes.length} holes` : ""}`,
 		);
-		const waiting = this.inFlight ? `; waiting for ${this.inFlight.kind} #${this.inFlight.room}` : "";
-		return `${this.name}: ${this.connected ? `connection ${this.conn}` : "not connected"}${waiting}; ${rooms.join(", ")}`;
+		return `${this.name}: ${this.connected ? `connection ${this.conn}` : "not connected"}; ${rooms.join(", ")}`;
 	}
 
 	// ---- connection
@@ -180,9 +174,10 @@ export class SoakClient {
 		this.wire = undefined;
 		this.welcomed = false;
 		this.leaving.clear();
-		for (const r of this.rooms.values()) r.joined = false;
-		this.queue = [];
-		this.inFlight = undefined;
+		for (const r of this.rooms.values()) {
+			r.joined = false;
+			r.asking = undefined;
+		}
 		// 1008 and 1009 mean "you did something wrong"; the soak never does, and resumes after anything.
 		this.retry();
 	}
@@ -263,43 +258,13 @@ export class SoakClient {
 	}
 
 	private sendJoin(room: string): void {
-		if (!this.queue.some((q) => q.kind === "join" && q.room === room))
-			this.queue.push({ kind: "join", room });
-		this.pump();
-	}
-
-	/** Sends the next join or history request when none is out. */
-	private pump(): void {
-		while (!this.inFlight && this.welcomed && this.wire?.open) {
-			const next = this.queue.shift();
-			if (!next) return;
-			const r = this.rooms.get(next.room);
-			if (!r) continue; // left meanwhile
-			if (next.kind === "join") {
-				const since = r.last;
-				this.raw(
-					since === undefined ? { type: "join", room: next.room } : { type: "join", room: next.room, since },
-				);
-				this.log({ ev: "join", conn: this.conn, room: next.room, since });
-				this.inFlight = next;
-			} else {
-				const hole = r.holes[0];
-				if (!hole || !r.joined) continue;
-				const before = hole[1] + 1;
-				const limit = Math.min(LIMITS.historyMax, hole[1] - hole[0] + 1);
-				this.raw({ type: "history", room: next.room, before, limit });
-				this.inFlight = { kind: "history", room: next.room, before };
-			}
+		const r = this.rooms.get(room);
+		if (!r || r.asking || !this.welcomed) return;
+		const since = r.last;
+		if (this.raw(since === undefined ? { type: "join", room } : { type: "join", room, since })) {
+			r.asking = { kind: "join" };
+			this.log({ ev: "join", conn: this.conn, room, since });
 		}
-	}
-
-	/** The request out was answered (or refused): the next may go. */
-	private answered(kind: Costly["kind"], room: string): Costly | undefined {
-		const done = this.inFlight;
-		if (done?.kind !== kind || done.room !== room) return undefined;
-		this.inFlight = undefined;
-		queueMicrotask(() => this.pump());
-		return done;
 	}
 
 	// ---- what the server says
@@ -308,7 +273,10 @@ export class SoakClient {
 		this.lastFrameAt = Date.now();
 		this.received++;
 		const frame = parseServerFrame(data);
-		if (!frame) throw new Error(`${this.name}: a frame outside the protocol: ${data.slice(0, 200)}`);
+		if (!frame) {
+			this.oddities.push(`conn ${conn}: a frame outside the protocol: ${data.slice(0, 200)}`);
+			return;
+		}
 		// `reset` is newer than this checkout's schema may be; read it from the wire.
 		const reset = frame.type === "joined" && (JSON.parse(data) as { reset?: unknown }).reset === true;
 		this.handle(conn, frame, reset);
@@ -328,7 +296,7 @@ export class SoakClient {
 					}
 				}
 				this.epoch = frame.epoch;
-				// Unlike the page, one at a time (see `queue`).
+				// All at once, as the page does: the server answers them in turn.
 				for (const room of this.rooms.keys()) this.sendJoin(room);
 				return;
 			}
@@ -343,8 +311,8 @@ export class SoakClient {
 					more: frame.more,
 					reset: reset || undefined,
 				});
-				this.answered("join", frame.room);
 				if (!r) return; // left meanwhile
+				if (r.asking?.kind === "join") r.asking = undefined;
 				const first = ms[0]?.seq;
 				const last = ms.at(-1)?.seq;
 				if (reset) r.holes = [];
@@ -370,9 +338,13 @@ export class SoakClient {
 				return;
 			}
 			case "history": {
-				const asked = this.answered("history", frame.room);
-				const before = asked?.kind === "history" ? asked.before : undefined;
-				if (before === undefined) throw new Error(`${this.name}: a history reply nobody asked for`);
+				const asked = this.rooms.get(frame.room)?.asking;
+				if (asked?.kind !== "history") {
+					this.oddities.push(`conn ${conn}: a history reply for #${frame.room} nobody asked for`);
+					return;
+				}
+				const before = asked.before;
+				(this.rooms.get(frame.room) as RoomState).asking = undefined;
 				this.log({
 					ev: "history",
 					conn,
@@ -404,11 +376,11 @@ export class SoakClient {
 
 	/** Asks for the newest part of the first hole a resume left; the answer narrows it. */
 	private fill(room: string, r: RoomState): void {
-		if (r.holes.length === 0 || !r.joined) return;
-		if (this.inFlight?.kind === "history" && this.inFlight.room === room) return;
-		if (!this.queue.some((q) => q.kind === "history" && q.room === room))
-			this.queue.push({ kind: "history", room });
-		this.pump();
+		const hole = r.holes[0];
+		if (!hole || r.asking || !r.joined) return;
+		const before = hole[1] + 1;
+		const limit = Math.min(LIMITS.historyMax, hole[1] - hole[0] + 1);
+		if (this.raw({ type: "history", room, before, limit })) r.asking = { kind: "history", before };
 	}
 
 	private settle(r: RoomState, ms: Msg[]): void {
@@ -426,18 +398,17 @@ export class SoakClient {
 			return;
 		}
 		if (frame.ref === undefined) {
-			// The join or history request out was refused (the store is away, or too much was asked at once):
-			// ask again shortly. A page that gave up here would sit outside the room.
-			const refused = this.inFlight;
-			if (refused && (frame.code === "server_error" || frame.code === "rate_limited")) {
-				this.inFlight = undefined;
+			// A join or history request refused for now (the store is away, or too much at once): the error
+			// names its room; ask again shortly. A page that gave up here would sit outside the room.
+			const r = frame.room === undefined ? undefined : this.rooms.get(frame.room);
+			const refused = r?.asking;
+			if (r && refused && (frame.code === "server_error" || frame.code === "rate_limited")) {
+				r.asking = undefined;
+				const room = frame.room as string;
 				this.later(SERVER_ERROR_RETRY_MS, () => {
 					if (refused.kind === "join") {
-						if (this.rooms.get(refused.room)?.joined === false) this.sendJoin(refused.room);
-					} else {
-						const r = this.rooms.get(refused.room);
-						if (r) this.fill(refused.room, r);
-					}
+						if (this.rooms.get(room) === r && !r.joined) this.sendJoin(room);
+					} else this.fill(room, r);
 				});
 			}
 			return;

@@ -389,6 +389,7 @@ async function soak(
 		entries: c.entries,
 		finalRooms: c.settled ? [...c.rooms.keys()] : [...c.rooms].filter(([, s]) => s.joined).map(([r]) => r),
 		pending: c.pendingSends(),
+		oddities: c.oddities,
 	}));
 	for (const c of clients) c.stop();
 	await Promise.all(procs.map((p) => p.stop()));
