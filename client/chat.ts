@@ -1,5 +1,6 @@
 // The page's model of the chat: rooms, messages, pending sends and the connection, with no DOM.
 import {
+	CLOSE,
 	type ClientFrame,
 	LIMITS,
 	type Message,
@@ -17,6 +18,8 @@ const SERVER_ERROR_RETRY_MS = 3000;
 export const PING_EVERY_MS = 20_000;
 /** A connection that has not answered a ping within this long is taken as gone. */
 export const PONG_WITHIN_MS = 10_000;
+/** What a refused join can be answered with. */
+const JOIN_ERRORS = new Set(["server_error", "rate_limited", "too_many_rooms", "bad_frame"]);
 /** Presence lines kept per room; older ones are dropped (a flood must not grow the page without bound). */
 export const PRESENCE_LINES_KEPT = 50;
 /** A little past the server's default idle timeout (60 s), after which a vanished connection is dropped. */
@@ -63,7 +66,9 @@ export type Status =
 	/** The server refuses this page's connections and said why (origin not allowed, full); retried at `at`. */
 	| { kind: "refused"; message: string; at: number }
 	/** Our own name is still held by our previous connection; asked for again until `until`. */
-	| { kind: "reclaiming"; name: string; until: number };
+	| { kind: "reclaiming"; name: string; until: number }
+	/** --auth accounts: the session ended (signed out elsewhere, account deactivated); sign in again. */
+	| { kind: "ended" };
 
 /** Joins and leaves in a room that happened together, after the message with seq `after` (0: before all). */
 export interface PresenceLine {
@@ -129,6 +134,14 @@ export class Chat {
 	private pongTimer?: ReturnType<typeof setTimeout>;
 	/** The socket has had its `welcome`: pings are answered (before it, they get `not_identified`). */
 	private identified = false;
+	/**
+	 * Rooms to join on this socket, one at a time: a join is a costly request
+	 * the server limits per connection, and an answer must be traceable to it.
+	 */
+	private joinQueue: string[] = [];
+	private joining?: string;
+	private readonly joinRetries = new Map<string, number>();
+	private readonly joinTimers = new Set<ReturnType<typeof setTimeout>>();
 	private readonly listeners = new Set<(c: Change) => void>();
 	private readonly storage?: Pick<Storage, "getItem" | "setItem">;
 	private readonly delay: (attempt: number) => number;
@@ -204,10 +217,16 @@ export class Chat {
 			const frame = typeof event.data === "string" ? parseServerFrame(event.data) : undefined;
 			if (frame) this.receive(frame);
 		};
-		ws.onclose = () => {
+		ws.onclose = (event) => {
 			if (this.socket !== ws) return;
 			this.drop(ws);
 			if (this.stopped) return;
+			if (event.code === CLOSE.sessionEnded) {
+				// Signed out (elsewhere, or the account ended): reconnecting cannot help; signing in can.
+				this.stopped = true;
+				this.setStatus({ kind: "ended" });
+				return;
+			}
 			if (!opened && this.options.checkUpgrade) this.askWhy(this.options.checkUpgrade);
 			else this.scheduleReconnect();
 		};
@@ -221,6 +240,10 @@ export class Chat {
 		if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) ws.close();
 		if (this.socket === ws) this.socket = undefined;
 		this.identified = false;
+		this.joinQueue = [];
+		this.joining = undefined;
+		for (const t of this.joinTimers) clearTimeout(t);
+		this.joinTimers.clear();
 		clearInterval(this.heartbeat);
 		clearTimeout(this.pongTimer);
 		this.heartbeat = undefined;
@@ -328,7 +351,7 @@ export class Chat {
 		r.mentions = 0;
 		if (isNew) {
 			this.emit({ kind: "rooms" });
-			if (this.status.kind === "connected") this.raw({ type: "join", room });
+			if (this.identified) this.requestJoin(room);
 		}
 		this.emit({ kind: "room", room });
 		return true;
@@ -478,14 +501,54 @@ export class Chat {
 		clearInterval(this.heartbeat);
 		this.heartbeat = setInterval(() => this.checkConnection(), this.options.pingEveryMs ?? PING_EVERY_MS);
 		this.room(this.current);
-		for (const r of this.rooms.values()) {
-			const since = r.messages.at(-1)?.seq;
-			this.raw(since === undefined ? { type: "join", room: r.name } : { type: "join", room: r.name, since });
-		}
+		for (const r of this.rooms.values()) this.requestJoin(r.name);
 		this.emit({ kind: "rooms" });
 	}
 
+	/** Queues a join of `room` (resuming with `since` when it has messages); joins go one at a time. */
+	private requestJoin(room: string): void {
+		if (this.joining === room || this.joinQueue.includes(room)) return;
+		this.joinQueue.push(room);
+		this.nextJoin();
+	}
+
+	private nextJoin(): void {
+		while (!this.joining && this.identified) {
+			const room = this.joinQueue.shift();
+			if (room === undefined) return;
+			const r = this.rooms.get(room);
+			if (!r || r.joined) continue;
+			const since = r.messages.at(-1)?.seq;
+			if (this.raw(since === undefined ? { type: "join", room } : { type: "join", room, since }))
+				this.joining = room;
+		}
+	}
+
+	/**
+	 * A join was refused. Busy or failing servers (`rate_limited`,
+	 * `server_error`) get it again with backoff; any other answer is final and
+	 * said to the person. The other rooms' joins go on meanwhile.
+	 */
+	private joinFailed(room: string, frame: ServerFrameOf<"error">): void {
+		if (this.joining === room) this.joining = undefined;
+		if (frame.code === "rate_limited" || frame.code === "server_error") {
+			const attempt = this.joinRetries.get(room) ?? 0;
+			this.joinRetries.set(room, attempt + 1);
+			const timer = setTimeout(() => {
+				this.joinTimers.delete(timer);
+				this.requestJoin(room);
+			}, this.delay(attempt));
+			this.joinTimers.add(timer);
+		} else {
+			this.emit({ kind: "error", room, text: frame.message });
+		}
+		this.nextJoin();
+	}
+
 	private joined(frame: ServerFrameOf<"joined">): void {
+		if (this.joining === frame.room) this.joining = undefined;
+		this.joinRetries.delete(frame.room);
+		this.nextJoin();
 		const r = this.room(frame.room);
 		const since = r.messages.at(-1)?.seq;
 		// `reset` (a newer server): our position is past the room's end, so what we hold is not its history.
@@ -594,6 +657,14 @@ export class Chat {
 	}
 
 	private failed(frame: ServerFrameOf<"error">): void {
+		// An error answering a join names its room (newer servers); from an older one, an error without a
+		// `ref` while a join is out is that join's (joins go one at a time, sends always carry their id).
+		const named = "room" in frame && typeof frame.room === "string" ? frame.room : undefined;
+		const joinRoom =
+			named ?? (frame.ref === undefined && JOIN_ERRORS.has(frame.code) ? this.joining : undefined);
+		if (joinRoom !== undefined && (joinRoom === this.joining || named !== undefined)) {
+			return this.joinFailed(joinRoom, frame);
+		}
 		switch (frame.code) {
 			case "name_taken":
 				if (this.reclaiming()) return;

@@ -176,7 +176,9 @@ export class View {
 							? s.message
 							: s.kind === "reclaiming"
 								? `Waiting for your name ${s.name} to be free.`
-								: "";
+								: s.kind === "ended"
+									? "Signed out."
+									: "";
 		// A countdown or a retry of the same state is not news.
 		if (said && said !== this.statusWas) this.announce(said);
 		this.statusWas = said;
@@ -431,6 +433,8 @@ export class View {
 				return { text: "Reconnecting", countdown: ` in ${seconds(s.at)}…`, state: "reconnecting" };
 			case "refused":
 				return { text: s.message, countdown: ` Trying again in ${seconds(s.at)}.`, state: "refused" };
+			case "ended":
+				return { text: "Signed out: sign in again at /account", countdown: "", state: "refused" };
 			case "reclaiming":
 				return {
 					text: `Waiting for the server to let go of the name ${s.name} from your previous connection`,
@@ -463,7 +467,13 @@ export class View {
 				)}
 				<h1>hubbub</h1>
 				<p id="status" data-state={status.state}>
-					{status.text}
+					{this.chat.status.kind === "ended" ? (
+						<>
+							Signed out. <a href="/account">Sign in again</a>
+						</>
+					) : (
+						status.text
+					)}
 					{status.countdown && <span aria-hidden="true">{status.countdown}</span>}
 				</p>
 			</header>

@@ -586,3 +586,80 @@ describe("typing", () => {
 		expect(box.value).toBe("hello");
 	});
 });
+
+/** A scripted server: welcomes, and answers each join as `answer` says (by room and attempt). */
+function scriptedServer(answer: (room: string, attempt: number) => object) {
+	const joins: string[] = [];
+	let outstanding = 0;
+	let overlapped = false;
+	const attempts = new Map<string, number>();
+	const server = Bun.serve({
+		port: 0,
+		hostname: "127.0.0.1",
+		fetch: (req, srv) => (srv.upgrade(req) ? undefined : new Response("no", { status: 400 })),
+		websocket: {
+			message: (ws, data) => {
+				const frame = JSON.parse(String(data));
+				if (frame.type === "hello")
+					ws.send(JSON.stringify({ type: "welcome", name: frame.name, version: "1.0.0", epoch: "e1" }));
+				if (frame.type !== "join") return;
+				joins.push(frame.room);
+				if (++outstanding > 1) overlapped = true;
+				const attempt = attempts.get(frame.room) ?? 0;
+				attempts.set(frame.room, attempt + 1);
+				// Answered a moment later, as a store read would be.
+				setTimeout(() => {
+					outstanding--;
+					ws.send(JSON.stringify(answer(frame.room, attempt)));
+				}, 20);
+			},
+		},
+	});
+	return {
+		url: `ws://127.0.0.1:${server.port}/ws`,
+		joins,
+		overlapped: () => overlapped,
+		[Symbol.dispose]: () => server.stop(true),
+	};
+}
+
+describe("joining rooms", () => {
+	const joined = (room: string) => ({ type: "joined", room, members: ["alice"], messages: [], more: false });
+
+	test("after a reconnect the rooms are joined one at a time, and a refused join is asked again", async () => {
+		using server = scriptedServer((room, attempt) =>
+			room === "ops" && attempt === 0
+				? // An older server names no room: the page knows it from the join it has out.
+					{ type: "error", code: "server_error", message: "the server could not do that; try again" }
+				: room === "dev" && attempt === 0
+					? { type: "error", code: "rate_limited", message: "slow down", room: "dev" }
+					: joined(room),
+		);
+		const storage = new MemoryStorage();
+		storage.setItem("hubbub.rooms", JSON.stringify(["general", "ops", "dev", "music"]));
+		const chat = page({ url: server.url, storage, delay: () => 50 });
+		chat.name = "alice";
+		chat.connect();
+		await until(() => [...chat.rooms.values()].every((r) => r.joined));
+		expect(server.overlapped()).toBe(false);
+		expect(server.joins).toEqual(["general", "ops", "dev", "music", "ops", "dev"]);
+		expect($("#compose-error")?.textContent ?? "").toBe("");
+	});
+
+	test("a join refused for good is said once, and the other rooms are still joined", async () => {
+		using server = scriptedServer((room) =>
+			room === "r5"
+				? { type: "error", code: "too_many_rooms", message: "you are in too many rooms", room }
+				: joined(room),
+		);
+		const storage = new MemoryStorage();
+		storage.setItem("hubbub.rooms", JSON.stringify(["general", "r5", "r6"]));
+		const chat = page({ url: server.url, storage, delay: () => 50 });
+		chat.name = "alice";
+		chat.connect();
+		await until(() => chat.room("r6").joined);
+		expect(chat.room("r5").joined).toBe(false);
+		expect(server.joins).toEqual(["general", "r5", "r6"]);
+		expect($("#compose-error").textContent).toBe("you are in too many rooms");
+	});
+});
