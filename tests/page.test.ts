@@ -663,3 +663,232 @@ describe("joining rooms", () => {
 		expect($("#compose-error").textContent).toBe("you are in too many rooms");
 	});
 });
+
+describe("formatting (Markdown with raw HTML off)", () => {
+	const html = (text: string) => {
+		const chat = joinedAsAlice();
+		chat.receive(message(3, "bob", text));
+		return document.querySelector("#messages li.message:last-child .text") as HTMLElement;
+	};
+
+	test("bold, italic, strikethrough, code, code blocks, quotes, lists and links", () => {
+		const t = html(
+			"**b** *i* ~~s~~ `c`\n\n```\nx = 1\n```\n\n> quoted\n\n- one\n- two\n\n[site](https://example.com)",
+		);
+		expect(t.querySelector("strong")?.textContent).toBe("b");
+		expect(t.querySelector("em")?.textContent).toBe("i");
+		expect(t.querySelector("s")?.textContent).toBe("s");
+		expect(t.querySelector("p code")?.textContent).toBe("c");
+		expect(t.querySelector("pre code")?.textContent).toBe("x = 1\n");
+		expect(t.querySelector("blockquote")?.textContent?.trim()).toBe("quoted");
+		expect([...t.querySelectorAll("li")].map((li) => li.textContent)).toEqual(["one", "two"]);
+		const a = t.querySelector("a") as HTMLAnchorElement;
+		expect([a.href, a.rel, a.target]).toEqual(["https://example.com/", "noopener noreferrer", "_blank"]);
+	});
+
+	test.each([
+		["a javascript: link", "[click](javascript:alert(1))"],
+		["a javascript: link with entities", "[click](jav&#x61;script:alert(1))"],
+		["a vbscript: link", "[click](vbscript:msgbox(1))"],
+		["a data: URL", "[click](data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==)"],
+		["an image with a data: URL", "![x](data:image/svg+xml;base64,PHN2Zz48L3N2Zz4=)"],
+		["an autolink to javascript:", "<javascript:alert(1)>"],
+		["raw HTML", '<img src=x onerror="alert(1)"><script>alert(2)</script><iframe src="https://x"></iframe>'],
+		["nested markup", "**<b>bold</b> _<i onclick=alert(1)>x</i>_**"],
+		["attribute injection through a link title", '[x](https://example.com "a\\" onmouseover=\\"alert(1)")'],
+		["attribute injection through a URL", '[x](https://example.com/"onmouseover="alert(1))'],
+	])("%s creates no script, handler, frame or unsafe link", (_, text) => {
+		const t = html(text);
+		expect(t.querySelectorAll("script, img, iframe, object, embed, svg, style, b, i")).toHaveLength(0);
+		for (const el of t.querySelectorAll("*")) {
+			for (const attr of el.attributes) expect(attr.name.startsWith("on")).toBe(false);
+		}
+		for (const a of t.querySelectorAll("a"))
+			expect((a as HTMLAnchorElement).href).toMatch(/^(https?|mailto):/);
+		// Whatever was refused is still there to read, as text.
+		expect(t.textContent?.length).toBeGreaterThan(0);
+	});
+
+	test("a message of only emoji is shown larger; emoji within text are not", () => {
+		joinedAsAlice();
+		const chat = joinedAsAlice();
+		chat.receive(message(3, "bob", "🎉👍🏽"));
+		chat.receive(message(4, "bob", "nice 🎉"));
+		const texts = [...document.querySelectorAll("#messages .text")].slice(-2);
+		expect(texts.map((t) => t.classList.contains("emoji-only"))).toEqual([true, false]);
+	});
+
+	test("names and message text are isolated for right-to-left scripts", () => {
+		const chat = joinedAsAlice();
+		chat.receive(message(3, "\u202enimda", "שלום עולם"));
+		const row = document.querySelector("#messages li.message:last-child") as HTMLElement;
+		expect(row.querySelector(".from bdi")?.textContent).toBe("\u202enimda");
+		expect(row.querySelector(".text")?.getAttribute("dir")).toBe("auto");
+		expect($("#text").getAttribute("dir")).toBe("auto");
+	});
+});
+
+describe("the timeline's shape", () => {
+	test("one person's messages in a row share one name; a new day gets a separator; times have the full date", () => {
+		const chat = page();
+		chat.open("general");
+		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+		const at = (day: number, minute: number) => Date.UTC(2026, 0, day, 12, minute);
+		const m = (seq: number, from: string, ts: number) => ({ ...message(seq, from, `m${seq}`), ts });
+		chat.receive({
+			type: "joined",
+			room: "general",
+			members: ["alice", "bob"],
+			messages: [
+				m(1, "bob", at(1, 0)),
+				m(2, "bob", at(1, 1)),
+				m(3, "carol", at(1, 2)),
+				m(4, "carol", at(2, 0)),
+			],
+			more: false,
+		});
+		const rows = [...document.querySelectorAll("#messages > li")].map((li) =>
+			li.classList.contains("day")
+				? `day`
+				: li.classList.contains("start")
+					? "start"
+					: `${li.querySelector(".from")?.textContent ?? "·"} ${li.querySelector(".text")?.textContent}`,
+		);
+		expect(rows).toEqual(["start", "day", "bob m1", "· m2", "carol m3", "day", "carol m4"]);
+		expect($("#messages .start").textContent).toBe("This is the start of #general.");
+		const time = $("#messages li.message time");
+		expect(time.getAttribute("title")).toContain("2026");
+		expect($("#messages li.message .avatar").dataset.initials).toBe("BO");
+	});
+
+	test("an empty room says so; leaving the last room shows no room instead of rejoining #general", () => {
+		const chat = joinedAsAlice();
+		chat.open("dev");
+		chat.receive({ type: "joined", room: "dev", members: ["alice"], messages: [], more: false });
+		expect($("#messages .start").textContent).toBe("This is the start of #dev. Say hello!");
+		chat.leave("dev");
+		chat.leave("general");
+		expect([...chat.rooms.keys()]).toEqual([]);
+		expect($("#room-title").textContent).toBe("No rooms");
+	});
+
+	test("the × leaves, and Undo brings the room back", () => {
+		const chat = joinedAsAlice();
+		chat.open("dev");
+		($("#rooms li:nth-child(2) .leave") as HTMLButtonElement).click();
+		expect([...chat.rooms.keys()]).toEqual(["general"]);
+		expect($(".undo").textContent).toContain("Left #dev.");
+		($(".undo button") as HTMLButtonElement).click();
+		expect([...chat.rooms.keys()]).toEqual(["general", "dev"]);
+		expect(chat.current).toBe("dev");
+	});
+});
+
+describe("writing, round 2", () => {
+	const typeInto = (text: string) => {
+		const box = $("#text") as HTMLTextAreaElement;
+		box.value = text;
+		box.dispatchEvent(new Event("input", { bubbles: true }));
+		return box;
+	};
+
+	test("a paste over the limit is kept and said; emoji count once, as the server counts", () => {
+		const chat = joinedAsAlice();
+		typeInto("😀".repeat(4000));
+		expect($("#compose-count").textContent).toBe("4,000 of 4,000 characters");
+		const box = typeInto("x".repeat(4012));
+		expect($("#compose-count").textContent).toContain("Too long by 12 characters");
+		box.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+		expect(box.value).toHaveLength(4012);
+		expect(chat.room("general").pending).toHaveLength(0);
+	});
+
+	test("sending a message lets the next keystroke say 'typing' again at once", () => {
+		const chat = joinedAsAlice();
+		const sent: string[] = [];
+		(chat as unknown as { raw: (f: { type: string }) => boolean }).raw = (f) => {
+			sent.push(f.type);
+			return true;
+		};
+		chat.typing(10_000);
+		chat.send("hi");
+		chat.typing(10_500);
+		expect(sent).toEqual(["typing", "send", "typing"]);
+	});
+
+	test("@ completes from the room's members", async () => {
+		const chat = joinedAsAlice();
+		chat.receive({ type: "presence", room: "general", name: "bobby", online: true });
+		const box = typeInto("hi @bo");
+		await Bun.sleep(0);
+		expect(texts("#suggestions [role=option]")).toEqual(["@bob", "@bobby"]);
+		box.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowDown", bubbles: true }));
+		await Bun.sleep(0);
+		box.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter", bubbles: true }));
+		await Bun.sleep(0);
+		expect(box.value).toBe("hi @bobby ");
+		expect(chat.room("general").pending).toHaveLength(0);
+		expect(document.querySelector("#suggestions")).toBeNull();
+	});
+});
+
+describe("screen readers", () => {
+	test("a long outage is announced once, not every second; a message as its sender and first 140 characters", async () => {
+		const chat = joinedAsAlice();
+		const heard: string[] = [];
+		const observer = new MutationObserver(() => heard.push($("#announcer").textContent ?? ""));
+		observer.observe($("#announcer"), { childList: true, subtree: true, characterData: true });
+		chat.receive(message(3, "bob", "x".repeat(2000)));
+		expect($("#announcer").textContent).toBe(`bob: ${"x".repeat(140)}…`);
+		// Three reconnect attempts in a row.
+		for (let i = 0; i < 3; i++) {
+			(chat as unknown as { setStatus: (s: object) => void }).setStatus({
+				kind: "reconnecting",
+				at: Date.now() + 3000,
+			});
+			(chat as unknown as { setStatus: (s: object) => void }).setStatus({ kind: "connecting" });
+		}
+		await Bun.sleep(2100);
+		observer.disconnect();
+		expect(heard.filter((h) => h.startsWith("Connection lost"))).toHaveLength(1);
+	});
+});
+
+describe("notifications", () => {
+	test("asked for only with the button; a mention while hidden notifies unless the room is muted", () => {
+		const shown: string[] = [];
+		let permission: "default" | "granted" = "default";
+		let asked = 0;
+		const notifications = {
+			permission: () => permission,
+			request: async () => {
+				asked++;
+				permission = "granted";
+			},
+			show: (title: string, body: string) => shown.push(`${title}: ${body}`),
+		};
+		const chat = new Chat({ url: "ws://127.0.0.1:1/ws", storage: new MemoryStorage() });
+		chats.push(chat);
+		new View(chat, document, { schedule: (draw) => draw(), notifications });
+		chat.open("general");
+		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+		chat.receive({ type: "joined", room: "general", members: ["alice"], messages: [], more: false });
+		expect(asked).toBe(0);
+		const button = [...document.querySelectorAll("button")].find(
+			(b) => b.textContent === "Turn on notifications",
+		);
+		button?.click();
+		expect(asked).toBe(1);
+		Object.defineProperty(document, "hidden", { value: true, configurable: true });
+		try {
+			chat.setAttentive(false);
+			chat.receive(message(1, "bob", "@alice are you there?"));
+			chat.receive(message(2, "bob", "no mention, no notification"));
+			expect(shown).toEqual(["bob in #general: bob: @alice are you there?"]);
+			chat.receive(message(3, "bob", "@alice again"));
+			expect(shown).toHaveLength(2);
+		} finally {
+			Object.defineProperty(document, "hidden", { value: false, configurable: true });
+		}
+	});
+});
