@@ -93,6 +93,13 @@ export class View {
 		this.muted = load(options.storage, "hubbub.muted", []);
 		chat.on((c) => this.changed(c));
 		doc.addEventListener("keydown", (e) => this.shortcut(e));
+		// A smaller window (a phone's keyboard opening) keeps a reader who was at the bottom there.
+		const onResize = () => {
+			const list = this.list();
+			if (list && this.scroll.get(this.chat.current)?.bottom !== false) list.scrollTop = list.scrollHeight;
+		};
+		doc.defaultView?.addEventListener("resize", onResize);
+		doc.defaultView?.visualViewport?.addEventListener("resize", onResize);
 		this.draw();
 	}
 
