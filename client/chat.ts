@@ -552,7 +552,7 @@ export class Chat {
 		const r = this.room(frame.room);
 		const since = r.messages.at(-1)?.seq;
 		// `reset` (a newer server): our position is past the room's end, so what we hold is not its history.
-		const reset = "reset" in frame && frame.reset === true;
+		const reset = frame.reset === true;
 		if (since === undefined || reset) {
 			r.messages = frame.messages;
 			r.more = frame.more;

@@ -892,3 +892,39 @@ describe("notifications", () => {
 		}
 	});
 });
+
+describe("resuming", () => {
+	test("joined with reset: what the page held for the room is dropped, the room starts afresh", () => {
+		const chat = joinedAsAlice();
+		chat.receive({ type: "presence", room: "general", name: "carol", online: true });
+		chat.receive({
+			type: "joined",
+			room: "general",
+			members: ["alice"],
+			messages: [message(1, "zed", "the room's real first message")],
+			more: false,
+			reset: true,
+		});
+		expect(texts("#messages .message .text")).toEqual(["the room's real first message"]);
+		expect(texts("#messages .system")).toEqual([]);
+	});
+
+	test("joined with more after a long absence: the newest shown, all of the missed counted unread", () => {
+		const chat = joinedAsAlice();
+		chat.open("dev");
+		chat.receive({ type: "joined", room: "dev", members: ["alice"], messages: [], more: false });
+		chat.open("general");
+		// general resumes from seq 2; 100 messages were missed and only the newest 3 fit.
+		chat.open("dev");
+		chat.receive({
+			type: "joined",
+			room: "general",
+			members: ["alice", "bob"],
+			messages: [100, 101, 102].map((seq) => message(seq, "bob", `late ${seq}`)),
+			more: true,
+		});
+		expect(chat.room("general").unread).toBe(100);
+		chat.open("general");
+		expect(texts("#messages .message .text")).toEqual(["late 100", "late 101", "late 102"]);
+	});
+});
