@@ -15,7 +15,7 @@ let bob: Client;
 beforeAll(async () => {
 	browser = await launch();
 	dir = tempDir();
-	server = await serve(join(dir.path, "chat.db"), 0, "--rate", "send=50/50");
+	server = await serve(join(dir.path, "chat.db"), 0, "--rate", "send=1000/1000");
 	bob = await chatter(`ws://127.0.0.1:${server.port}/ws`, "bob", "general");
 	const texts = [
 		"Morning! The **deploy** is done, see https://example.com/releases/42",
@@ -242,4 +242,50 @@ describe("emoji", () => {
 		expect(elsewhere).toEqual([]);
 		await context.close();
 	});
+});
+
+describe("density and first paint", () => {
+	test("at 1280×800 twice as many messages fit as the old page's 12; a remembered name never shows the name form", async () => {
+		const room = "density";
+		const talk = [
+			await chatter(`ws://127.0.0.1:${server.port}/ws`, "dana", room),
+			await chatter(`ws://127.0.0.1:${server.port}/ws`, "eli", room),
+		];
+		// A conversation: short messages, each person a few in a row.
+		for (let i = 0; i < 60; i++) {
+			const who = talk[Math.floor(i / 3) % 2] as Client;
+			who.send({ type: "send", room, id: `d${i}`, text: `short message ${i}` });
+			await who.expect("message", (m) => m.id === `d${i}`, 15_000);
+		}
+		const { page, context } = await person(browser, `${server.url}/#${room}`, "fay", {
+			viewport: viewports.desk,
+		});
+		await page.locator("#messages li.message .text", { hasText: /^short message 59$/ }).waitFor();
+		await page.waitForTimeout(300);
+		const visible = await page.locator("#messages").evaluate((list) => {
+			const box = list.getBoundingClientRect();
+			return [...list.querySelectorAll("li.message .text")].filter((text) => {
+				const r = text.getBoundingClientRect();
+				return r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
+			}).length;
+		});
+		console.log(`messages fully on screen at 1280×800: ${visible}`);
+		await page.screenshot({ path: screenshotPath("density-1280x800-light.png") });
+		expect(visible).toBeGreaterThanOrEqual(24);
+		// A reload with the name remembered: the name form must not flash.
+		await page.addInitScript(() => {
+			const w = window as unknown as { sawNameForm: boolean };
+			w.sawNameForm = false;
+			new MutationObserver(() => {
+				if (document.getElementById("hello-name")) w.sawNameForm = true;
+			}).observe(document, { childList: true, subtree: true });
+		});
+		await page.reload();
+		await connectedAs(page, "fay");
+		expect(await page.evaluate(() => (window as unknown as { sawNameForm: boolean }).sawNameForm)).toBe(
+			false,
+		);
+		for (const c of talk) c.close();
+		await context.close();
+	}, 120_000);
 });

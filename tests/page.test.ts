@@ -887,6 +887,11 @@ describe("notifications", () => {
 			expect(shown).toEqual(["bob in #general: bob: @alice are you there?"]);
 			chat.receive(message(3, "bob", "@alice again"));
 			expect(shown).toHaveLength(2);
+			const mute = [...document.querySelectorAll("button")].find((b) => b.textContent === "Mute");
+			mute?.click();
+			expect(mute?.getAttribute("aria-pressed")).toBe("true");
+			chat.receive(message(4, "bob", "@alice muted now"));
+			expect(shown).toHaveLength(2);
 		} finally {
 			Object.defineProperty(document, "hidden", { value: false, configurable: true });
 		}
