@@ -17,16 +17,26 @@ interface Envelope {
  * serves the room, so what it reads grows with its own rooms, not with the
  * cluster. After a reconnect, and when a room's subscription becomes live,
  * the hub is asked to catch up from the store: what was published meanwhile
- * never reached this process.
+ * never reached this process. The other way round, what this process could
+ * not publish is published once the link is back: the newest message of each
+ * room (the others read the ones before it from the store) and the last
+ * presence of each member.
  */
 export class RedisBus implements Bus {
 	private handler?: BusHandler;
+	/** Per room, the newest committed message that did not reach Redis. */
+	private readonly unsent = new Map<string, Message>();
+	/** Per room and member, the last presence frame that did not reach Redis. */
+	private readonly unsentPresence = new Map<string, ServerFrame & { type: "presence" }>();
 
 	constructor(
 		private readonly link: RedisLink,
 		private readonly metrics: Metrics,
 	) {
-		link.onUp(() => this.handler?.catchUp());
+		link.onUp(() => {
+			this.handler?.catchUp();
+			this.resend();
+		});
 	}
 
 	private channel(room: string): string {
@@ -41,14 +51,40 @@ export class RedisBus implements Bus {
 	publish(message: Message): void {
 		this.handler?.deliver(message);
 		this.metrics.busPublished.inc();
-		this.link.publish(
-			this.channel(message.room),
-			JSON.stringify({ o: this.link.id, m: message } satisfies Envelope),
-		);
+		this.sendMessage(message);
+	}
+
+	private sendMessage(message: Message): void {
+		this.send(message.room, { o: this.link.id, m: message }, () => {
+			const newest = this.unsent.get(message.room);
+			if (!newest || newest.seq < message.seq) this.unsent.set(message.room, message);
+		});
 	}
 
 	publishEvent(room: string, frame: ServerFrame): void {
-		this.link.publish(this.channel(room), JSON.stringify({ o: this.link.id, e: frame } satisfies Envelope));
+		this.send(room, { o: this.link.id, e: frame }, () => {
+			if (frame.type === "presence") this.unsentPresence.set(`${room}\n${frame.name}`, frame);
+		});
+	}
+
+	/** Publishes to a room's channel; runs `failed` when Redis did not take it. */
+	private send(room: string, envelope: Envelope, failed: () => void): void {
+		this.link
+			.send("PUBLISH", [this.channel(room), JSON.stringify(envelope)])
+			.then((answer) => {
+				if (answer === undefined) failed();
+			})
+			.catch(() => {});
+	}
+
+	/** Publishes again what did not reach Redis while it was away. */
+	private resend(): void {
+		const messages = [...this.unsent.values()];
+		const presence = [...this.unsentPresence.values()];
+		this.unsent.clear();
+		this.unsentPresence.clear();
+		for (const m of messages) this.sendMessage(m);
+		for (const frame of presence) this.publishEvent(frame.room, frame);
 	}
 
 	watch(room: string): void {

@@ -181,10 +181,6 @@ export class RedisLink {
 		return this.send<T>("EVAL", [lua, String(keys.length), ...keys, ...args]);
 	}
 
-	publish(channel: string, text: string): void {
-		this.send("PUBLISH", [channel, text]).catch(() => {});
-	}
-
 	/** Wants `channel`'s messages from now on (and again after every reconnect). */
 	listen(channel: string, onMessage: (text: string) => void, onLive?: () => void): void {
 		this.wanted.set(channel, { onMessage, onLive });

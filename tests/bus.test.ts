@@ -279,6 +279,34 @@ describe("redis link connections", () => {
 		for (const n of [a, b]) await n.bus.close();
 	}, 30_000);
 
+	test("what a process committed while its own link was down reaches the others once it is back (F6)", async () => {
+		const prefix = `test${++serial}`;
+		await admin.send("ACL", ["SETUSER", "cutoff", "on", ">pw", "~*", "&*", "+@all"]);
+		const a = redisNode(prefix, redis.url.replace("redis://", "redis://cutoff:pw@"));
+		const b = redisNode(prefix);
+		const [ra, rb] = [recorder(), recorder()];
+		await a.bus.start(ra.handler);
+		await b.bus.start(rb.handler);
+		b.bus.watch("r");
+		await until(() => rb.got.catchUps.includes("r"));
+		a.bus.publish(message("r", 1));
+		await until(() => rb.got.messages.length === 1);
+		// Only a loses Redis; b stays subscribed and hears nothing until a is back.
+		await admin.send("CLIENT", ["KILL", "USER", "cutoff"]);
+		await until(() => a.bus.health() === "degraded");
+		a.bus.publish(message("r", 2));
+		a.bus.publish(message("r", 3));
+		a.bus.publishEvent("r", { type: "presence", room: "r", name: "ann", online: true });
+		a.bus.publishEvent("r", { type: "presence", room: "r", name: "ann", online: false });
+		a.bus.publishEvent("r", { type: "typing", room: "r", name: "ann" });
+		// The room then stays quiet: nothing else would make b look.
+		await until(() => rb.got.messages.length === 2, 10_000, "the newest message republished");
+		expect(rb.got.messages.at(-1)).toEqual(message("r", 3));
+		await until(() => rb.got.events.length === 1, 5000, "the last presence republished");
+		expect(rb.got.events).toEqual([["r", { type: "presence", room: "r", name: "ann", online: false }]]);
+		for (const n of [a, b]) await n.bus.close();
+	});
+
 	test("a frozen Redis (SIGSTOP): commands give up within the timeout, the link says degraded, and comes back after SIGCONT", async () => {
 		await using own = await startRedis();
 		const metrics = new Metrics();
