@@ -55,6 +55,9 @@ export function encode(frame: ServerFrame): string {
 	return JSON.stringify(frame);
 }
 
+/** Rows a history reply reads at a time (see Hub.history). */
+const HISTORY_CHUNK = 50;
+
 /**
  * A join's page and the messages the room's stream emitted while it was read:
  * together, everything up to the stream's head, cut to the newest a `joined`
@@ -314,7 +317,7 @@ export class Hub implements BusHandler {
 	 * so paging back always progresses.
 	 */
 	private fit(page: Page, ws?: Socket): Page {
-		const budget = this.maxReplyBytes - (ws?.getBufferedAmount() ?? 0);
+		const budget = this.replyBudget(ws);
 		let bytes = 0;
 		let first = page.messages.length;
 		while (first > 0) {
@@ -454,13 +457,36 @@ export class Hub implements BusHandler {
 		this.announce(room, { type: "typing", room, name: ws.data.name as string }, ws);
 	}
 
-	/** A page of older messages, cut to what one reply to `ws` may hold (see fit). */
+	/**
+	 * A page of older messages, cut to what one reply to `ws` may hold (see
+	 * fit). Read in chunks from the newest, so a room of long messages costs a
+	 * read of about what is sent, not of `limit` rows.
+	 */
 	async history(room: string, before: number | undefined, limit: number, ws?: Socket): Promise<Page> {
-		const page =
-			before === undefined
-				? await this.store.latest(room, limit)
-				: await this.store.before(room, before, limit);
+		const read = (upTo: number | undefined, n: number) =>
+			upTo === undefined ? this.store.latest(room, n) : this.store.before(room, upTo, n);
+		let page = await read(before, Math.min(limit, HISTORY_CHUNK));
+		while (page.messages.length < limit && page.more && !this.overBudget(page, ws)) {
+			const older = await read(page.messages[0]?.seq, Math.min(limit - page.messages.length, HISTORY_CHUNK));
+			page = { messages: [...older.messages, ...page.messages], more: older.more };
+		}
 		return this.fit(page, ws);
+	}
+
+	/** True when `page` alone already fills one reply to `ws`. */
+	private overBudget(page: Page, ws?: Socket): boolean {
+		const budget = this.replyBudget(ws);
+		if (!Number.isFinite(budget)) return false;
+		let bytes = 0;
+		for (const m of page.messages) {
+			bytes += m.text.length + m.from.length + 64;
+			if (bytes > budget) return true;
+		}
+		return false;
+	}
+
+	private replyBudget(ws?: Socket): number {
+		return this.maxReplyBytes - (ws?.getBufferedAmount() ?? 0);
 	}
 
 	private room(name: string): RoomState {

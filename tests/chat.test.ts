@@ -235,3 +235,35 @@ describe("concurrency", () => {
 		await Promise.all(results);
 	}, 60_000);
 });
+
+describe("history", () => {
+	test("a history of up to 200 pages back exactly: every message once, `more` only while older exist", async () => {
+		await using s = startServer(noLimits);
+		const a = await chatter(s.ws, "alice", "general");
+		await stream(a, "general", 1, 230, 10);
+		a.send({ type: "history", room: "general", limit: 200 });
+		const newest = await a.expect("history");
+		expectConsecutive(
+			newest.messages.map((m) => m.seq),
+			31,
+			230,
+		);
+		expect(newest.more).toBe(true);
+		a.send({ type: "history", room: "general", before: 31, limit: 200 });
+		const rest = await a.expect("history");
+		expectConsecutive(
+			rest.messages.map((m) => m.seq),
+			1,
+			30,
+		);
+		expect(rest.more).toBe(false);
+		a.send({ type: "history", room: "general", before: 131, limit: 100 });
+		const middle = await a.expect("history");
+		expectConsecutive(
+			middle.messages.map((m) => m.seq),
+			31,
+			130,
+		);
+		expect(middle.more).toBe(true);
+	});
+});
