@@ -55,6 +55,11 @@ export function encode(frame: ServerFrame): string {
 	return JSON.stringify(frame);
 }
 
+/** About a message's size on the wire, without encoding it (UTF-16 units; emoji and escapes make it more). */
+function estimatedBytes(m: Message): number {
+	return m.text.length + m.from.length + (m.id?.length ?? 0) + 80;
+}
+
 /** Rows a history reply reads at a time (see Hub.history). */
 const HISTORY_CHUNK = 50;
 
@@ -328,6 +333,11 @@ export class Hub implements BusHandler {
 		}
 		if (first === 0) return page;
 		this.metrics.repliesSplit.inc();
+		// What was read but left out still cost the read: the reply budget (lib/session.ts) is charged for
+		// it, so asking again and again for a room of long messages stays as costly as before the cut.
+		let unsent = 0;
+		for (let i = 0; i < first; i++) unsent += estimatedBytes(page.messages[i] as Message);
+		ws?.data.replied(unsent);
 		return { messages: page.messages.slice(first), more: true };
 	}
 
@@ -479,7 +489,7 @@ export class Hub implements BusHandler {
 		if (!Number.isFinite(budget)) return false;
 		let bytes = 0;
 		for (const m of page.messages) {
-			bytes += m.text.length + m.from.length + 64;
+			bytes += estimatedBytes(m);
 			if (bytes > budget) return true;
 		}
 		return false;
