@@ -1,71 +1,20 @@
 // End to end: Debian's Chromium, driven by playwright-core, against the compiled binary on a free port with a temp database.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { launch, person, say, screenshotPath, serve, shownTexts } from "./e2e-browser.ts";
 import { type Redis, startRedis } from "./engines.ts";
-import {
-	BINARY,
-	buildBinary,
-	chatter,
-	ROOT,
-	type Spawned,
-	spawnServer,
-	tempDir,
-	twoOnOnePort,
-} from "./helpers.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
-const SCREENSHOTS = join(ROOT, "artifacts", "screenshots");
+import { BINARY, chatter, type Spawned, tempDir, twoOnOnePort } from "./helpers.ts";
 
 let browser: Browser;
 
 beforeAll(async () => {
-	await buildBinary();
-	browser = await chromium.launch({
-		executablePath: CHROMIUM,
-		// Playwright gives every launch a fresh, empty profile directory.
-		args: [
-			"--no-sandbox",
-			"--disable-gpu",
-			"--disable-background-networking",
-			"--disable-component-update",
-			"--disable-sync",
-			"--no-first-run",
-		],
-	});
+	browser = await launch();
 }, 120_000);
 
 afterAll(async () => {
 	await browser?.close();
 });
-
-async function serve(dbPath: string, port = 0, ...flags: string[]): Promise<Spawned> {
-	return spawnServer([BINARY, "--port", String(port), "--host", "127.0.0.1", "--db", dbPath, ...flags]);
-}
-
-/** A person in their own browser context who has picked a name. */
-async function person(url: string, name: string, viewport = { width: 1100, height: 760 }) {
-	const context: BrowserContext = await browser.newContext({ viewport });
-	const page: Page = await context.newPage();
-	const problems: string[] = [];
-	page.on("pageerror", (e) => problems.push(e.message));
-	await page.goto(url);
-	await page.getByLabel("Your name").fill(name);
-	await page.getByRole("button", { name: "Start chatting" }).click();
-	await page
-		.locator("#status")
-		.filter({ hasText: `Connected as ${name}` })
-		.waitFor();
-	return { page, context, problems };
-}
-
-async function say(page: Page, text: string): Promise<void> {
-	await page.getByLabel(/^Message #/).fill(text);
-	await page.getByLabel(/^Message #/).press("Enter");
-}
-
-const shownTexts = (page: Page) => page.locator("#messages li.message:not(.pending) .text").allTextContents();
 
 describe("the page in Chromium", () => {
 	/** Two processes of the binary on one port and one SQLite file, joined by Redis. */
@@ -86,8 +35,8 @@ describe("the page in Chromium", () => {
 			const single = two ? undefined : await serve(join(dir.path, "chat.db"));
 			const server = { url: setup?.url ?? (single as Spawned).url };
 			try {
-				const alice = await person(server.url, "alice");
-				const bob = await person(server.url, "bob");
+				const alice = await person(browser, server.url, "alice");
+				const bob = await person(browser, server.url, "bob");
 				await alice.page.locator("#members li", { hasText: "bob" }).waitFor();
 				expect(await bob.page.locator("#members li").allTextContents()).toEqual(["alice", "bob (you)"]);
 				await say(alice.page, "hi bob, see https://example.com");
@@ -103,8 +52,7 @@ describe("the page in Chromium", () => {
 				await alice.page.getByText("bob is typing…").waitFor({ state: "detached" });
 				expect(await shownTexts(alice.page)).toEqual(await shownTexts(bob.page));
 				expect(await alice.page.locator("#messages b").count()).toBe(0);
-				mkdirSync(SCREENSHOTS, { recursive: true });
-				await alice.page.screenshot({ path: join(SCREENSHOTS, two ? "chat-two-processes.png" : "chat.png") });
+				await alice.page.screenshot({ path: screenshotPath(two ? "chat-two-processes.png" : "chat.png") });
 				expect(alice.problems.concat(bob.problems)).toEqual([]);
 			} finally {
 				single?.proc.kill("SIGKILL");
@@ -121,8 +69,8 @@ describe("the page in Chromium", () => {
 		const port = first.port;
 		let second: Spawned | undefined;
 		try {
-			const alice = await person(first.url, "alice");
-			const bob = await person(first.url, "bob");
+			const alice = await person(browser, first.url, "alice");
+			const bob = await person(browser, first.url, "bob");
 			await say(alice.page, "one");
 			await say(bob.page, "two");
 			await bob.page.locator("#messages .message .text", { hasText: "two" }).waitFor();
@@ -171,14 +119,15 @@ describe("the page in Chromium", () => {
 		using dir = tempDir();
 		const server = await serve(join(dir.path, "chat.db"));
 		try {
-			const phone = await person(`${server.url}/#dev`, "carol", { width: 375, height: 740 });
+			const phone = await person(browser, `${server.url}/#dev`, "carol", {
+				viewport: { width: 375, height: 740 },
+			});
 			expect(await phone.page.locator("#room-title").textContent()).toBe("#dev");
 			await say(phone.page, `a${"very".repeat(60)}longword https://example.com/${"path/".repeat(30)}`);
 			await phone.page.locator("#messages .message:not(.pending)").waitFor();
 			const width = await phone.page.evaluate(() => document.documentElement.scrollWidth);
 			expect(width).toBeLessThanOrEqual(375);
-			mkdirSync(SCREENSHOTS, { recursive: true });
-			await phone.page.screenshot({ path: join(SCREENSHOTS, "phone.png") });
+			await phone.page.screenshot({ path: screenshotPath("phone.png") });
 		} finally {
 			server.proc.kill("SIGKILL");
 		}
@@ -193,7 +142,7 @@ describe("the page in Chromium", () => {
 				seeder.send({ type: "send", room: "general", id: `s${i}`, text: `message number ${i}` });
 				if (i % 15 === 0) await seeder.expect("message", (m) => m.seq === i);
 			}
-			const { page } = await person(server.url, "erin", { width: 900, height: 600 });
+			const { page } = await person(browser, server.url, "erin", { viewport: { width: 900, height: 600 } });
 			await page.locator("#messages .message .text", { hasText: "message number 120" }).waitFor();
 			expect(await page.locator("#messages .message").count()).toBe(50);
 			const anchor = page.locator("#messages .message", { hasText: /message number 71$/ });
@@ -219,7 +168,7 @@ describe("the page in Chromium", () => {
 		using dir = tempDir();
 		const server = await serve(join(dir.path, "chat.db"));
 		try {
-			const { page } = await person(server.url, "dana");
+			const { page } = await person(browser, server.url, "dana");
 			await page.getByLabel("Join a room").focus();
 			await page.keyboard.type("games");
 			await page.keyboard.press("Enter");

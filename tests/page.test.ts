@@ -933,3 +933,44 @@ describe("resuming", () => {
 		expect(texts("#messages .message .text")).toEqual(["late 100", "late 101", "late 102"]);
 	});
 });
+
+describe("bounded and calm", () => {
+	test("a room with thousands of messages keeps a bounded number of rows in the DOM", async () => {
+		const chat = new Chat({ url: "ws://127.0.0.1:1/ws", storage: new MemoryStorage() });
+		chats.push(chat);
+		new View(chat, document, { schedule: (draw) => setTimeout(draw, 10) });
+		chat.open("general");
+		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+		chat.receive({ type: "joined", room: "general", members: ["alice"], messages: [], more: false });
+		for (let round = 0; round < 4; round++) {
+			for (let seq = round * 500 + 1; seq <= (round + 1) * 500; seq++)
+				chat.receive(message(seq, seq % 2 ? "bob" : "carol", `m${seq}`));
+			await Bun.sleep(30);
+		}
+		const rows = document.querySelectorAll("#messages li.message").length;
+		expect(rows).toBeLessThanOrEqual(300);
+		expect(texts("#messages li.message .text").at(-1)).toBe("m2000");
+	});
+
+	test("connected without a name says Connected, not Connecting", async () => {
+		await using server = startServer();
+		const chat = page({ url: server.ws });
+		chat.connect();
+		await until(() => chat.status.kind === "connected");
+		expect($("#status").textContent).toBe("Connected");
+		expect($("#hello-name")).not.toBeNull();
+	});
+
+	test("Escape marks the room read and closes the room switcher", () => {
+		const chat = joinedAsAlice();
+		chat.setAttentive(false);
+		chat.receive(message(3, "bob", "while you looked away"));
+		expect(chat.room("general").unread).toBe(1);
+		document.dispatchEvent(new KeyboardEvent("keydown", { key: "k", ctrlKey: true, bubbles: true }));
+		expect(document.querySelector("[role=dialog]")).not.toBeNull();
+		document.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape", bubbles: true }));
+		expect(document.querySelector("[role=dialog]")).toBeNull();
+		expect(chat.room("general").unread).toBe(0);
+		expect(document.title).toBe("#general · hubbub");
+	});
+});
