@@ -92,13 +92,22 @@ class Proc {
 		for (;;) {
 			const log = join(this.logDir, `process-${this.index}.${++this.incarnation}.log`);
 			const out = openSync(log, "a");
-			const proc = Bun.spawn([...program, "--port", String(this.port), ...this.args], {
-				cwd: ROOT,
-				stdout: out,
-				stderr: out,
-				stdin: "ignore",
-			});
-			closeSync(out);
+			let proc: ReturnType<typeof Bun.spawn>;
+			try {
+				proc = Bun.spawn([...program, "--port", String(this.port), ...this.args], {
+					cwd: ROOT,
+					stdout: out,
+					stderr: out,
+					stdin: "ignore",
+				});
+			} catch (e) {
+				// The program itself is missing for a moment (node_modules being reinstalled): try again.
+				if (Date.now() > giveUp) throw e;
+				await Bun.sleep(1000);
+				continue;
+			} finally {
+				closeSync(out);
+			}
 			this.proc = proc;
 			this.expectExit = false;
 			try {
@@ -181,6 +190,7 @@ interface Result {
 	store: StoreKind;
 	seconds: number;
 	faults: Record<Fault, number>;
+	problems: string[];
 	verdict: Verdict;
 	serverErrors: Record<string, number>;
 	out: string;
@@ -199,6 +209,8 @@ async function soak(
 	const plan = rng(seed);
 	const crashes: Crash[] = [];
 	const faults: Record<Fault, number> = { kill: 0, stop: 0, redis: 0, postgres: 0, drop: 0, burst: 0 };
+	/** Faults the soak could not carry out or undo: the run tested less than it says. */
+	const problems: string[] = [];
 	const redis: Redis = await startRedis();
 	let pg: Postgres | undefined;
 	let db: string;
@@ -354,7 +366,12 @@ async function soak(
 			if (pg && pgUp) choices.push("postgres", "postgres");
 			const kind = r.pick(choices);
 			if (kind === "drop" && !clients.some((c) => c.connected)) continue;
-			running.push(fault(kind, r.fork()).catch((e) => console.error(`fault ${kind} failed: ${String(e)}`)));
+			running.push(
+				fault(kind, r.fork()).catch((e) => {
+					problems.push(`${kind}: ${String(e).slice(0, 300)}`);
+					note(`fault ${kind} failed: ${String(e).slice(0, 300)}`);
+				}),
+			);
 			await nap(r.int(1000, 6000));
 		}
 	})();
@@ -406,7 +423,7 @@ async function soak(
 		);
 	}
 	writeFileSync(join(out, "violations.txt"), verdict.violations.map(describe).join("\n"));
-	return { store, seconds, faults, verdict, serverErrors: serverErrors(out), out };
+	return { store, seconds, faults, problems, verdict, serverErrors: serverErrors(out), out };
 }
 
 /** The last seq of every room, as the store has it now. */
@@ -496,6 +513,7 @@ async function main(): Promise<void> {
 		const errors = Object.entries(r.serverErrors);
 		if (errors.length > 0)
 			console.log(`  error lines in process logs: ${errors.map(([k, n]) => `${k} ${n}`).join(", ")}`);
+		for (const p of r.problems) console.log(`  SOAK PROBLEM (this run tested less than it says): ${p}`);
 		console.log(`  violations: ${r.verdict.violations.length}`);
 		for (const x of r.verdict.violations.slice(0, 30)) console.log(`    ${describe(x)}`);
 		if (r.verdict.violations.length > 30) console.log(`    … all in ${join(r.out, "violations.txt")}`);
