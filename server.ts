@@ -432,6 +432,10 @@ export function start(config: Config, options: StartOptions = {}): Running {
 						// Signed out, the chat page could do nothing: the sign-in (or first-run) screen instead.
 						if (!(await sessionOf(req, address)))
 							return secured(new Response(null, { status: 303, headers: { location: "/account" } }));
+						const chat = await files.serve(path, req);
+						const cookie = auth.refreshedCookie(req, srv as Server<unknown>);
+						if (chat && cookie) chat.headers.append("set-cookie", cookie);
+						if (chat) return chat;
 					}
 					if (path === "/account") return (await accountFiles.serve("/", req)) as Response;
 					const file = (await files.serve(path, req)) ?? (await accountFiles.serve(path, req));

@@ -187,11 +187,23 @@ export class AuthHttp {
 		throw new HttpError(refuse(400, "bad_request", "the body must be a JSON object"));
 	}
 
-	private cookie(signed: Signed, https: boolean): Record<string, string> {
+	private cookie(signed: Pick<Signed, "token">, https: boolean): Record<string, string> {
 		const secure = https ? "; Secure" : "";
 		return {
 			"set-cookie": `${SESSION_COOKIE}=${signed.token}; HttpOnly; SameSite=Lax; Path=/; Max-Age=${SESSION_IDLE_MS / 1000}${secure}`,
 		};
+	}
+
+	/**
+	 * The session cookie again with a fresh Max-Age, for a request that carried a
+	 * live one (the page load): the browser keeps it 30 days from the last use,
+	 * as the server does, not 30 days from the sign-in.
+	 */
+	refreshedCookie(req: Request, server: Server<unknown>): string | undefined {
+		const token = readCookie(req.headers.get("cookie"), SESSION_COOKIE);
+		if (!token) return undefined;
+		const https = this.deps.tls || this.forwardedHttps(req, server.requestIP(req)?.address);
+		return this.cookie({ token }, https)["set-cookie"];
 	}
 
 	private clearCookie(https: boolean): Record<string, string> {

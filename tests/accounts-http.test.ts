@@ -459,5 +459,9 @@ test("signed out, / leads to the account screens at /account; signed in, it is t
 		redirect: "manual",
 	});
 	expect(signedIn.status).toBe(200);
+	// Loading the chat renews the cookie's 30 days, as the server renews the session's.
+	expect(signedIn.headers.get("set-cookie")).toBe(
+		`${admin.cookie}; HttpOnly; SameSite=Lax; Path=/; Max-Age=2592000`,
+	);
 	expect(await signedIn.text()).toContain("<title>hubbub</title>");
 });
