@@ -22,6 +22,8 @@ export interface ConnectOptions {
 	room: string;
 	name: string;
 	since?: number;
+	/** hubbub under --auth accounts: the session cookie to connect with (welcome comes unasked; no hello). */
+	cookie?: string;
 	/** Called with every delivered chat frame's raw text. */
 	onDeliver: (data: string) => void;
 }
@@ -36,7 +38,10 @@ export function connect(o: ConnectOptions): BenchClient {
 			: o.kind === "socket.io"
 				? `ws://127.0.0.1:${o.port}/socket.io/?EIO=4&transport=websocket&${query}`
 				: `ws://127.0.0.1:${o.port}/?${query}`;
-	const ws = new WebSocket(url);
+	// Bun's WebSocket takes headers (the DOM typings do not know them).
+	const ws = o.cookie
+		? new WebSocket(url, { headers: { cookie: o.cookie } } as unknown as string[])
+		: new WebSocket(url);
 	let resolveReady: () => void = () => {};
 	let rejectReady: (e: Error) => void = () => {};
 	const client: BenchClient = {
@@ -59,8 +64,9 @@ export function connect(o: ConnectOptions): BenchClient {
 	client.ready.catch(() => {});
 	ws.addEventListener("open", () => {
 		client.open = true;
-		if (o.kind === "hubbub") ws.send(JSON.stringify({ type: "hello", name: o.name }));
-		else if (o.kind !== "socket.io") resolveReady();
+		if (o.kind === "hubbub") {
+			if (!o.cookie) ws.send(JSON.stringify({ type: "hello", name: o.name }));
+		} else if (o.kind !== "socket.io") resolveReady();
 	});
 	ws.addEventListener("close", () => {
 		client.open = false;

@@ -15,6 +15,8 @@ export interface Job {
 	rates?: number[];
 	stepSeconds?: number;
 	repeats?: number;
+	/** hubbub under --auth accounts: client i connects with the session cookie `hubbub_session=bench-<i>`. */
+	sessions?: boolean;
 	/** Highest rate one hubbub connection may send (its rate limit, with margin). */
 	perSender?: number;
 }
@@ -171,6 +173,7 @@ async function fanout(job: Job) {
 			port: job.port,
 			room: "fanout",
 			name: `f${i}`,
+			cookie: job.sessions ? `hubbub_session=bench-${i}` : undefined,
 			onDeliver: deliverInto(counter),
 		}),
 	);

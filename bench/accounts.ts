@@ -1,0 +1,90 @@
+// The fan-out scenario in guest mode and in accounts mode, side by side: do accounts cost anything
+// per delivery? Accounts are checked at the upgrade only, so they should not. Every bench
+// connection has its own account and session, written into the database before the server starts
+// (the sign-in itself is measured by bench/signin.ts, outside this timed part).
+// Run: bun bench/accounts.ts [clients] [rates…]   (default 500 clients, rates 200 800; under a minute)
+import { Database } from "bun:sqlite";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AccountStore } from "../lib/account-store.ts";
+import { hashToken } from "../lib/accounts.ts";
+import { nameKey } from "../lib/names.ts";
+import type { Job, StepResult } from "./generator.ts";
+import { freePort, waitForPort } from "./net.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const clients = Number(process.argv[2] ?? 500);
+const rates = process.argv.slice(3).map(Number);
+if (rates.length === 0) rates.push(200, 800);
+
+/** N accounts b0…bN-1, each with the session whose cookie is `bench-<i>`, in one transaction. */
+async function seed(db: string, n: number): Promise<void> {
+	await (await AccountStore.open(db)).close();
+	const sqlite = new Database(db);
+	const now = Date.now();
+	const account = sqlite.query(
+		"INSERT INTO hubbub_accounts (id, name, name_key, password_hash, role, bot, active, created) VALUES (?, ?, ?, NULL, 'member', 0, 1, ?)",
+	);
+	const session = sqlite.query(
+		"INSERT INTO hubbub_sessions (id, token_hash, account_id, created, last_used, user_agent, address) VALUES (?, ?, ?, ?, ?, 'bench', '127.0.0.1')",
+	);
+	sqlite.transaction(() => {
+		for (let i = 0; i < n; i++) {
+			account.run(`a${i}`, `b${i}`, nameKey(`b${i}`), now);
+			session.run(`s${i}`, hashToken(`bench-${i}`), `a${i}`, now, now);
+		}
+	})();
+	sqlite.close();
+}
+
+async function run(mode: "none" | "accounts"): Promise<StepResult[]> {
+	const dir = mkdtempSync(join(tmpdir(), `hubbub-bench-${mode}-`));
+	const db = join(dir, "h.db");
+	if (mode === "accounts") await seed(db, clients);
+	const port = await freePort();
+	const server = Bun.spawn(
+		[
+			process.execPath,
+			join(ROOT, "server.ts"),
+			...["--port", String(port), "--host", "127.0.0.1", "--db", db, "--auth", mode],
+			...["--max-conns-per-ip", "20000", "--log-level", "warn"],
+		],
+		{ stdout: "ignore", stderr: "inherit" },
+	);
+	try {
+		await waitForPort(port, () => server.exitCode !== null);
+		const job: Job = {
+			kind: "hubbub",
+			port,
+			serverPid: server.pid,
+			scenario: "fanout",
+			clients,
+			rates,
+			stepSeconds: 2,
+			repeats: 1,
+			sessions: mode === "accounts",
+		};
+		const gen = Bun.spawn([process.execPath, join(ROOT, "bench", "generator.ts"), JSON.stringify(job)], {
+			stdout: "pipe",
+			stderr: "inherit",
+		});
+		const out = await new Response(gen.stdout).text();
+		if ((await gen.exited) !== 0) throw new Error(`generator failed in ${mode} mode`);
+		return (JSON.parse(out.trim().split("\n").at(-1) ?? "{}") as { steps: StepResult[] }).steps;
+	} finally {
+		server.kill("SIGKILL");
+		await server.exited;
+		rmSync(dir, { recursive: true, force: true });
+	}
+}
+
+console.log(`fan-out, ${clients} clients in one room, from source (bun server.ts)`);
+console.log("mode      offered/s  delivered/s  p50 ms  p99 ms  server CPU  errors");
+for (const mode of ["none", "accounts"] as const) {
+	for (const s of await run(mode)) {
+		console.log(
+			`${mode.padEnd(9)} ${String(s.offered).padStart(9)} ${String(Math.round(s.deliveredPerSec)).padStart(12)} ${s.p50.toFixed(1).padStart(7)} ${s.p99.toFixed(1).padStart(7)} ${`${Math.round(s.serverCpu * 100)}%`.padStart(11)} ${String(s.errors).padStart(7)}`,
+		);
+	}
+}
