@@ -136,7 +136,8 @@ export class Session {
 			this.inFlight++;
 			next.start().finally(() => {
 				this.inFlight--;
-				this.pump();
+				// The next one in a later turn of the event loop, so other connections' frames come in between.
+				setImmediate(() => this.pump());
 			});
 		}
 	}
