@@ -78,6 +78,8 @@ export class View {
 	private readonly scroll = new Map<string, Scroll>();
 	private shownRoom?: string;
 	private focusComposer = false;
+	private readonly resized?: ResizeObserver;
+	private observed?: HTMLElement;
 
 	constructor(
 		private readonly chat: Chat,
@@ -93,13 +95,15 @@ export class View {
 		this.muted = load(options.storage, "hubbub.muted", []);
 		chat.on((c) => this.changed(c));
 		doc.addEventListener("keydown", (e) => this.shortcut(e));
-		// A smaller window (a phone's keyboard opening) keeps a reader who was at the bottom there.
-		const onResize = () => {
-			const list = this.list();
-			if (list && this.scroll.get(this.chat.current)?.bottom !== false) list.scrollTop = list.scrollHeight;
-		};
-		doc.defaultView?.addEventListener("resize", onResize);
-		doc.defaultView?.visualViewport?.addEventListener("resize", onResize);
+		// A smaller list (a phone's keyboard opening, a narrower window) keeps a reader who was at the bottom there.
+		const Observer = doc.defaultView?.ResizeObserver;
+		this.resized = Observer
+			? new Observer(() => {
+					const list = this.list();
+					if (list && this.scroll.get(this.chat.current)?.bottom !== false)
+						list.scrollTop = list.scrollHeight;
+				})
+			: undefined;
 		this.draw();
 	}
 
@@ -378,6 +382,11 @@ export class View {
 		render(this.app(r, from), this.root);
 
 		const after = this.list();
+		if (after && after !== this.observed) {
+			this.resized?.disconnect();
+			this.resized?.observe(after);
+			this.observed = after;
+		}
 		if (after) {
 			const saved = this.scroll.get(room);
 			if (!sameRoom) {
