@@ -15,6 +15,10 @@ export const LIMITS = {
 	resume: 1000,
 	historyDefault: 50,
 	historyMax: 200,
+	/** Characters of a search query. */
+	searchChars: 200,
+	searchDefault: 20,
+	searchMax: 50,
 } as const;
 
 /** Close codes: 1000–1001 mean "reconnect when you like", 1008–1009 mean "you did something wrong". */

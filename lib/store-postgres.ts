@@ -1,6 +1,8 @@
 // The shared store: PostgreSQL through Bun.SQL, for processes on several hosts that must keep one history.
 import { SQL } from "bun";
 import { nameKey } from "./names.ts";
+import { BadCursor, runSearch, type SearchPage, type SearchQuery } from "./search.ts";
+import { migrateSearch, postgresCandidates } from "./search-postgres.ts";
 import {
 	type Appended,
 	messageFromRow,
@@ -17,7 +19,7 @@ import {
 	StoreError,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 /** pg_advisory_xact_lock key: one migration at a time when several processes start together. */
 const MIGRATION_LOCK = 4_817_230;
 
@@ -91,6 +93,7 @@ export class PostgresStore implements Store {
 					)`;
 					await tx`CREATE INDEX hubbub_messages_ts ON hubbub_messages (ts)`;
 				}
+				if (version < 3) await migrateSearch(tx);
 				if (version < SCHEMA_VERSION) {
 					await tx`INSERT INTO hubbub_meta (key, value) VALUES ('schema', ${String(SCHEMA_VERSION)})
 						ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`;
@@ -328,6 +331,19 @@ export class PostgresStore implements Store {
 			return removed;
 		} catch (e) {
 			throw new StoreError(`prune failed: ${(e as Error).message}`);
+		}
+	}
+
+	async search(query: SearchQuery, accept: (room: string) => boolean): Promise<SearchPage> {
+		try {
+			return await runSearch(
+				query,
+				(plan, cursor, n) => postgresCandidates(this.sql, plan, cursor, n),
+				accept,
+			);
+		} catch (e) {
+			if (e instanceof BadCursor) throw e;
+			throw new StoreError(`search failed: ${(e as Error).message}`);
 		}
 	}
 

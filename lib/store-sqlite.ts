@@ -2,6 +2,8 @@
 import { Database, type Statement } from "bun:sqlite";
 import { statSync } from "node:fs";
 import { nameKey } from "./names.ts";
+import { runSearch, type SearchPage, type SearchQuery } from "./search.ts";
+import { migrateSearch, SqliteSearch } from "./search-sqlite.ts";
 import {
 	type Appended,
 	messageFromRow,
@@ -18,7 +20,7 @@ import {
 	StoreError,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 interface Pending {
 	input: NewMessage;
@@ -118,6 +120,7 @@ export class SqliteStore implements Store {
 	private readonly dailyQuota: number;
 	/** Rooms appended to through this handle since the last prune: only they can have grown past `keep`. */
 	private readonly touched = new Set<string>();
+	private readonly searcher: SqliteSearch;
 	private readonly q: {
 		bySenderId: Statement<StoredRow, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
@@ -166,6 +169,7 @@ export class SqliteStore implements Store {
 			throw new StoreError(`cannot open database ${JSON.stringify(path)}: ${(e as Error).message}`);
 		}
 		this.identity = fileIdentity(path);
+		this.searcher = new SqliteSearch(this.db);
 		const cols = "room, seq, sender, client_id, text, ts";
 		this.q = {
 			bySenderId: this.db.query(
@@ -227,6 +231,7 @@ export class SqliteStore implements Store {
 					) WITHOUT ROWID`);
 					db.run("CREATE INDEX messages_ts ON messages (ts)");
 				}
+				if (version < 3) migrateSearch(db);
 				if (version < SCHEMA_VERSION) {
 					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
 				}
@@ -427,6 +432,10 @@ export class SqliteStore implements Store {
 			throw new StoreError(`prune failed: ${(e as Error).message}`);
 		}
 		return removed;
+	}
+
+	search(query: SearchQuery, accept: (room: string) => boolean): Promise<SearchPage> {
+		return runSearch(query, async (plan, cursor, n) => this.searcher.candidates(plan, cursor, n), accept);
 	}
 
 	async before(room: string, before: number, limit: number): Promise<Page> {

@@ -1,5 +1,6 @@
 // Where messages are kept: the seam between the hub and a durable store (SQLite or PostgreSQL).
 import type { Message } from "../protocol.ts";
+import type { SearchPage, SearchQuery } from "./search.ts";
 
 export interface NewMessage {
 	room: string;
@@ -57,6 +58,12 @@ export interface Store {
 	after(room: string, after: number, limit: number): Promise<Page>;
 	/** Up to `limit` messages with seq < before, ascending; `more` if older exist. */
 	before(room: string, before: number, limit: number): Promise<Page>;
+	/**
+	 * Messages matching `query`, newest first, among the rooms `accept` allows
+	 * (lib/access.ts mayRead); lib/search.ts states the contract. Throws
+	 * BadCursor for a cursor it did not give.
+	 */
+	search(query: SearchQuery, accept: (room: string) => boolean): Promise<SearchPage>;
 	/**
 	 * Undefined when a tiny write (one row in a table of its own) commits;
 	 * otherwise a sentence saying why sends would fail now (file deleted or

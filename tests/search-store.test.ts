@@ -1,0 +1,239 @@
+// Full-text search's contract (lib/search.ts), run against both stores: SQLite (FTS5) and PostgreSQL (pg_trgm).
+import { Database } from "bun:sqlite";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { BadCursor, type SearchHit, type SearchQuery } from "../lib/search.ts";
+import type { Store } from "../lib/store.ts";
+import { PostgresStore } from "../lib/store-postgres.ts";
+import { SqliteStore } from "../lib/store-sqlite.ts";
+import { type Postgres, startPostgres } from "./engines.ts";
+import { tempDir } from "./helpers.ts";
+
+let pg: Postgres;
+beforeAll(async () => {
+	pg = await startPostgres();
+}, 60_000);
+afterAll(() => pg?.[Symbol.dispose]());
+
+interface Opened {
+	store: Store;
+	[Symbol.asyncDispose](): Promise<void>;
+}
+
+const backends: [string, () => Promise<Opened>][] = [
+	[
+		"sqlite",
+		async () => {
+			const dir = tempDir("hubbub-search-");
+			const store = new SqliteStore(join(dir.path, "store.db"));
+			return {
+				store,
+				[Symbol.asyncDispose]: async () => {
+					await store.close();
+					dir[Symbol.dispose]();
+				},
+			};
+		},
+	],
+	[
+		"postgres",
+		async () => {
+			const store = await PostgresStore.open(await pg.database());
+			return { store, [Symbol.asyncDispose]: () => store.close() };
+		},
+	],
+];
+
+const T0 = Date.UTC(2026, 10, 1);
+const all = () => true;
+const q = (text: string, more: Partial<SearchQuery> = {}): SearchQuery => ({ text, limit: 20, ...more });
+const texts = (hits: SearchHit[]) => hits.map((h) => h.snippet);
+/** The highlighted parts of a hit, as the page would show them. */
+const marked = (h: SearchHit) => h.highlights.map(([s, e]) => h.snippet.slice(s, e));
+
+/** Appends in order, one ts a minute apart, so "newest first" is the reverse of this list. */
+async function fill(store: Store, rows: [room: string, from: string, text: string][]): Promise<void> {
+	for (const [i, [room, from, text]] of rows.entries())
+		await store.append({ room, from, text, ts: T0 + i * 60_000 });
+}
+
+describe.each(backends)("%s search", (_, open) => {
+	test("finds words, Japanese inside a sentence and code fragments, case-insensitively, highlighted", async () => {
+		await using db = await open();
+		const { store } = db;
+		await fill(store, [
+			["dev", "alice", "本番環境にデプロイしました。確認お願いします"],
+			["dev", "bob", "got Error: ERR_SOCKET_TIMEOUT after 30s"],
+			["ops", "carol", "start it with bun server.ts --max-payload 65536"],
+			["ops", "dave", "nothing to see here"],
+			["dev", "erin", "中文测试：部署完成了"],
+		]);
+		const ja = await store.search(q("デプロイ"), all);
+		expect(texts(ja.hits)).toEqual(["本番環境にデプロイしました。確認お願いします"]);
+		expect(marked(ja.hits[0] as SearchHit)).toEqual(["デプロイ"]);
+		expect(texts((await store.search(q("部署完成"), all)).hits)).toEqual(["中文测试：部署完成了"]);
+		// Two characters: a word start (here after the full-width colon).
+		expect(texts((await store.search(q("部署"), all)).hits)).toEqual(["中文测试：部署完成了"]);
+		const code = await store.search(q("socket_timeout"), all);
+		expect(code.hits.map((h) => [h.room, h.seq, h.from])).toEqual([["dev", 2, "bob"]]);
+		expect(marked(code.hits[0] as SearchHit)).toEqual(["SOCKET_TIMEOUT"]);
+		const flag = await store.search(q("--max-payload"), all);
+		expect(flag.hits.map((h) => h.from)).toEqual(["carol"]);
+		expect(marked(flag.hits[0] as SearchHit)).toEqual(["--max-payload"]);
+		expect((await store.search(q("nothing-like-this"), all)).hits).toEqual([]);
+	});
+
+	test("every term must match; a quoted phrase is one term; 1–2 letter terms match word starts only", async () => {
+		await using db = await open();
+		const { store } = db;
+		await fill(store, [
+			["r", "a", "deploy went fine"],
+			["r", "a", "deploy failed again"],
+			["r", "a", "the deploy is a go"],
+			["r", "a", "a long time ago, it failed deploying"],
+		]);
+		expect(texts((await store.search(q("deploy failed"), all)).hits)).toEqual([
+			"a long time ago, it failed deploying",
+			"deploy failed again",
+		]);
+		expect(texts((await store.search(q('"deploy failed"'), all)).hits)).toEqual(["deploy failed again"]);
+		// "go" is a word in the third message and only inside "ago" in the fourth.
+		const go = await store.search(q("go"), all);
+		expect(texts(go.hits)).toEqual(["the deploy is a go"]);
+		expect(marked(go.hits[0] as SearchHit)).toEqual(["go"]);
+		expect(texts((await store.search(q("deploy go"), all)).hits)).toEqual(["the deploy is a go"]);
+		// Punctuation alone is not a term; an empty query finds nothing.
+		expect((await store.search(q("-- ."), all)).hits).toEqual([]);
+		expect((await store.search(q("   "), all)).hits).toEqual([]);
+	});
+
+	test("newest first, paged by cursor: every match once, none twice", async () => {
+		await using db = await open();
+		const { store } = db;
+		const rows: [string, string, string][] = Array.from({ length: 45 }, (_, i) => [
+			i % 3 === 0 ? "a" : "b",
+			"u",
+			i % 2 === 0 ? `needle number ${i}` : `hay ${i}`,
+		]);
+		await fill(store, rows);
+		const seen: string[] = [];
+		let cursor: string | undefined;
+		let pages = 0;
+		do {
+			const page = await store.search(q("needle", { limit: 5, cursor }), all);
+			expect(page.hits.length).toBeLessThanOrEqual(5);
+			seen.push(...texts(page.hits));
+			cursor = page.cursor;
+			pages++;
+		} while (cursor !== undefined && pages < 20);
+		const expected = rows
+			.map((r) => r[2])
+			.filter((t) => t.startsWith("needle"))
+			.reverse();
+		expect(seen).toEqual(expected);
+		await expect(store.search(q("needle", { cursor: "x1" }), all)).rejects.toBeInstanceOf(BadCursor);
+	});
+
+	test("filters: room, author (any case), before and after a date", async () => {
+		await using db = await open();
+		const { store } = db;
+		await fill(store, [
+			["dev", "Alice", "build 1 green"],
+			["ops", "bob", "build 2 green"],
+			["dev", "bob", "build 3 green"],
+			["dev", "alice", "build 4 green"],
+		]);
+		const of = async (more: Partial<SearchQuery>) => texts((await store.search(q("build", more), all)).hits);
+		expect(await of({ room: "dev" })).toEqual(["build 4 green", "build 3 green", "build 1 green"]);
+		expect(await of({ from: "ALICE" })).toEqual(["build 4 green", "build 1 green"]);
+		expect(await of({ room: "dev", from: "bob" })).toEqual(["build 3 green"]);
+		expect(await of({ after: T0 + 60_000, before: T0 + 3 * 60_000 })).toEqual([
+			"build 3 green",
+			"build 2 green",
+		]);
+		expect(await of({ room: "nowhere" })).toEqual([]);
+	});
+
+	test("rooms the reader may not read are never returned, and paging goes on past them", async () => {
+		await using db = await open();
+		const { store } = db;
+		await fill(
+			store,
+			Array.from({ length: 30 }, (_, i): [string, string, string] => [
+				i < 25 ? "secret" : "open",
+				"x",
+				`key ${i}`,
+			]),
+		);
+		const first = await store.search(q("key", { limit: 10 }), (room) => room !== "secret");
+		expect(texts(first.hits)).toEqual(["key 29", "key 28", "key 27", "key 26", "key 25"]);
+		expect(first.hits.every((h) => h.room === "open")).toBe(true);
+	});
+
+	test("a long message's snippet is a window around the match; text is returned as text, never as HTML", async () => {
+		await using db = await open();
+		const { store } = db;
+		const long = `${"lorem ipsum ".repeat(40)}<b>MATCH</b> here ${"dolor sit ".repeat(40)}`;
+		await fill(store, [["r", "a", long]]);
+		const [hit] = (await store.search(q("match"), all)).hits;
+		if (!hit) throw new Error("no hit");
+		expect(hit.snippet.startsWith("…")).toBe(true);
+		expect(hit.snippet.endsWith("…")).toBe(true);
+		expect(hit.snippet.length).toBeLessThan(200);
+		expect(hit.snippet).toContain("<b>MATCH</b>");
+		expect(marked(hit)).toEqual(["MATCH"]);
+	});
+
+	test("messages removed by retention are not found", async () => {
+		await using db = await open();
+		const { store } = db;
+		await fill(
+			store,
+			Array.from({ length: 10 }, (_, i): [string, string, string] => ["r", "a", `old secret ${i}`]),
+		);
+		expect((await store.search(q("secret"), all)).hits).toHaveLength(10);
+		await store.prune({ keep: 3 });
+		expect(texts((await store.search(q("secret"), all)).hits)).toEqual([
+			"old secret 9",
+			"old secret 8",
+			"old secret 7",
+		]);
+	});
+});
+
+test("a SQLite database made before search opens with its messages searchable", async () => {
+	using dir = tempDir("hubbub-search-migrate-");
+	const path = join(dir.path, "old.db");
+	const before = new SqliteStore(path);
+	await before.append({ room: "r", from: "a", text: "written before search existed", ts: T0 });
+	await before.close();
+	// Make it the schema-2 file an older hubbub wrote: no search tables, no triggers.
+	const raw = new Database(path);
+	raw.run("DROP TRIGGER messages_search_insert");
+	raw.run("DROP TRIGGER messages_search_delete");
+	raw.run("DROP TRIGGER messages_search_update");
+	for (const t of ["search_docs", "search_trigrams", "search_words"]) raw.run(`DROP TABLE ${t}`);
+	raw.run("UPDATE meta SET value = '2' WHERE key = 'schema'");
+	raw.close();
+	const after = new SqliteStore(path);
+	await after.append({ room: "r", from: "a", text: "written after", ts: T0 + 1 });
+	expect(texts((await after.search(q("written"), all)).hits)).toEqual([
+		"written after",
+		"written before search existed",
+	]);
+	await after.close();
+});
+
+test("SQLite's index drops what retention removes (the triggers keep it in step, not only the join)", async () => {
+	using dir = tempDir("hubbub-search-prune-");
+	const path = join(dir.path, "s.db");
+	const store = new SqliteStore(path);
+	for (let i = 0; i < 10; i++) await store.append({ room: "r", from: "a", text: `entry ${i}`, ts: T0 + i });
+	await store.prune({ keep: 3 });
+	await store.close();
+	const raw = new Database(path, { readonly: true });
+	const count = (sql: string) => (raw.query(sql).get() as { n: number }).n;
+	expect(count("SELECT count(*) AS n FROM search_docs")).toBe(3);
+	expect(count("SELECT count(*) AS n FROM search_trigrams WHERE search_trigrams MATCH '\"entry\"'")).toBe(3);
+	raw.close();
+});
