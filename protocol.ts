@@ -108,6 +108,29 @@ export const HistoryRequest = z.object({
 	before: Seq.optional(),
 	limit: z.number().int().min(1).max(LIMITS.historyMax).default(LIMITS.historyDefault),
 });
+/** Full-text search over the rooms the connection may read (docs/PROTOCOL.md, "Search"). */
+export const SearchRequest = z.object({
+	type: z.literal("search"),
+	/** Echoed in the answer (and in an `error`), so several searches may be in flight. */
+	ref: z.string().min(1).max(LIMITS.idChars).optional(),
+	query: z
+		.string()
+		.min(1)
+		.refine(maxChars(LIMITS.searchChars), `must be at most ${LIMITS.searchChars} characters`)
+		.refine(wellFormed, "must be valid Unicode text (no lone surrogates)"),
+	room: Room.optional(),
+	from: z
+		.string()
+		.min(1)
+		.max(LIMITS.nameChars * 4)
+		.optional(),
+	/** ms since the epoch: messages with ts < before. */
+	before: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+	/** ms since the epoch: messages with ts >= after. */
+	after: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+	cursor: z.string().min(1).max(100).optional(),
+	limit: z.number().int().min(1).max(LIMITS.searchMax).default(LIMITS.searchDefault),
+});
 export const TypingRequest = z.object({ type: z.literal("typing"), room: Room });
 export const Ping = z.object({ type: z.literal("ping") });
 
@@ -119,6 +142,7 @@ const clientFrames = {
 	history: HistoryRequest,
 	typing: TypingRequest,
 	ping: Ping,
+	search: SearchRequest,
 } as const;
 
 export const ClientFrame = z.discriminatedUnion("type", [
@@ -129,6 +153,7 @@ export const ClientFrame = z.discriminatedUnion("type", [
 	HistoryRequest,
 	TypingRequest,
 	Ping,
+	SearchRequest,
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type ClientFrameType = ClientFrame["type"];
@@ -168,6 +193,23 @@ export const HistoryPage = z.object({
 	messages: z.array(Message),
 	more: z.boolean(),
 });
+export const SearchHit = z.object({
+	room: Room,
+	seq: z.number().int().min(1),
+	from: z.string(),
+	ts: z.number().int(),
+	/** Plain text (never HTML): the message, or a window of it with "…" where it was cut. */
+	snippet: z.string(),
+	/** [start, end) of each match in `snippet`, in UTF-16 code units (JavaScript string indices). */
+	highlights: z.array(z.tuple([z.number().int().min(0), z.number().int().min(0)])),
+});
+export const SearchResults = z.object({
+	type: z.literal("search"),
+	ref: z.string().optional(),
+	hits: z.array(SearchHit),
+	/** Present when more may follow: send the same search again with it. */
+	cursor: z.string().optional(),
+});
 export const Presence = z.object({
 	type: z.literal("presence"),
 	room: Room,
@@ -191,6 +233,7 @@ export const ServerFrame = z.discriminatedUnion("type", [
 	Left,
 	Message,
 	HistoryPage,
+	SearchResults,
 	Presence,
 	Typing,
 	Pong,
@@ -223,7 +266,9 @@ export function parseClientFrame(raw: string): Parsed {
 	if (!isRecord(data)) {
 		return { ok: false, code: "bad_frame", message: "frame must be a JSON object" };
 	}
-	const ref = typeof data.id === "string" && data.id.length <= 64 ? data.id : undefined;
+	// A send names itself with `id`, a search with `ref`: an error about the frame carries it back.
+	const named = data.type === "search" ? data.ref : data.id;
+	const ref = typeof named === "string" && named.length <= 64 ? named : undefined;
 	const type = data.type;
 	const schema =
 		typeof type === "string" && Object.hasOwn(clientFrames, type)

@@ -56,6 +56,8 @@ export const FRAME_RATES: Record<Exclude<ClientFrameType, "send" | "typing">, Fr
 	leave: { rate: 2, burst: 10 },
 	history: { rate: 5, burst: 20 },
 	ping: { rate: 2, burst: 20 },
+	// A page searches when the person stops typing (or presses Enter) and pages results on scroll.
+	search: { rate: 2, burst: 10 },
 };
 
 /**

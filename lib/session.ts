@@ -11,12 +11,15 @@ import {
 	parseName,
 	type ServerFrame,
 } from "../protocol.ts";
-import { helloMatchesAccount } from "./auth-ws.ts";
+import { mayRead } from "./access.ts";
+import { accountOf, helloMatchesAccount } from "./auth-ws.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { FRAME_RATES, TokenBucket } from "./rate-limit.ts";
-import { type Page, QuotaExceeded, StoreError } from "./store.ts";
+import { BadCursor } from "./search.ts";
+import { around, forward } from "./search-context.ts";
+import { type Page, QuotaExceeded, type Store, StoreError } from "./store.ts";
 
 export type SessionLimits = Pick<
 	Config,
@@ -41,7 +44,7 @@ export type Socket = ServerWebSocket<Session>;
 export type Verdict = "ok" | "limited" | "close";
 
 /** Frames whose answer can be large: they need reply bytes left in the budget. */
-const COSTLY: ReadonlySet<ClientFrameType> = new Set(["join", "history"]);
+const COSTLY: ReadonlySet<ClientFrameType> = new Set(["join", "history", "search"]);
 /** Costly requests of one connection run one at a time, so they are answered in the order they came. */
 const MAX_IN_FLIGHT = 1;
 /** Costly requests one connection may have waiting: a page rejoining all its rooms (--max-rooms) fits. */
@@ -156,7 +159,7 @@ export class Session {
 /** What a session needs from the hub (hub.ts implements it). */
 export interface SessionHub {
 	readonly metrics: Metrics;
-	readonly store: { readonly epoch: string };
+	readonly store: Pick<Store, "epoch" | "search" | "before" | "after">;
 	connect(ws: Socket): void;
 	disconnect(ws: Socket): void;
 	sendTo(ws: Socket, frame: ServerFrame): void;
@@ -230,6 +233,7 @@ export function websocketHandler(
 	function run(ws: Socket, work: Promise<unknown>, ref: string | undefined, room?: string): Promise<void> {
 		return work.then(undefined, (e: unknown) => {
 			if (e instanceof QuotaExceeded) return sendError(ws, "quota_exceeded", e.message, ref, room);
+			if (e instanceof BadCursor) return sendError(ws, "bad_frame", e.message, ref);
 			if (e instanceof StoreError) metrics.storeErrors.inc();
 			log.error("request_failed", { conn: ws.data.id, error: (e as Error).message });
 			sendError(ws, "server_error", "the server could not do that; try again", ref, room);
@@ -283,9 +287,33 @@ export function websocketHandler(
 		);
 	}
 
+	/** Searches the rooms this connection may read (lib/access.ts); no join needed. */
+	function search(ws: Socket, frame: Extract<ClientFrame, { type: "search" }>): Promise<void> {
+		const session = ws.data;
+		const reader = { name: session.name as string, account: accountOf(session) };
+		const { type: _, ref, query: text, ...filters } = frame;
+		const reply = hub.store
+			.search({ text, ...filters }, (room) => mayRead(reader, room))
+			.then((page) =>
+				hub.sendTo(ws, ref === undefined ? { type: "search", ...page } : { type: "search", ref, ...page }),
+			);
+		return run(ws, reply, ref);
+	}
+
+	/** `history` with `around` or `after` (lib/search-context.ts), cut like every reply to half of --max-buffer. */
+	function context(ws: Socket, frame: Extract<ClientFrame, { type: "history" }>): Promise<void> {
+		const maxBytes = limits.maxBuffer / 2 - ws.getBufferedAmount();
+		const read =
+			frame.around !== undefined
+				? around(hub.store, frame.room, frame.around, frame.limit, maxBytes)
+				: forward(hub.store, frame.room, frame.after as number, frame.limit, maxBytes);
+		const reply = read.then((page) => hub.sendTo(ws, { type: "history", room: frame.room, ...page }));
+		return run(ws, reply, undefined, frame.room);
+	}
+
 	function handle(ws: Socket, frame: ClientFrame): void {
 		const session = ws.data;
-		const ref = frame.type === "send" ? frame.id : undefined;
+		const ref = frame.type === "send" ? frame.id : frame.type === "search" ? frame.ref : undefined;
 		if (!admitted(ws, frame, ref)) return;
 		if (frame.type === "hello") return hello(ws, frame.name);
 		if (session.name === undefined) return sendError(ws, "not_identified", "send hello first", ref);
@@ -309,6 +337,11 @@ export function websocketHandler(
 			};
 			return session.queue(join, refuse);
 		}
+		if (frame.type === "search")
+			return session.queue(
+				() => search(ws, frame),
+				() => refused(ws, frame, session.strike(), ref),
+			);
 		if (!session.rooms.has(frame.room))
 			return sendError(ws, "not_joined", `join ${frame.room} first`, ref, frame.room);
 		switch (frame.type) {
@@ -324,6 +357,8 @@ export function websocketHandler(
 			case "typing":
 				return hub.typing(ws, frame.room);
 			case "history": {
+				if (frame.around !== undefined || frame.after !== undefined)
+					return session.queue(() => context(ws, frame), refuse);
 				const history = () =>
 					run(
 						ws,

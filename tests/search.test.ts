@@ -1,0 +1,93 @@
+// The `search` frame through a real server and real sockets: results, paging, refs, errors and its rate.
+import { describe, expect, test } from "bun:test";
+import type { ServerFrameOf } from "../protocol.ts";
+import { Client, chatter, startServer } from "./helpers.ts";
+
+type Results = ServerFrameOf<"search">;
+
+async function search(c: Client, frame: Record<string, unknown>): Promise<Results> {
+	const ref = `s${Math.random().toString(36).slice(2)}`;
+	c.send({ type: "search", ref, ...frame });
+	const answer = await c.next(
+		(f) => (f.type === "search" || f.type === "error") && f.ref === ref,
+		10_000,
+		true,
+	);
+	if (answer.type !== "search") throw new Error(`search answered ${JSON.stringify(answer)}`);
+	return answer;
+}
+
+describe("search frame", () => {
+	test("finds messages in every room, without joining them, newest first, with highlights and the ref", async () => {
+		await using s = startServer();
+		const alice = await chatter(s.ws, "alice", "dev");
+		await alice.join("ops");
+		for (const [room, text] of [
+			["dev", "デプロイ完了しました"],
+			["ops", "see ERR_SOCKET_TIMEOUT in the log"],
+			["dev", "another デプロイ today"],
+		] as const) {
+			alice.send({ type: "send", room, text });
+			await alice.expect("message", (m) => m.text === text);
+		}
+		const bob = await chatter(s.ws, "bob");
+		const ja = await search(bob, { query: "デプロイ" });
+		expect(ja.hits.map((h) => [h.room, h.seq, h.from, h.snippet])).toEqual([
+			["dev", 2, "alice", "another デプロイ today"],
+			["dev", 1, "alice", "デプロイ完了しました"],
+		]);
+		expect(ja.hits[0]?.highlights).toEqual([[8, 12]]);
+		expect(ja.cursor).toBeUndefined();
+		const code = await search(bob, { query: "err_socket", room: "ops", from: "ALICE" });
+		expect(code.hits.map((h) => h.snippet)).toEqual(["see ERR_SOCKET_TIMEOUT in the log"]);
+		expect((await search(bob, { query: "デプロイ", room: "ops" })).hits).toEqual([]);
+	});
+
+	test("pages through many hits with the cursor", async () => {
+		await using s = startServer();
+		for (let i = 0; i < 30; i++)
+			await s.hub.store.append({ room: "r", from: "bob", text: `row ${i}`, ts: Date.now() });
+		const alice = await chatter(s.ws, "alice");
+		const seen: number[] = [];
+		let cursor: string | undefined;
+		do {
+			const page = await search(
+				alice,
+				cursor ? { query: "row", limit: 7, cursor } : { query: "row", limit: 7 },
+			);
+			seen.push(...page.hits.map((h) => h.seq));
+			cursor = page.cursor;
+		} while (cursor);
+		expect(seen).toEqual(Array.from({ length: 30 }, (_, i) => 30 - i));
+	});
+
+	test("needs hello; a bad query or cursor is bad_frame with the ref; the connection stays usable", async () => {
+		await using s = startServer();
+		const c = await Client.connect(s.ws);
+		c.send({ type: "search", query: "x" });
+		expect(await c.next()).toMatchObject({ type: "error", code: "not_identified" });
+		await c.hello("carol");
+		c.send({ type: "search", ref: "q1", query: "" });
+		expect(await c.next()).toMatchObject({ type: "error", code: "bad_frame", ref: "q1" });
+		c.send({ type: "search", ref: "q2", query: "x".repeat(201) });
+		expect(await c.next()).toMatchObject({ type: "error", code: "bad_frame" });
+		c.send({ type: "search", ref: "q3", query: "hello", cursor: "not-a-cursor" });
+		expect(await c.next()).toMatchObject({ type: "error", code: "bad_frame", ref: "q3" });
+		expect((await search(c, { query: "hello" })).hits).toEqual([]);
+	});
+
+	test("a burst of searches is rate limited per connection (with each refusal's ref), and others are not slowed", async () => {
+		await using s = startServer();
+		const flooder = await chatter(s.ws, "flood");
+		const calm = await chatter(s.ws, "calm");
+		for (let i = 0; i < 40; i++) flooder.send({ type: "search", ref: `f${i}`, query: `word${i}` });
+		const answers = [];
+		for (let i = 0; i < 40; i++)
+			answers.push(await flooder.next((f) => f.type === "search" || f.type === "error", 10_000, true));
+		const limited = answers.filter((a) => a.type === "error" && a.code === "rate_limited");
+		expect(limited.length).toBeGreaterThan(20);
+		expect(limited.every((a) => a.type === "error" && a.ref?.startsWith("f"))).toBe(true);
+		expect(flooder.isOpen).toBe(true);
+		expect((await search(calm, { query: "anything" })).hits).toEqual([]);
+	});
+});
