@@ -8,6 +8,7 @@ import { fanoutChart } from "./chart.ts";
 import { KINDS, type Kind } from "./clients.ts";
 import type { Job, StepResult } from "./generator.ts";
 import { freePort, waitForPort } from "./net.ts";
+import { runSearchBench, type SearchBench } from "./search.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const args = new Set(process.argv.slice(2));
@@ -42,6 +43,7 @@ const PLAN = QUICK
 			storm: { clients: 200, roomSize: 50 },
 			resume: { clients: 50 },
 			cluster: { clients: 50, rates: [20], stepSeconds: 1, repeats: 1 },
+			search: {},
 		}
 	: {
 			fanout: {
@@ -55,6 +57,8 @@ const PLAN = QUICK
 			storm: { clients: 5000, roomSize: 100 },
 			resume: { clients: 1000 },
 			cluster: { clients: 1000, rates: [100, 200, 400], stepSeconds: 3, repeats: 3 },
+			// 1,000,000 messages (20,000 with --quick) in one SQLite store; see bench/search.ts.
+			search: {},
 		};
 type Scenario = keyof typeof PLAN;
 
@@ -237,6 +241,17 @@ for (const scenario of scenarios) {
 	results[scenario] = {};
 	if (scenario === "cluster") {
 		results.cluster = await runCluster();
+		continue;
+	}
+	if (scenario === "search") {
+		process.stderr.write("search · hubbub (SQLite) … ");
+		try {
+			results.search = { hubbub: await runSearchBench(QUICK, (s) => process.stderr.write(s)) };
+			process.stderr.write("done\n");
+		} catch (e) {
+			results.search = { hubbub: { error: (e as Error).message } };
+			process.stderr.write(`failed: ${(e as Error).message}\n`);
+		}
 		continue;
 	}
 	for (const kind of kinds) {
@@ -472,6 +487,29 @@ if (results.cluster) {
 	}
 }
 
+const searched = results.search?.hubbub as SearchBench | { error: string } | undefined;
+if (searched) {
+	lines.push("", "### Search: one SQLite store, store.search (the `search` frame's path)", "");
+	if ("error" in searched) lines.push(`failed: ${searched.error}`);
+	else {
+		const s = searched;
+		const mib = (b: number) => f(b / 1024 ** 2, 1);
+		lines.push(
+			`${f(s.messages)} messages filled in ${f(s.fillSeconds, 1)} s and indexed in ${f(s.indexSeconds, 1)} s; database ${mib(s.dbBytes)} MiB, of which the search index ${mib(s.indexBytes)} MiB.`,
+			`Insert: ${f(s.insertUs.commitWithout, 1)} µs a message committed without search, ${f(s.insertUs.commitWithIndex, 1)} µs with its trigger; indexing afterwards ${f(s.insertUs.indexing, 1)} µs a message (off the send's path).`,
+			"",
+			"| query | median ms | hits |",
+			"| --- | ---: | ---: |",
+			...s.perQuery.map((q) => `| \`${q.query}\` | ${f(q.medianMs, 2)} | ${q.hits} |`),
+			"",
+			`All queries: median ${f(s.medianMs, 2)} ms, p99 ${f(s.p99Ms, 1)} ms.`,
+		);
+		verdicts.push(
+			`search median under 50 ms with ${f(s.messages)} messages: ${f(s.medianMs, 2)} ms → ${s.medianMs < 50 ? "met" : "not met"}`,
+		);
+	}
+}
+
 lines.push("", "### Targets", "", ...verdicts.map((v) => `- ${v}`));
 const report = lines.join("\n");
 console.log(report);
@@ -499,7 +537,12 @@ if (results.fanout) {
 
 // Quick mode guards the harness, not the speed: every server must have answered with numbers.
 const missing = scenarios.flatMap((s) =>
-	(s === "cluster" ? CLUSTER_VARIANTS.map(([name]) => name) : (kinds as string[]))
+	(s === "cluster"
+		? CLUSTER_VARIANTS.map(([name]) => name)
+		: s === "search"
+			? ["hubbub"]
+			: (kinds as string[])
+	)
 		.filter((k) => {
 			const r = results[s]?.[k] as
 				| {
@@ -516,7 +559,10 @@ const missing = scenarios.flatMap((s) =>
 					r.points.length === 0 || !r.points.every((p) => Number.isFinite(p.delivered) && p.delivered > 0)
 				);
 			if (r.supported === false) return false;
-			return !Number.isFinite(r.seconds ?? r.bytesPerConnection ?? Number.NaN);
+			const measured = r as { seconds?: number; bytesPerConnection?: number; medianMs?: number };
+			return !Number.isFinite(
+				measured.seconds ?? measured.bytesPerConnection ?? measured.medianMs ?? Number.NaN,
+			);
 		})
 		.map((k) => `${s}/${k}`),
 );

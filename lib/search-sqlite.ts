@@ -6,10 +6,14 @@ import type { StoredRow } from "./store.ts";
 /**
  * Schema 3. `messages` has no integer rowid (WITHOUT ROWID), which FTS5 needs,
  * so `search_docs` gives each message one, in arrival order (newest first =
- * highest id). Both indexes are contentless (the text lives once, in
- * `messages`) with contentless_delete, so retention, deletes and edits remove
- * a message from them: the triggers below are the only writers, so any path
- * that changes `messages` keeps the index right.
+ * highest id), through a trigger: every writer (a send, `hubbub import`,
+ * another process on the file) gets one. The two FTS5 indexes are contentless
+ * (the text lives once, in `messages`) with contentless_delete, so retention,
+ * deletes and edits remove a message from them (the delete and update
+ * triggers). They are filled by `catchUp`, not by an insert trigger: FTS5
+ * writes a segment per statement inside a trigger, which made each send's
+ * commit 20–50 times dearer; written in batches of top-level statements it
+ * costs a few tens of µs a message, off the send's path.
  */
 export function migrateSearch(db: Database): void {
 	db.run(`CREATE TABLE search_docs (
@@ -26,53 +30,96 @@ export function migrateSearch(db: Database): void {
 	db.run(
 		"CREATE VIRTUAL TABLE search_words USING fts5(text, tokenize = 'unicode61', content = '', contentless_delete = 1, detail = none)",
 	);
+	// Merging segments less eagerly than the default (4) keeps an indexing batch's cost near the tokenizing alone.
+	for (const table of ["search_trigrams", "search_words"])
+		db.run(`INSERT INTO ${table} (${table}, rank) VALUES ('automerge', 16)`);
+	// Every search_docs id up to this one is in both indexes.
+	db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('search_indexed', '0')");
 	db.run(`CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
 		INSERT INTO search_docs (room, seq) VALUES (new.room, new.seq);
-		INSERT INTO search_trigrams (rowid, text) VALUES (last_insert_rowid(), new.text);
-		INSERT INTO search_words (rowid, text) VALUES (last_insert_rowid(), new.text);
 	END`);
+	// Deleting a rowid an index never got is a no-op for a contentless_delete table.
 	db.run(`CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
 		DELETE FROM search_trigrams WHERE rowid = (SELECT id FROM search_docs WHERE room = old.room AND seq = old.seq);
 		DELETE FROM search_words WHERE rowid = (SELECT id FROM search_docs WHERE room = old.room AND seq = old.seq);
 		DELETE FROM search_docs WHERE room = old.room AND seq = old.seq;
 	END`);
+	// An edit: the new text replaces the old in the indexes under the same id (its place in the order stays);
+	// a message not indexed yet is left to catchUp, which reads the text as it is then.
 	db.run(`CREATE TRIGGER messages_search_update AFTER UPDATE OF text ON messages BEGIN
 		DELETE FROM search_trigrams WHERE rowid = (SELECT id FROM search_docs WHERE room = old.room AND seq = old.seq);
 		DELETE FROM search_words WHERE rowid = (SELECT id FROM search_docs WHERE room = old.room AND seq = old.seq);
-		INSERT INTO search_trigrams (rowid, text) SELECT id, new.text FROM search_docs WHERE room = new.room AND seq = new.seq;
-		INSERT INTO search_words (rowid, text) SELECT id, new.text FROM search_docs WHERE room = new.room AND seq = new.seq;
+		INSERT INTO search_trigrams (rowid, text) SELECT id, new.text FROM search_docs
+			WHERE room = new.room AND seq = new.seq AND id <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed');
+		INSERT INTO search_words (rowid, text) SELECT id, new.text FROM search_docs
+			WHERE room = new.room AND seq = new.seq AND id <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed');
 	END`);
-	// Messages stored before this version, oldest first so ids follow arrival.
+	// Messages stored before this version, oldest first so ids follow arrival; catchUp indexes them.
 	db.run("INSERT INTO search_docs (room, seq) SELECT room, seq FROM messages ORDER BY ts, room, seq");
-	for (const table of ["search_trigrams", "search_words"])
-		db.run(
-			`INSERT INTO ${table} (rowid, text) SELECT d.id, m.text FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq`,
-		);
 }
+
+/** Rows one catchUp call indexes at most: about 20–40 ms of work, so the event loop is never held long. */
+export const INDEX_STEP = 500;
 
 /** A term as an FTS5 string (a phrase: the trigram tokenizer makes it a substring match). */
 function quote(term: string): string {
 	return `"${term.replaceAll('"', '""')}"`;
 }
 
-type Params = [string, number, string | null, string | null, number, number, number];
+type Params = [string, number, number];
 
-/** Reads candidates for lib/search.ts's runSearch, newest first by arrival. */
+/**
+ * Reads candidates for lib/search.ts's runSearch, newest first by arrival.
+ * Each read walks at most `n` index matches (the filters are applied by
+ * runSearch), so a filter that few matches pass (a small room, one author)
+ * costs a bounded scan per call rather than a walk through every match.
+ */
 export class SqliteSearch {
 	private readonly q: Record<"trigrams" | "words", Statement<StoredRow & { pos: number }, Params>>;
+	private readonly pending: Statement<{ id: number; text: string }, [number]>;
+	private readonly add: Record<"trigrams" | "words", Statement<unknown, [number, string]>>;
 
-	constructor(db: Database) {
+	constructor(private readonly db: Database) {
+		this.pending =
+			db.query(`SELECT d.id, m.text FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq
+			WHERE d.id > (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed') ORDER BY d.id LIMIT ?`);
+		this.add = {
+			trigrams: db.query("INSERT INTO search_trigrams (rowid, text) VALUES (?, ?)"),
+			words: db.query("INSERT INTO search_words (rowid, text) VALUES (?, ?)"),
+		};
 		const query = (table: string) =>
 			db.query<StoredRow & { pos: number }, Params>(`
-				SELECT ${table}.rowid AS pos, m.room, m.seq, m.sender, m.client_id, m.text, m.ts
-				FROM ${table}
-				JOIN search_docs d ON d.id = ${table}.rowid
+				SELECT f.pos, m.room, m.seq, m.sender, m.client_id, m.text, m.ts
+				FROM (SELECT rowid AS pos FROM ${table} WHERE ${table} MATCH ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3) f
+				JOIN search_docs d ON d.id = f.pos
 				JOIN messages m ON m.room = d.room AND m.seq = d.seq
-				WHERE ${table} MATCH ?1 AND ${table}.rowid < ?2
-					AND (?3 IS NULL OR m.room = ?3) AND (?4 IS NULL OR m.sender_key = ?4)
-					AND m.ts < ?5 AND m.ts >= ?6
-				ORDER BY ${table}.rowid DESC LIMIT ?7`);
+				ORDER BY f.pos DESC`);
 		this.q = { trigrams: query("search_trigrams"), words: query("search_words") };
+	}
+
+	/**
+	 * Indexes up to INDEX_STEP messages stored since the last call, in one
+	 * write transaction; resolves how many (0 when there was nothing, or when
+	 * another process holds the write lock: the next call does it).
+	 */
+	catchUp(): number {
+		try {
+			return this.db
+				.transaction(() => {
+					const rows = this.pending.all(INDEX_STEP);
+					for (const r of rows) {
+						this.add.trigrams.run(r.id, r.text);
+						this.add.words.run(r.id, r.text);
+					}
+					const last = rows.at(-1);
+					if (last) this.db.run("UPDATE meta SET value = ? WHERE key = 'search_indexed'", [String(last.id)]);
+					return rows.length;
+				})
+				.immediate();
+		} catch (e) {
+			if (String((e as { code?: unknown }).code).startsWith("SQLITE_BUSY")) return 0;
+			throw e;
+		}
 	}
 
 	candidates(plan: SearchPlan, cursor: string | undefined, n: number): Candidate[] {
@@ -86,8 +133,6 @@ export class SqliteSearch {
 			plan.long.length > 0
 				? [this.q.trigrams, plan.long.map(quote).join(" ")]
 				: [this.q.words, plan.short.map((t) => `${quote(t)}*`).join(" ")];
-		return statement
-			.all(match, below, plan.room ?? null, plan.senderKey ?? null, plan.before, plan.after, n)
-			.map((r) => ({ row: r, pos: `s${r.pos}` }));
+		return statement.all(match, below, n).map((r) => ({ row: r, pos: `s${r.pos}` }));
 	}
 }

@@ -62,7 +62,10 @@ export interface Candidate {
 	pos: string;
 }
 
-/** Reads up to `n` candidates newest first, strictly after `cursor`; a superset of the matches is fine. */
+/**
+ * Reads up to `n` candidates newest first, strictly after `cursor`: a superset
+ * of the matches is fine (runSearch checks terms and filters again).
+ */
 export type FetchCandidates = (
 	plan: SearchPlan,
 	cursor: string | undefined,
@@ -70,7 +73,7 @@ export type FetchCandidates = (
 ) => Promise<Candidate[]>;
 
 /** Rows one search call looks at before it answers with what it found and a cursor (bounds a search's cost). */
-export const SCAN_ROWS = 2000;
+export const SCAN_ROWS = 1000;
 /** Characters of a long message a snippet shows. */
 export const SNIPPET_CHARS = 160;
 const MAX_TERMS = 8;
@@ -157,6 +160,17 @@ function isLowSurrogate(s: string, i: number): boolean {
 	return c >= 0xdc00 && c <= 0xdfff;
 }
 
+/** The filters, checked here whatever the store already did with them. */
+function passes(plan: SearchPlan, row: StoredRow): boolean {
+	const ts = Number(row.ts);
+	return (
+		(plan.room === undefined || row.room === plan.room) &&
+		(plan.senderKey === undefined || row.sender.toLowerCase() === plan.senderKey) &&
+		ts < plan.before &&
+		ts >= plan.after
+	);
+}
+
 /**
  * Runs a search over a store's candidates: keeps those `accept` allows (the
  * access check, lib/access.ts) and that match every term, newest first, until
@@ -190,7 +204,7 @@ export async function runSearch(
 			cursor = c.pos;
 			scanned++;
 			const { row } = c;
-			if (!accept(row.room) || !matcher.matches(row.text)) continue;
+			if (!passes(plan, row) || !accept(row.room) || !matcher.matches(row.text)) continue;
 			hits.push({
 				room: row.room,
 				seq: Number(row.seq),

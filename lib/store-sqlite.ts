@@ -3,7 +3,7 @@ import { Database, type Statement } from "bun:sqlite";
 import { statSync } from "node:fs";
 import { nameKey } from "./names.ts";
 import { runSearch, type SearchPage, type SearchQuery } from "./search.ts";
-import { migrateSearch, SqliteSearch } from "./search-sqlite.ts";
+import { INDEX_STEP, migrateSearch, SqliteSearch } from "./search-sqlite.ts";
 import {
 	type Appended,
 	messageFromRow,
@@ -121,6 +121,9 @@ export class SqliteStore implements Store {
 	/** Rooms appended to through this handle since the last prune: only they can have grown past `keep`. */
 	private readonly touched = new Set<string>();
 	private readonly searcher: SqliteSearch;
+	/** The next search-indexing round (lib/search-sqlite.ts catchUp), while one is due. */
+	private indexTimer?: ReturnType<typeof setTimeout>;
+	private closed = false;
 	private readonly q: {
 		bySenderId: Statement<StoredRow, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
@@ -170,6 +173,8 @@ export class SqliteStore implements Store {
 		}
 		this.identity = fileIdentity(path);
 		this.searcher = new SqliteSearch(this.db);
+		// Messages a migration or another writer left unindexed.
+		this.scheduleIndex(0);
 		const cols = "room, seq, sender, client_id, text, ts";
 		this.q = {
 			bySenderId: this.db.query(
@@ -299,6 +304,7 @@ export class SqliteStore implements Store {
 			return;
 		}
 		this.onCommit?.((performance.now() - t0) / 1000, batch.length);
+		this.scheduleIndex();
 		for (let i = 0; i < batch.length; i++) {
 			const result = results[i] as Appended | QuotaExceeded;
 			if (result instanceof QuotaExceeded) batch[i]?.reject(result);
@@ -434,7 +440,32 @@ export class SqliteStore implements Store {
 		return removed;
 	}
 
+	/**
+	 * Indexes new messages for search a moment after they are committed, in
+	 * steps, off the send's path: a search sees a message within about 200 ms
+	 * (and a search first indexes what is waiting, so a sender finds what it
+	 * just sent). A failure (disk full) is retried later; sends do not wait on it.
+	 */
+	private scheduleIndex(delayMs = 200): void {
+		if (this.indexTimer || this.closed) return;
+		this.indexTimer = setTimeout(() => {
+			this.indexTimer = undefined;
+			if (this.closed) return;
+			try {
+				if (this.searcher.catchUp() === INDEX_STEP) this.scheduleIndex(0);
+			} catch {
+				this.scheduleIndex(5000);
+			}
+		}, delayMs);
+		this.indexTimer.unref?.();
+	}
+
 	search(query: SearchQuery, accept: (room: string) => boolean): Promise<SearchPage> {
+		try {
+			if (this.searcher.catchUp() === INDEX_STEP) this.scheduleIndex(0);
+		} catch {
+			// Searching what is indexed is still right; the timer retries.
+		}
 		return runSearch(query, async (plan, cursor, n) => this.searcher.candidates(plan, cursor, n), accept);
 	}
 
@@ -496,6 +527,8 @@ export class SqliteStore implements Store {
 	}
 
 	async close(): Promise<void> {
+		this.closed = true;
+		clearTimeout(this.indexTimer);
 		await this.flushing;
 		await this.flush();
 		this.db.close();

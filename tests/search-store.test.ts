@@ -229,6 +229,7 @@ test("SQLite's index drops what retention removes (the triggers keep it in step,
 	const path = join(dir.path, "s.db");
 	const store = new SqliteStore(path);
 	for (let i = 0; i < 10; i++) await store.append({ room: "r", from: "a", text: `entry ${i}`, ts: T0 + i });
+	expect((await store.search(q("entry"), all)).hits).toHaveLength(10);
 	await store.prune({ keep: 3 });
 	await store.close();
 	const raw = new Database(path, { readonly: true });

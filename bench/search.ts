@@ -1,0 +1,251 @@
+// The search scenario: fills a SQLite store with chat-like messages (words, code, Japanese), then times
+// store.search (the path the `search` frame takes) and measures what the index costs on disk and on insert.
+import { Database } from "bun:sqlite";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { SearchQuery } from "../lib/search.ts";
+import { SqliteSearch } from "../lib/search-sqlite.ts";
+import { SqliteStore } from "../lib/store-sqlite.ts";
+
+export interface SearchBench {
+	messages: number;
+	fillSeconds: number;
+	/** Database file bytes, and the part the search tables take. */
+	dbBytes: number;
+	indexBytes: number;
+	medianMs: number;
+	p99Ms: number;
+	perQuery: { query: string; medianMs: number; hits: number }[];
+	/** Seconds the background indexer took to index the fill. */
+	indexSeconds: number;
+	/** µs per message: committed in batches of 20 with the search trigger and without it, and indexed afterwards. */
+	insertUs: { commitWithIndex: number; commitWithout: number; indexing: number };
+}
+
+/** A tiny deterministic generator, so every run searches the same history. */
+function rng(seed: number): () => number {
+	let s = seed >>> 0;
+	return () => {
+		s = (s + 0x6d2b79f5) >>> 0;
+		let t = s;
+		t = Math.imul(t ^ (t >>> 15), t | 1);
+		t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+		return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+	};
+}
+
+const SYLLABLES = [
+	"ka",
+	"lo",
+	"mi",
+	"ter",
+	"pan",
+	"dro",
+	"vel",
+	"su",
+	"ri",
+	"qua",
+	"nes",
+	"bo",
+	"tin",
+	"ga",
+	"ze",
+];
+const JAPANESE = [
+	"デプロイ",
+	"本番環境",
+	"確認",
+	"お願いします",
+	"完了",
+	"障害",
+	"対応中",
+	"ログ",
+	"再起動",
+	"設定",
+];
+const CODE = [
+	"ERR_SOCKET_TIMEOUT",
+	"--max-payload",
+	"ECONNRESET",
+	"npm run build",
+	"SIGTERM",
+	"exit code 137",
+];
+
+/** A vocabulary of made-up words; picking with a skew makes some words common and most rare, as in chat. */
+function vocabulary(random: () => number, size: number): string[] {
+	const words = new Set<string>();
+	while (words.size < size) {
+		const n = 1 + Math.floor(random() * 4);
+		let w = "";
+		for (let i = 0; i < n; i++) w += SYLLABLES[Math.floor(random() * SYLLABLES.length)];
+		words.add(w);
+	}
+	return [...words];
+}
+
+function messageText(random: () => number, words: string[]): string {
+	const r = random();
+	const pick = () => words[Math.floor(random() ** 3 * words.length)] as string;
+	const n = 3 + Math.floor(random() * 12);
+	const parts = Array.from({ length: n }, pick);
+	if (r < 0.05) parts.splice(1, 0, CODE[Math.floor(random() * CODE.length)] as string);
+	if (r > 0.95)
+		return `${JAPANESE[Math.floor(random() * JAPANESE.length)]}${JAPANESE[Math.floor(random() * JAPANESE.length)]}しました`;
+	return parts.join(" ");
+}
+
+function fileBytes(path: string): number {
+	let total = 0;
+	for (const p of [path, `${path}-wal`])
+		try {
+			total += statSync(p).size;
+		} catch {}
+	return total;
+}
+
+/** µs per message to commit `texts` in transactions of 20 (a busy second's batch), then to index them. */
+function insertCost(
+	db: Database,
+	room: string,
+	texts: string[],
+	index?: SqliteSearch,
+): { commit: number; index: number } {
+	const insert = db.query(
+		"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES (?, ?, 'bench', 'bench', NULL, ?, ?)",
+	);
+	const t0 = performance.now();
+	for (let i = 0; i < texts.length; i += 20) {
+		db.transaction(() => {
+			for (let j = i; j < Math.min(i + 20, texts.length); j++) insert.run(room, j + 1, texts[j] as string, j);
+		})();
+	}
+	const t1 = performance.now();
+	if (index) while (index.catchUp() > 0);
+	const t2 = performance.now();
+	return { commit: ((t1 - t0) * 1000) / texts.length, index: ((t2 - t1) * 1000) / texts.length };
+}
+
+export async function runSearchBench(quick: boolean, log: (s: string) => void): Promise<SearchBench> {
+	const total = quick ? 20_000 : 1_000_000;
+	const dir = mkdtempSync(join(tmpdir(), "hubbub-bench-search-"));
+	const path = join(dir, "search.db");
+	try {
+		const random = rng(42);
+		const words = vocabulary(random, 20_000);
+		// Schema (with the search tables) from the store itself; the fill goes straight in, triggers and all.
+		await new SqliteStore(path).close();
+		const db = new Database(path);
+		db.run("PRAGMA synchronous = OFF");
+		const insert = db.query(
+			"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES (?, ?, ?, ?, NULL, ?, ?)",
+		);
+		const seqs = new Map<string, number>();
+		const start = Date.UTC(2026, 7, 1);
+		const t0 = performance.now();
+		for (let i = 0; i < total; i += 10_000) {
+			db.transaction(() => {
+				for (let j = i; j < Math.min(i + 10_000, total); j++) {
+					const room = `room-${Math.floor(random() ** 2 * 100)}`;
+					const seq = (seqs.get(room) ?? 0) + 1;
+					seqs.set(room, seq);
+					const sender = `user${Math.floor(random() * 300)}`;
+					insert.run(room, seq, sender, sender, messageText(random, words), start + j * 5000);
+				}
+			})();
+			if (i % 200_000 === 0 && i > 0) log(`${i / 1000}k `);
+		}
+		const fillSeconds = (performance.now() - t0) / 1000;
+		const indexer = new SqliteSearch(db);
+		const t1 = performance.now();
+		while (indexer.catchUp() > 0);
+		const indexSeconds = (performance.now() - t1) / 1000;
+		db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+		const dbBytes = fileBytes(path);
+		const pageSize = (db.query("PRAGMA page_size").get() as { page_size: number }).page_size;
+		const indexPages = (
+			db
+				.query(
+					"SELECT sum(pageno) AS n FROM (SELECT count(*) AS pageno FROM dbstat WHERE name LIKE 'search%' OR name LIKE 'sqlite_autoindex_search%')",
+				)
+				.get() as { n: number | null }
+		).n;
+		const indexBytes = (indexPages ?? 0) * pageSize;
+
+		// Insert cost: the same texts into a fresh room, with the triggers, then into another without.
+		const sample = Array.from({ length: quick ? 2000 : 20_000 }, () => messageText(random, words));
+		// Warm both paths first; then without the trigger, then with it (and the indexer after it).
+		insertCost(db, "bench-warm", sample.slice(0, 1000), indexer);
+		db.run("DROP TRIGGER messages_search_insert");
+		const without = insertCost(db, "bench-without", sample);
+		db.run(`CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
+			INSERT INTO search_docs (room, seq) VALUES (new.room, new.seq);
+		END`);
+		const withIndex = insertCost(db, "bench-with", sample, indexer);
+		db.run("DELETE FROM messages WHERE room IN ('bench-warm', 'bench-with', 'bench-without')");
+		db.close();
+
+		const store = new SqliteStore(path);
+		const common = words[0] as string;
+		const rare = words[words.length - 1] as string;
+		const queries: [string, Partial<SearchQuery>][] = [
+			[common, {}],
+			[rare, {}],
+			[`${words[1]} ${words[2]}`, {}],
+			[`"${words[3]} ${words[4]}"`, {}],
+			["ERR_SOCKET", {}],
+			["--max-payload", {}],
+			["デプロイ", {}],
+			["確認", {}],
+			[common, { room: "room-50" }],
+			[common, { from: "user7" }],
+			[words[5] as string, { after: start + total * 2500 }],
+			["zzqx", {}],
+		];
+		const rounds = quick ? 3 : 15;
+		const all: number[] = [];
+		const perQuery: SearchBench["perQuery"] = [];
+		for (const [text, filters] of queries) {
+			const times: number[] = [];
+			let hits = 0;
+			for (let r = 0; r < rounds; r++) {
+				const t = performance.now();
+				const page = await store.search({ text, limit: 20, ...filters }, () => true);
+				times.push(performance.now() - t);
+				hits = page.hits.length;
+			}
+			all.push(...times);
+			const label = Object.keys(filters).length ? `${text} (${Object.keys(filters).join(", ")})` : text;
+			perQuery.push({ query: label, medianMs: quantile(times, 0.5), hits });
+		}
+		await store.close();
+		return {
+			messages: total,
+			fillSeconds,
+			dbBytes,
+			indexBytes,
+			medianMs: quantile(all, 0.5),
+			p99Ms: quantile(all, 0.99),
+			perQuery,
+			indexSeconds,
+			insertUs: {
+				commitWithIndex: withIndex.commit,
+				commitWithout: without.commit,
+				indexing: withIndex.index,
+			},
+		};
+	} finally {
+		rmSync(dir, { recursive: true, force: true });
+	}
+}
+
+function quantile(values: number[], q: number): number {
+	const sorted = [...values].sort((a, b) => a - b);
+	return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+if (import.meta.main) {
+	const r = await runSearchBench(process.argv.includes("--quick"), (s) => process.stderr.write(s));
+	console.log(JSON.stringify(r, null, 1));
+}
