@@ -102,12 +102,21 @@ export const Send = z.object({
 	id: ClientId.optional(),
 	text: Text,
 });
-export const HistoryRequest = z.object({
-	type: z.literal("history"),
-	room: Room,
-	before: Seq.optional(),
-	limit: z.number().int().min(1).max(LIMITS.historyMax).default(LIMITS.historyDefault),
-});
+export const HistoryRequest = z
+	.object({
+		type: z.literal("history"),
+		room: Room,
+		before: Seq.optional(),
+		/** Protocol 1.1: the messages around this seq (opening a search result). */
+		around: Seq.optional(),
+		/** Protocol 1.1: messages after this seq, oldest first (from a search result down to the live end). */
+		after: Seq.optional(),
+		limit: z.number().int().min(1).max(LIMITS.historyMax).default(LIMITS.historyDefault),
+	})
+	.refine(
+		(h) => [h.before, h.around, h.after].filter((v) => v !== undefined).length <= 1,
+		"give at most one of before, around and after",
+	);
 /** Full-text search over the rooms the connection may read (docs/PROTOCOL.md, "Search"). */
 export const SearchRequest = z.object({
 	type: z.literal("search"),
@@ -192,6 +201,8 @@ export const HistoryPage = z.object({
 	room: Room,
 	messages: z.array(Message),
 	more: z.boolean(),
+	/** Only in answers to `around` and `after`: messages newer than the last one returned exist. */
+	newer: z.boolean().optional(),
 });
 export const SearchHit = z.object({
 	room: Room,

@@ -91,3 +91,67 @@ describe("search frame", () => {
 		expect((await search(calm, { query: "anything" })).hits).toEqual([]);
 	});
 });
+
+describe("history around a search result", () => {
+	/** Stores `n` messages in `room` straight through the hub's store (no send rate in the way). */
+	async function fill(
+		s: { hub: { store: { append: (m: never) => Promise<unknown> } } },
+		room: string,
+		n: number,
+		text = (i: number) => `m${i}`,
+	) {
+		for (let i = 1; i <= n; i++)
+			await s.hub.store.append({ room, from: "bob", text: text(i), ts: Date.now() } as never);
+	}
+	const seqs = (f: ServerFrameOf<"history">) => f.messages.map((m) => m.seq);
+	const range = (a: number, b: number) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
+
+	test("around seq N, then forward with after until the live end: no gap and no repeat with the joined room", async () => {
+		await using s = startServer();
+		await fill(s, "r", 100);
+		const alice = await chatter(s.ws, "alice");
+		const joined = await alice.join("r");
+		expect(joined.messages.map((m) => m.seq)).toEqual(range(51, 100));
+		alice.send({ type: "history", room: "r", around: 20, limit: 10 });
+		const context = await alice.expect("history");
+		expect(seqs(context)).toEqual(range(16, 25));
+		expect(context).toMatchObject({ more: true, newer: true });
+		const held = new Set(seqs(context));
+		let last = 25;
+		for (;;) {
+			alice.send({ type: "history", room: "r", after: last, limit: 20 });
+			const page = await alice.expect("history");
+			for (const seq of seqs(page)) {
+				expect(held.has(seq)).toBe(false);
+				held.add(seq);
+			}
+			last = page.messages.at(-1)?.seq ?? last;
+			if (!page.newer || joined.messages.some((m) => m.seq === last)) break;
+		}
+		// Live: the next message arrives as usual, after everything the pages brought.
+		const bob = await chatter(s.ws, "bob", "r");
+		bob.send({ type: "send", room: "r", text: "live one" });
+		expect((await alice.expect("message", (m) => m.text === "live one")).seq).toBe(101);
+		for (const m of joined.messages) held.add(m.seq);
+		expect([...held].sort((a, b) => a - b)).toEqual(range(16, 100));
+		alice.send({ type: "history", room: "r", after: 101 });
+		expect(await alice.expect("history")).toMatchObject({ messages: [], newer: false });
+	});
+
+	test("at the ends of the room, and cut to the reply's byte bound around the asked message", async () => {
+		await using s = startServer({ config: { maxBuffer: 64 * 1024 } });
+		await fill(s, "r", 60, (i) => `${i} ${"x".repeat(3990)}`);
+		const alice = await chatter(s.ws, "alice", "r");
+		alice.send({ type: "history", room: "r", around: 1, limit: 6 });
+		const first = await alice.expect("history");
+		expect(seqs(first)).toEqual([1, 2, 3, 4]);
+		expect(first).toMatchObject({ more: false, newer: true });
+		alice.send({ type: "history", room: "r", around: 30, limit: 200 });
+		const cut = await alice.expect("history");
+		expect(seqs(cut)).toContain(30);
+		expect(cut.messages.length).toBeLessThan(10);
+		expect(cut).toMatchObject({ more: true, newer: true });
+		alice.send({ type: "history", room: "r", around: 3, before: 9 });
+		expect(await alice.expect("error")).toMatchObject({ code: "bad_frame" });
+	});
+});
