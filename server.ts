@@ -8,6 +8,7 @@ import page from "./client/index.html";
 import { Hub, type HubOptions } from "./hub.ts";
 import { Accounts } from "./lib/accounts.ts";
 import { PageAssets } from "./lib/assets.ts";
+import { AttachmentRoutes } from "./lib/attachments-http.ts";
 import { AuthHttp, readCookie, SESSION_COOKIE } from "./lib/auth-http.ts";
 import { bindAccount, LiveSessions } from "./lib/auth-ws.ts";
 import type { Bus } from "./lib/bus.ts";
@@ -269,6 +270,11 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			address,
 			userAgent: req.headers.get("user-agent") ?? "",
 		});
+	const attachments = new AttachmentRoutes({
+		config,
+		log,
+		signedIn: async (req, address) => (accounts ? (await sessionOf(req, address))?.account : undefined),
+	});
 
 	function refusal(origin: string | null, host: string | null, address: string): Refusal | undefined {
 		const verdict = checkOrigin(origin, host, config.origins);
@@ -301,7 +307,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		return undefined;
 	}
 
-	const routeNames = new Set(["/ws", "/healthz", "/metrics", "/api/upgrade-check"]);
+	const routeNames = new Set(["/ws", "/healthz", "/metrics", "/api/upgrade-check", "/api/uploads"]);
 
 	let listening: Server<Session>;
 	try {
@@ -311,6 +317,8 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			development: false,
 			// Always explicit: with development off, Bun 1.4 otherwise lets a second server bind the same port.
 			reusePort: config.reusePort,
+			// Bun refuses larger bodies itself (128 MiB by default); uploads are bounded by --max-upload instead.
+			maxRequestBodySize: Math.max(128 * 1024 ** 2, config.maxUpload + 1024 ** 2),
 			tls,
 			routes: {
 				"/ws": {
@@ -380,6 +388,21 @@ export function start(config: Config, options: StartOptions = {}): Running {
 							),
 						);
 					},
+				},
+				"/api/uploads": {
+					POST: (req: Request, srv: Server<Session>) =>
+						attachments.upload(
+							req,
+							clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy),
+						),
+				},
+				"/api/files/:id": {
+					GET: (req: Request & { params: { id: string } }, srv: Server<Session>) =>
+						attachments.download(
+							req,
+							req.params.id,
+							clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy),
+						),
 				},
 				"/healthz": {
 					GET: async () => {

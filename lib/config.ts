@@ -50,6 +50,10 @@ export interface Config {
 	keepDays: number;
 	/** Bytes queued for one slow reader before it is disconnected. */
 	maxBuffer: number;
+	/** Largest file one upload may be. */
+	maxUpload: number;
+	/** Folder of uploaded files; by default beside the SQLite database. */
+	uploadDir?: string;
 	/** Seconds without a frame or pong before a connection is dropped. */
 	idleTimeout: number;
 	metricsToken?: string;
@@ -339,6 +343,22 @@ export const OPTIONS: readonly Option[] = [
 		range: [1024, 1024 ** 3],
 		arg: "BYTES",
 		help: "bytes queued for a client that reads too slowly before it is disconnected",
+	},
+	{
+		key: "maxUpload",
+		flag: "max-upload",
+		kind: "size",
+		fallback: 25 * 1024 ** 2,
+		range: [1024, 16 * 1024 ** 3],
+		arg: "BYTES",
+		help: "largest file one upload may be (uploads need --auth accounts); bigger gets HTTP 413",
+	},
+	{
+		key: "uploadDir",
+		flag: "upload-dir",
+		kind: "string",
+		arg: "PATH",
+		help: "folder of uploaded files (default: DB.files beside a SQLite --db; with PostgreSQL, a folder every process shares)",
 	},
 	{
 		key: "idleTimeout",

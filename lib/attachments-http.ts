@@ -1,0 +1,114 @@
+// The upload and download routes (POST /api/uploads, GET /api/files/:id): who may, how much, and the answers.
+import { isAbsolute, join } from "node:path";
+import type { Account } from "./accounts.ts";
+import {
+	AttachmentStore,
+	cleanName,
+	DiskFull,
+	downloadHeaders,
+	UploadInterrupted,
+	UploadTooLarge,
+} from "./attachments.ts";
+import type { Config } from "./config.ts";
+import { secured } from "./http.ts";
+import type { Logger } from "./log.ts";
+import { checkOrigin } from "./origin.ts";
+import { isPostgresUrl } from "./store.ts";
+
+/**
+ * Where uploaded files live: --upload-dir, else `<db>.files` beside a SQLite
+ * file (one host, nothing beside the executable), else `hubbub-files` in the
+ * working folder (PostgreSQL: every process of a cluster must be given the
+ * same shared folder with --upload-dir).
+ */
+export function uploadDir(config: Pick<Config, "db" | "uploadDir">): string {
+	if (config.uploadDir) return config.uploadDir;
+	if (isPostgresUrl(config.db) || config.db === ":memory:" || config.db === "")
+		return join(process.cwd(), "hubbub-files");
+	return `${isAbsolute(config.db) ? config.db : join(process.cwd(), config.db)}.files`;
+}
+
+export interface AttachmentDeps {
+	config: Pick<Config, "auth" | "origins" | "maxUpload" | "db" | "uploadDir">;
+	/** The signed-in account of a request (--auth accounts), or undefined. */
+	signedIn(req: Request, address: string): Promise<Account | undefined>;
+	log: Logger;
+}
+
+const json = (status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) =>
+	secured(Response.json(body, { status, headers }));
+const refuse = (status: number, code: string, message: string, headers: Record<string, string> = {}) =>
+	json(status, { ok: false, code, message }, headers);
+
+/**
+ * Uploads need --auth accounts: without accounts nobody can say who stored a
+ * file or stop a stranger filling the disk, so `--auth none` refuses them
+ * (403 `uploads_need_accounts`). Downloads need a signed-in session too.
+ */
+export class AttachmentRoutes {
+	readonly files: AttachmentStore | undefined;
+
+	constructor(private readonly deps: AttachmentDeps) {
+		this.files =
+			deps.config.auth === "accounts"
+				? new AttachmentStore(uploadDir(deps.config), deps.config.maxUpload)
+				: undefined;
+	}
+
+	/** POST /api/uploads?name=NAME with the file's bytes as the body (any Content-Type; it is not trusted). */
+	async upload(req: Request, address: string): Promise<Response> {
+		const files = this.files;
+		if (!files)
+			return refuse(
+				403,
+				"uploads_need_accounts",
+				"this server takes no uploads: it runs without accounts (--auth none)",
+			);
+		// CSRF: a state-changing request from a page must come from an allowed origin, like the WebSocket.
+		const origin = req.headers.get("origin");
+		if (origin === null || !checkOrigin(origin, req.headers.get("host"), this.deps.config.origins).ok)
+			return refuse(403, "origin_not_allowed", "uploads are taken only from this server's own page");
+		if (!(await this.deps.signedIn(req, address))) return refuse(401, "not_signed_in", "sign in first");
+		const length = req.headers.get("content-length");
+		const declared = length === null ? undefined : Number(length);
+		// Refused before a byte of the body is read; the connection is closed rather than drained.
+		if (declared !== undefined && declared > files.maxBytes)
+			return refuse(413, "too_large", new UploadTooLarge(files.maxBytes).message, { connection: "close" });
+		if (!req.body) return refuse(400, "empty", "the request has no body: send the file's bytes");
+		const name = cleanName(new URL(req.url).searchParams.get("name") ?? "file");
+		try {
+			const stored = await files.put(req.body, Number.isFinite(declared) ? declared : undefined);
+			this.deps.log.info("upload_stored", { id: stored.id, size: stored.size, type: stored.type });
+			return json(201, {
+				ok: true,
+				...stored,
+				name,
+				url: `/api/files/${stored.id}?name=${encodeURIComponent(name)}`,
+			});
+		} catch (e) {
+			if (e instanceof UploadTooLarge) return refuse(413, "too_large", e.message, { connection: "close" });
+			if (e instanceof DiskFull) {
+				this.deps.log.error("upload_disk_full", { dir: files.dir });
+				return refuse(507, "disk_full", e.message);
+			}
+			if (e instanceof UploadInterrupted) return refuse(400, "interrupted", e.message);
+			throw e;
+		}
+	}
+
+	/**
+	 * GET /api/files/:id?name=NAME. Files carry no room yet (messages do not
+	 * reference them, see docs/PROTOCOL.md), so any signed-in account may
+	 * fetch a file whose id it knows; when messages carry files this is where
+	 * lib/access.ts mayRead(reader, room) decides.
+	 */
+	async download(req: Request, id: string, address: string): Promise<Response> {
+		const files = this.files;
+		if (!files) return refuse(404, "not_found", "no such file");
+		if (!(await this.deps.signedIn(req, address))) return refuse(401, "not_signed_in", "sign in first");
+		const file = await files.describe(id);
+		if (!file) return refuse(404, "not_found", "no such file");
+		const name = new URL(req.url).searchParams.get("name") ?? id.slice(0, 12);
+		return secured(new Response(Bun.file(files.path(id)), { headers: downloadHeaders(file, name) }));
+	}
+}
