@@ -18,6 +18,8 @@ const SERVER_ERROR_RETRY_MS = 3000;
 export const PING_EVERY_MS = 20_000;
 /** A connection that has not answered a ping within this long is taken as gone. */
 export const PONG_WITHIN_MS = 10_000;
+/** How long an opened socket waits for a welcome it did not ask for before the page asks for a name. */
+const ASK_NAME_AFTER_MS = 300;
 /** What a refused join can be answered with. */
 const JOIN_ERRORS = new Set(["server_error", "rate_limited", "too_many_rooms", "bad_frame"]);
 /** Presence lines kept per room; older ones are dropped (a flood must not grow the page without bound). */
@@ -206,8 +208,13 @@ export class Chat {
 			opened = true;
 			if (this.name) this.raw({ type: "hello", name: this.name });
 			else {
-				this.setStatus({ kind: "connected" });
-				this.emit({ kind: "identity" });
+				// Signed in (--auth accounts), the server welcomes us at once without a hello: give it a
+				// moment before asking the person for a name, so the name form does not flash.
+				setTimeout(() => {
+					if (this.socket !== ws || this.name !== undefined) return;
+					this.setStatus({ kind: "connected" });
+					this.emit({ kind: "identity" });
+				}, ASK_NAME_AFTER_MS);
 			}
 		};
 		ws.onmessage = (event) => {
@@ -676,6 +683,8 @@ export class Chat {
 				this.emit({ kind: "identity", error: frame.message, code: frame.code });
 				return;
 			case "already_identified":
+				// Signed in as an account: the welcome names who we are, whatever was asked.
+				this.emit({ kind: "identity" });
 				return;
 			case "server_error": {
 				// Nothing was stored: keep it pending and try again shortly with the same id.

@@ -499,7 +499,16 @@ export class View {
 				{this.announced}
 			</div>
 		);
-		if (!named) return [header, this.hello(), announcer];
+		if (!named) {
+			// The name form once the server is there to answer it (a signed-in page is welcomed without one).
+			const asking = this.helloWaiting || this.helloError !== "" || chat.status.kind === "connected";
+			const waiting = (
+				<main class="hello-screen">
+					<p class="hint">Connecting to the server…</p>
+				</main>
+			);
+			return [header, asking ? this.hello() : waiting, announcer];
+		}
 		return [header, this.layout(r, from), this.switcher ? this.roomSwitcher() : null, announcer];
 	}
 

@@ -81,6 +81,7 @@ function joinedAsAlice(): Chat {
 describe("each server frame on the page", () => {
 	test("welcome: the name form goes away and the status names the person", () => {
 		const chat = page();
+		(chat as unknown as { setStatus: (s: object) => void }).setStatus({ kind: "connected" });
 		expect($("#hello-name")).not.toBeNull();
 		expect(document.querySelector("#messages")).toBeNull();
 		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
@@ -931,6 +932,39 @@ describe("resuming", () => {
 		expect(chat.room("general").unread).toBe(100);
 		chat.open("general");
 		expect(texts("#messages .message .text")).toEqual(["late 100", "late 101", "late 102"]);
+	});
+});
+
+describe("signed in (--auth accounts)", () => {
+	test("a server that welcomes at open: the name form never shows", async () => {
+		const server = Bun.serve({
+			port: 0,
+			hostname: "127.0.0.1",
+			fetch: (req, srv) => (srv.upgrade(req) ? undefined : new Response("no", { status: 400 })),
+			websocket: {
+				open: (ws) => {
+					setTimeout(
+						() => ws.send(JSON.stringify({ type: "welcome", name: "Ada", version: "1.0.0", epoch: "e1" })),
+						50,
+					);
+				},
+				message: () => {},
+			},
+		});
+		try {
+			const chat = page({ url: `ws://127.0.0.1:${server.port}/ws` });
+			let sawForm = false;
+			chat.on(() => {
+				if (document.querySelector("#hello-name")) sawForm = true;
+			});
+			chat.connect();
+			await until(() => chat.status.kind === "connected" && chat.name === "Ada");
+			await Bun.sleep(400);
+			expect(sawForm).toBe(false);
+			expect($("#status").textContent).toBe("Connected as Ada");
+		} finally {
+			server.stop(true);
+		}
 	});
 });
 
