@@ -1,7 +1,10 @@
 // The `search` frame through a real server and real sockets: results, paging, refs, errors and its rate.
 import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { PostgresStore } from "../lib/store-postgres.ts";
 import type { ServerFrameOf } from "../protocol.ts";
-import { Client, chatter, startServer } from "./helpers.ts";
+import { startPostgres } from "./engines.ts";
+import { Client, chatter, startServer, tempDir } from "./helpers.ts";
 
 type Results = ServerFrameOf<"search">;
 
@@ -155,3 +158,32 @@ describe("history around a search result", () => {
 		expect(await alice.expect("error")).toMatchObject({ code: "bad_frame" });
 	});
 });
+
+describe("two processes on one store", () => {
+	test.each(["sqlite", "postgres"])(
+		"%s: what is sent through one process is found by a search on the other",
+		async (engine) => {
+			using dir = tempDir("hubbub-search-two-");
+			await using pg = engine === "postgres" ? await startPostgresDisposable() : undefined;
+			const db = pg ? await pg.database() : join(dir.path, "shared.db");
+			// PostgreSQL: each process its own handle (as two hosts would have); SQLite: the one file.
+			const open = async () => (pg ? { store: await PostgresStore.open(db) } : { dbPath: db });
+			await using one = startServer(await open());
+			await using two = startServer(await open());
+			const alice = await chatter(one.ws, "alice", "dev");
+			alice.send({ type: "send", room: "dev", id: "x", text: "rollout of ERR_SOCKET_TIMEOUT fix" });
+			await alice.expect("message", (m) => m.id === "x");
+			const bob = await chatter(two.ws, "bob");
+			const found = await search(bob, { query: "socket_timeout fix" });
+			expect(found.hits.map((h) => [h.room, h.from, h.snippet])).toEqual([
+				["dev", "alice", "rollout of ERR_SOCKET_TIMEOUT fix"],
+			]);
+		},
+		60_000,
+	);
+});
+
+async function startPostgresDisposable() {
+	const pg = await startPostgres();
+	return { database: () => pg.database(), [Symbol.asyncDispose]: async () => pg[Symbol.dispose]() };
+}
