@@ -307,7 +307,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		return undefined;
 	}
 
-	const routeNames = new Set(["/ws", "/healthz", "/metrics", "/api/upgrade-check", "/api/uploads"]);
+	const routeNames = new Set(["/ws", "/healthz", "/metrics", "/api/upgrade-check"]);
 
 	let listening: Server<Session>;
 	try {
@@ -395,6 +395,9 @@ export function start(config: Config, options: StartOptions = {}): Running {
 							req,
 							clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy),
 						),
+					GET: () => methodNotAllowed("POST"),
+					PUT: () => methodNotAllowed("POST"),
+					DELETE: () => methodNotAllowed("POST"),
 				},
 				"/api/files/:id": {
 					GET: (req: Request & { params: { id: string } }, srv: Server<Session>) =>

@@ -54,6 +54,9 @@ describe("uploads", () => {
 		expect(r.status).toBe(403);
 		expect(await r.json()).toMatchObject({ code: "uploads_need_accounts" });
 		expect((await fetch(`${s.url}/api/files/${"a".repeat(64)}`)).status).toBe(404);
+		const get = await fetch(`${s.url}/api/uploads`);
+		expect(get.status).toBe(405);
+		expect(get.headers.get("allow")).toBe("POST");
 	});
 
 	test("an image is typed and measured from its bytes, stored once, and served inline with its size", async () => {
