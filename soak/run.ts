@@ -2,7 +2,7 @@
 // PostgreSQL (or one shared SQLite file), clients on every process chatting the way the page does, and faults
 // at random times. Then soak/check.ts judges every client's log against the store. Exit 1 on any violation.
 import { Database } from "bun:sqlite";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SQL } from "bun";
@@ -205,6 +205,8 @@ async function soak(
 	outRoot: string,
 ): Promise<Result> {
 	const out = join(outRoot, store);
+	// A repeated seed starts from nothing: no old database, no old logs mixed in.
+	rmSync(out, { recursive: true, force: true });
 	mkdirSync(out, { recursive: true });
 	const plan = rng(seed);
 	const crashes: Crash[] = [];
