@@ -14,6 +14,7 @@ import {
 } from "./accounts.ts";
 import type { Config } from "./config.ts";
 import { secured } from "./http.ts";
+import { BodyTooLarge, readCappedText } from "./json-body.ts";
 import type { Logger } from "./log.ts";
 import { nameKey } from "./names.ts";
 import { addressGroup, checkOrigin, clientAddress } from "./origin.ts";
@@ -166,19 +167,22 @@ export class AuthHttp {
 		if (!verdict.ok) throw new HttpError(refuse(403, "cross_origin", verdict.message));
 	}
 
+	/** Every JSON route reads its body here: streamed with a cap, refused with 413 past BODY_MAX. */
 	private async body(req: Request): Promise<Record<string, unknown>> {
-		const length = Number(req.headers.get("content-length") ?? "0");
-		if (length > BODY_MAX)
-			throw new HttpError(refuse(413, "too_large", `a request body is at most ${BODY_MAX} bytes`));
-		if (req.method === "DELETE" && length === 0) return {};
+		if (req.method === "DELETE" && (!req.body || req.headers.get("content-length") === "0")) return {};
 		// A form or a text/plain post from another site cannot set this header without a preflight.
 		if (!/^application\/json\b/i.test(req.headers.get("content-type") ?? ""))
 			throw new HttpError(
 				refuse(415, "not_json", "send the request as JSON (Content-Type: application/json)"),
 			);
-		const text = await req.text();
-		if (text.length > BODY_MAX)
-			throw new HttpError(refuse(413, "too_large", `a request body is at most ${BODY_MAX} bytes`));
+		let text: string;
+		try {
+			text = await readCappedText(req, BODY_MAX);
+		} catch (e) {
+			if (e instanceof BodyTooLarge)
+				throw new HttpError(refuse(413, "too_large", e.message, { connection: "close" }));
+			throw e;
+		}
 		try {
 			const parsed: unknown = JSON.parse(text || "{}");
 			if (parsed && typeof parsed === "object" && !Array.isArray(parsed))
