@@ -113,6 +113,18 @@ function checkAccountName(raw: unknown): string {
 	return checked.name;
 }
 
+/**
+ * The identity a typed name signs in as: the name parsed as at sign-up (NFKC,
+ * edge spaces trimmed, inner runs of spaces made one), then its nameKey.
+ * Undefined for what can be no account's name. Sign-in lookups and the per-account
+ * sign-in throttle both use it, so " bob " cannot dodge a lockout on "bob".
+ */
+export function accountKey(raw: unknown): string | undefined {
+	if (typeof raw !== "string") return undefined;
+	const checked = checkName(raw);
+	return checked.ok ? nameKey(checked.name) : undefined;
+}
+
 /** A counting semaphore: hashing waits for a slot; a queue too long is refused rather than grown. */
 class Slots {
 	private free: number;
@@ -262,8 +274,8 @@ export class Accounts {
 	 */
 	async signin(rawName: unknown, rawPassword: unknown, client: ClientInfo): Promise<Signed> {
 		const password = typeof rawPassword === "string" ? rawPassword.slice(0, PASSWORD_MAX_CHARS * 4) : "";
-		const checked = typeof rawName === "string" ? checkName(rawName) : undefined;
-		const account = checked?.ok ? await this.store.accountByKey(nameKey(checked.name)) : undefined;
+		const key = accountKey(rawName);
+		const account = key === undefined ? undefined : await this.store.accountByKey(key);
 		const hash = account?.passwordHash ?? (await this.dummy);
 		const ok = await this.verify(password, hash);
 		if (!ok || !account?.passwordHash || account.bot) fail("wrong_credentials", "wrong name or password");
@@ -339,12 +351,14 @@ export class Accounts {
 	}
 
 	async byName(name: string): Promise<Account | undefined> {
-		const a = await this.store.accountByKey(nameKey(name));
+		const key = accountKey(name);
+		const a = key === undefined ? undefined : await this.store.accountByKey(key);
 		return a ? publicAccount(a) : undefined;
 	}
 
 	private async mustFind(name: unknown): Promise<AccountRow> {
-		const a = typeof name === "string" ? await this.store.accountByKey(nameKey(name)) : undefined;
+		const key = accountKey(name);
+		const a = key === undefined ? undefined : await this.store.accountByKey(key);
 		return a ?? fail("not_found", `no account is named ${JSON.stringify(name)}`);
 	}
 

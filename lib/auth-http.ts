@@ -6,6 +6,7 @@ import type { Role } from "./account-store.ts";
 import {
 	type AccountError,
 	AccountFailure,
+	accountKey,
 	type Accounts,
 	type Authenticated,
 	type ClientInfo,
@@ -16,7 +17,6 @@ import type { Config } from "./config.ts";
 import { secured } from "./http.ts";
 import { BodyTooLarge, readCappedText } from "./json-body.ts";
 import type { Logger } from "./log.ts";
-import { nameKey } from "./names.ts";
 import { addressGroup, checkOrigin, clientAddress } from "./origin.ts";
 import { TokenBucket } from "./rate-limit.ts";
 import type { Appended } from "./store.ts";
@@ -352,10 +352,12 @@ export class AuthHttp {
 		return this.admin(at, body, me, req, log);
 	}
 
+	/** Throttled per address group and per account: `name` as typed, keyed as sign-in looks it up. */
 	private failureLimited(client: ClientInfo, name: unknown): void {
+		const key = accountKey(name);
 		const wait = Math.max(
 			this.failuresByAddress.retryAfter(addressGroup(client.address)),
-			typeof name === "string" ? this.failuresByAccount.retryAfter(nameKey(name)) : 0,
+			key === undefined ? 0 : this.failuresByAccount.retryAfter(key),
 		);
 		if (wait > 0)
 			throw new HttpError(
@@ -369,8 +371,9 @@ export class AuthHttp {
 	}
 
 	private failed(client: ClientInfo, name: unknown): void {
+		const key = accountKey(name);
 		this.failuresByAddress.hit(addressGroup(client.address));
-		if (typeof name === "string") this.failuresByAccount.hit(nameKey(name));
+		if (key !== undefined) this.failuresByAccount.hit(key);
 	}
 
 	private async signin(body: Record<string, unknown>, client: ClientInfo, https: boolean): Promise<Response> {

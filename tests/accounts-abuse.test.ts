@@ -1,7 +1,7 @@
 // Attacks on the account routes found against the built binary: bodies streamed
 // without a length, and sign-in lockouts dodged by spelling the name differently.
 import { describe, expect, test } from "bun:test";
-import { Browser, setupAdmin, startAccountsServer } from "./accounts-helpers.ts";
+import { Browser, invite, setupAdmin, startAccountsServer } from "./accounts-helpers.ts";
 
 describe("JSON bodies without Content-Length", () => {
 	test("a chunked sign-in, sign-up or invite body far over 64 KiB is refused with 413 while little of it is read", async () => {
@@ -43,5 +43,27 @@ describe("JSON bodies without Content-Length", () => {
 		expect(grown).toBeLessThan(64 * MiB);
 		// The server still answers.
 		expect((await new Browser(s.url).call("GET", "/api/auth/state")).status).toBe(200);
+	}, 60_000);
+});
+
+describe("the per-account sign-in lockout", () => {
+	test("once a name is locked, the same name with extra spaces or another case is locked too, even with the right password", async () => {
+		await using s = await startAccountsServer({ config: { trustProxy: ["127.0.0.1"] } });
+		const admin = await setupAdmin(s);
+		await invite(s, admin, "member2", "member2 password");
+		const b = new Browser(s.url);
+		// Each attempt from its own address, so only the per-account limit can lock.
+		const signin = (name: string, password: string, i: number) =>
+			b.call("POST", "/api/auth/signin", { name, password }, { "x-forwarded-for": `198.51.${i}.1` });
+		for (let i = 0; i < 10; i++) expect((await signin("member2", `wrong ${i} pass`, i)).status).toBe(401);
+		expect((await signin("member2", "member2 password", 20)).status).toBe(429);
+		for (const [i, spelled] of [" member2 ", "member2  ", "\tMEMBER2", "Member2\u00a0"].entries())
+			expect((await signin(spelled, "member2 password", 30 + i)).status).toBe(429);
+		// The lockout counts the spellings as one: spaced wrong attempts lock the plain name as well.
+		const other = await invite(s, admin, "member3", "member3 password");
+		expect(other.cookie).toBeDefined();
+		for (let i = 0; i < 10; i++)
+			expect((await signin(i % 2 ? ` member3 ` : "Member3  ", `wrong ${i} pass`, 50 + i)).status).toBe(401);
+		expect((await signin("member3", "member3 password", 70)).status).toBe(429);
 	}, 60_000);
 });
