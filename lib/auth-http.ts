@@ -6,9 +6,9 @@ import type { Role } from "./account-store.ts";
 import {
 	type AccountError,
 	AccountFailure,
-	accountKey,
 	type Accounts,
 	type Authenticated,
+	accountKey,
 	type ClientInfo,
 	SESSION_IDLE_MS,
 	type Signed,
