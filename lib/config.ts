@@ -4,7 +4,7 @@ import { parseArgs } from "node:util";
 import { ClientFrame, type ClientFrameType } from "../protocol.ts";
 import { LEVELS, type Level } from "./log.ts";
 import { parseOrigin } from "./origin.ts";
-import { FRAME_RATES } from "./rate-limit.ts";
+import { FRAME_RATES, INVALID_RATE } from "./rate-limit.ts";
 
 export interface Config {
 	port: number;
@@ -35,7 +35,7 @@ export interface Config {
 	/** Seconds an address closed for flooding is refused new connections. */
 	floodBan: number;
 	/** Per-frame-type rates that replace the defaults (lib/rate-limit.ts FRAME_RATES). */
-	frameRates: { type: ClientFrameType; rate: number; burst: number }[];
+	frameRates: { type: ClientFrameType | "invalid"; rate: number; burst: number }[];
 	/** Bytes a second of replies to one connection's own requests (joined, history, errors...). */
 	replyRate: number;
 	/** Reply bytes a connection may draw at once before replyRate applies. */
@@ -275,11 +275,12 @@ export const OPTIONS: readonly Option[] = [
 		multiple: true,
 		fallback: [],
 		arg: "TYPE=N[/BURST]",
-		help: `frames of TYPE a second per connection, and at once (repeatable; defaults ${Object.entries(
-			FRAME_RATES,
-		)
+		help: `frames of TYPE a second per connection, and at once (repeatable; defaults ${Object.entries({
+			...FRAME_RATES,
+			invalid: INVALID_RATE,
+		})
 			.map(([type, r]) => `${type}=${r.rate}/${r.burst}`)
-			.join(" ")}; send and typing also by --send-rate, --typing-rate)`,
+			.join(" ")}; send and typing also by --send-rate, --typing-rate; invalid: frames that fail validation)`,
 	},
 	{
 		key: "replyRate",
@@ -564,8 +565,9 @@ function convert(o: Option, raw: string, from: string): unknown {
 			return raw;
 		case "frame-rate": {
 			const m = /^([a-z]+)=(\d{1,9}(?:\.\d+)?)(?:\/(\d{1,9}))?$/.exec(raw);
-			const type = m?.[1] as ClientFrameType | undefined;
-			const known = ClientFrame.options.map((o) => o.shape.type.value) as string[];
+			const type = m?.[1] as ClientFrameType | "invalid" | undefined;
+			// "invalid": frames that fail validation (lib/rate-limit.ts INVALID_RATE).
+			const known = [...ClientFrame.options.map((o) => o.shape.type.value), "invalid"] as string[];
 			if (!m || !type || !known.includes(type) || Number(m[2]) <= 0 || Number(m[3] ?? 1) < 1)
 				throw bad(`TYPE=RATE or TYPE=RATE/BURST with TYPE one of ${known.join(", ")}, like join=5/100`);
 			const rate = Number(m[2]);

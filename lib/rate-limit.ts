@@ -61,6 +61,13 @@ export const FRAME_RATES: Record<Exclude<ClientFrameType, "send" | "typing">, Fr
 };
 
 /**
+ * Frames that fail validation (not JSON, binary, unknown type, bad fields):
+ * the page never sends one, so they get the strictest budget, and each one
+ * past it is a strike like any other refusal.
+ */
+export const INVALID_RATE: FrameRate = { rate: 2, burst: 10 };
+
+/**
  * Addresses recently closed for flooding, refused at the upgrade until their
  * time is up: without it a flooder reconnects and gets a fresh burst each time.
  */

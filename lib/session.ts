@@ -16,7 +16,7 @@ import { accountOf, helloMatchesAccount } from "./auth-ws.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { FRAME_RATES, TokenBucket } from "./rate-limit.ts";
+import { FRAME_RATES, INVALID_RATE, TokenBucket } from "./rate-limit.ts";
 import { BadCursor } from "./search.ts";
 import { around, forward } from "./search-context.ts";
 import { type Page, QuotaExceeded, type Store, StoreError } from "./store.ts";
@@ -75,7 +75,9 @@ export class Session {
 	closed = false;
 	/** Closes a connection that never says hello. */
 	helloTimer?: ReturnType<typeof setTimeout>;
-	private readonly frames: Record<ClientFrameType, TokenBucket>;
+	private readonly frames: Record<ClientFrameType | "invalid", TokenBucket>;
+	/** Frames that fail validation (INVALID_RATE, or --rate invalid=…). */
+	private readonly invalid: TokenBucket;
 	private readonly replies: TokenBucket;
 	private readonly strikeBucket: TokenBucket;
 	private readonly floodClose: number;
@@ -89,13 +91,15 @@ export class Session {
 	) {
 		const rates = {
 			...FRAME_RATES,
+			invalid: INVALID_RATE,
 			send: { rate: limits.sendRate, burst: limits.sendBurst },
 			typing: { rate: limits.typingRate, burst: 1 },
 			...Object.fromEntries(limits.frameRates.map((r) => [r.type, r])),
 		};
 		this.frames = Object.fromEntries(
 			Object.entries(rates).map(([type, r]) => [type, new TokenBucket(r.rate, r.burst)]),
-		) as Record<ClientFrameType, TokenBucket>;
+		) as Record<ClientFrameType | "invalid", TokenBucket>;
+		this.invalid = this.frames.invalid;
 		this.replies = new TokenBucket(limits.replyRate, limits.replyBurst);
 		this.floodClose = limits.floodClose;
 		this.strikeBucket = new TokenBucket(limits.floodForgive, limits.floodClose);
@@ -105,6 +109,11 @@ export class Session {
 	admit(type: ClientFrameType, now = performance.now()): Verdict {
 		const allowed = (!COSTLY.has(type) || this.affordable(now)) && this.frames[type].take(now);
 		return allowed ? "ok" : this.strike(now);
+	}
+
+	/** Charges one frame that failed validation: past INVALID_RATE each is a strike. */
+	admitInvalid(now = performance.now()): Verdict {
+		return this.invalid.take(now) ? "ok" : this.strike(now);
 	}
 
 	/** One more refusal: "close" once the unforgiven strikes reach --flood-close. */
@@ -220,13 +229,29 @@ export function websocketHandler(
 			strikes: ws.data.strikes,
 			verdict,
 		});
-		if (verdict === "close") {
-			log.info("flood_closed", { conn: ws.data.id, address: ws.data.address, frame: frame.type });
-			floodClosed(ws.data.address);
-			ws.close(CLOSE.policyViolation, "rate limit exceeded");
-		} else {
+		if (verdict === "close") floodClose(ws, frame.type);
+		else {
 			sendError(ws, "rate_limited", `too many ${frame.type} frames; slow down`, ref, roomOf(frame));
 		}
+	}
+
+	/** Ends a flooding connection (1008); server.ts refuses its address for --flood-ban. */
+	function floodClose(ws: Socket, frame: string): void {
+		log.info("flood_closed", { conn: ws.data.id, address: ws.data.address, frame });
+		floodClosed(ws.data.address);
+		ws.close(CLOSE.policyViolation, "rate limit exceeded");
+	}
+
+	/**
+	 * A frame that failed validation: `bad_frame` within INVALID_RATE; past it
+	 * no answer at all (a flood of them must not buy replies), a strike each,
+	 * and the 1008 close of a flood once the strikes reach --flood-close.
+	 */
+	function invalid(ws: Socket, code: ErrorCode, message: string, ref?: string): void {
+		const verdict = ws.data.admitInvalid();
+		if (verdict === "ok") return sendError(ws, code, message, ref);
+		metrics.rateLimited.inc();
+		if (verdict === "close") floodClose(ws, "invalid");
 	}
 
 	/** Awaits a hub call; a failure becomes `server_error` for this socket alone. Never rejects. */
@@ -398,13 +423,13 @@ export function websocketHandler(
 			metrics.bytesIn.inc(typeof raw === "string" ? Buffer.byteLength(raw) : raw.byteLength);
 			if (typeof raw !== "string") {
 				metrics.framesIn.inc(1, "binary");
-				sendError(ws, "bad_frame", "binary frames are not accepted; send JSON text");
+				invalid(ws, "bad_frame", "binary frames are not accepted; send JSON text");
 				return;
 			}
 			const parsed = parseClientFrame(raw);
 			if (!parsed.ok) {
 				metrics.framesIn.inc(1, "invalid");
-				sendError(ws, parsed.code, parsed.message, parsed.ref);
+				invalid(ws, parsed.code, parsed.message, parsed.ref);
 				return;
 			}
 			metrics.framesIn.inc(1, parsed.frame.type);

@@ -173,6 +173,31 @@ describe("every frame type has a rate", () => {
 	});
 });
 
+describe("frames that fail validation are rate-limited too", () => {
+	const invalid: [string, string | Uint8Array<ArrayBuffer>][] = [
+		["malformed JSON", `{"type":"send",${"[".repeat(1000)}`],
+		["a binary frame", new Uint8Array(60_000)],
+		["an unknown type", '{"type":"nope"}'],
+		["a bare JSON number", "1"],
+		["a send to a bad room name", '{"type":"send","room":"BAD ROOM","text":"x"}'],
+	];
+	test.each(invalid)(
+		"a flood of %s is closed with 1008 and its address refused for a while",
+		async (_, frame) => {
+			await using s = startServer();
+			const a = await chatter(s.ws, "alice", "general");
+			// The first few are answered, so a buggy client learns what is wrong…
+			a.sendRaw(frame);
+			await a.expect("error", (e) => e.code === "bad_frame");
+			// …a flood is not.
+			for (let i = 0; i < 500 && a.isOpen; i++) a.sendRaw(frame);
+			const closed = await Promise.race([a.closed, Bun.sleep(10_000).then(() => undefined)]);
+			expect(closed?.code).toBe(1008);
+			await expect(Client.connect(s.ws)).rejects.toThrow();
+		},
+	);
+});
+
 describe("strikes and silence (finding 8)", () => {
 	test("strikes are forgiven over time: a client now and then over the burst, but under the rate on average, is never closed", async () => {
 		await using s = startServer({ config: { floodClose: 3, floodForgive: 1, sendRate: 10, sendBurst: 5 } });
