@@ -94,7 +94,7 @@ export class Hub implements BusHandler {
 	/** "room\nlower-case name" → the announcement of a leave, held back for presenceGraceMs. */
 	private readonly leaving = new Map<
 		string,
-		{ timer: ReturnType<typeof setTimeout>; room: string; name: string }
+		{ timer: ReturnType<typeof setTimeout>; room: string; name: string; gone: Promise<boolean> }
 	>();
 
 	constructor(options: HubOptions) {
@@ -148,9 +148,9 @@ export class Hub implements BusHandler {
 	}
 
 	/** Closes every open socket, e.g. with 1001 on shutdown; announces held-back leaves at once. */
-	closeAll(code: number, reason: string): void {
+	async closeAll(code: number, reason: string): Promise<void> {
 		for (const ws of this.sockets) ws.close(code, reason);
-		for (const id of [...this.leaving.keys()]) this.announceLeave(id);
+		await Promise.all([...this.leaving.keys()].map((id) => this.announceLeave(id)));
 	}
 
 	/** Pings quiet sockets and drops silent ones (see Connections.sweep). */
@@ -239,11 +239,12 @@ export class Hub implements BusHandler {
 		};
 		/** A first join that ends without `joined` leaves no member behind, here or in the cluster. */
 		const abandon = () => {
-			if (!state.members.has(key)) this.presence.exit(room, name);
+			if (!state.members.has(key)) void this.presence.exit(room, name).catch(() => {});
 			this.dropIfEmpty(room, state);
 		};
 		try {
-			await this.presence.enter(room, name);
+			// False when the name is already in the room on another process (the same person elsewhere).
+			const news = await this.presence.enter(room, name);
 			const elsewhere = await this.presence.members(room);
 			await state.feed.align(
 				() => this.readForJoin(room, since),
@@ -273,7 +274,8 @@ export class Hub implements BusHandler {
 							more: fitted.more,
 							...(reset ? { reset: true } : {}),
 						});
-						if (isNew && !returning) this.announce(room, { type: "presence", room, name, online: true }, ws);
+						if (isNew && !returning && news)
+							this.announce(room, { type: "presence", room, name, online: true }, ws);
 					});
 				},
 			);
@@ -373,29 +375,37 @@ export class Hub implements BusHandler {
 		}
 		state.sockets.delete(key);
 		state.members.delete(key);
-		this.presence.exit(room, name);
-		this.holdLeave(room, key, name);
+		this.holdLeave(room, key, name, this.presence.exit(room, name));
 		this.dropIfEmpty(room, state);
 	}
 
 	/** Announces a leave after the grace period, unless the same name joins again meanwhile (flapping shows once). */
-	private holdLeave(room: string, key: string, name: string): void {
+	/** `gone` tells whether the name left the room on every process (the same person may still be on another). */
+	private holdLeave(room: string, key: string, name: string, gone: Promise<boolean>): void {
 		if (this.presenceGraceMs <= 0) {
-			this.announce(room, { type: "presence", room, name, online: false });
+			this.announceGone(room, key, name, gone).catch(() => {});
 			return;
 		}
 		const id = `${room}\n${key}`;
 		this.cancelLeave(room, key);
-		const timer = setTimeout(() => this.announceLeave(id), this.presenceGraceMs);
-		this.leaving.set(id, { timer, room, name });
+		const timer = setTimeout(() => {
+			this.announceLeave(id).catch(() => {});
+		}, this.presenceGraceMs);
+		this.leaving.set(id, { timer, room, name, gone });
 	}
 
-	private announceLeave(id: string): void {
+	private async announceLeave(id: string): Promise<void> {
 		const held = this.leaving.get(id);
 		if (!held) return;
 		clearTimeout(held.timer);
 		this.leaving.delete(id);
-		this.announce(held.room, { type: "presence", room: held.room, name: held.name, online: false });
+		await this.announceGone(held.room, nameKey(held.name), held.name, held.gone);
+	}
+
+	private async announceGone(room: string, key: string, name: string, gone: Promise<boolean>): Promise<void> {
+		// Not if it is back in the room here meanwhile (its join said so, or will).
+		if ((await gone) && !this.rooms.get(room)?.members.has(key))
+			this.announce(room, { type: "presence", room, name, online: false });
 	}
 
 	/** True (and the held-back leave forgotten) when `key` left `room` within the grace period. */

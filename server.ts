@@ -569,7 +569,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 				files.stop();
 				accountFiles.stop();
 				listening.stop();
-				hub.closeAll(CLOSE.goingAway, "server shutting down");
+				await hub.closeAll(CLOSE.goingAway, "server shutting down");
 				await bus.close();
 				await presence.close();
 				await store.close();

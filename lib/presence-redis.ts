@@ -24,11 +24,55 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('SREM', KEYS[2], ARGV[2])
 return 1`;
 
-/** Removes a room member if `ARGV[2]` put it there (the name may have moved to another process since). */
-const EXIT = `
+/**
+ * A room's member record: field name key, value {n: display name, p: [ids of
+ * the processes with a socket of that name in the room]}, so one person on
+ * several processes is in the room until the last of them leaves.
+ */
+const PROCS = `
+local function procs(v)
+	local ok, e = pcall(cjson.decode, v or '')
+	if not ok or type(e) ~= 'table' then return {} end
+	if type(e.p) == 'string' then return {e.p} end
+	if type(e.p) == 'table' then return e.p end
+	return {}
+end
+local function without(list, id)
+	local rest = {}
+	for _, p in ipairs(list) do if p ~= id then table.insert(rest, p) end end
+	return rest
+end`;
+
+/**
+ * Adds this process to a name's record in a room; 1 when no process had the
+ * name there before (its arrival is news to the room), else 0.
+ * KEYS members, this process's rooms; ARGV name key, display name, own id, room.
+ */
+const ENTER = `${PROCS}
+local before = procs(redis.call('HGET', KEYS[1], ARGV[1]))
+local ps = without(before, ARGV[3])
+table.insert(ps, ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({n = ARGV[2], p = ps}))
+redis.call('SADD', KEYS[2], ARGV[4])
+if #before == 0 then return 1 end
+return 0`;
+
+/**
+ * Takes process `ARGV[2]` out of a name's record in a room (the name may be on
+ * other processes too); 1 when no process is left with it there (it left the room), else 0.
+ * KEYS members; ARGV name key, process id.
+ */
+const EXIT = `${PROCS}
 local v = redis.call('HGET', KEYS[1], ARGV[1])
-if v and cjson.decode(v).p == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
-return 1`;
+if not v then return 1 end
+local rest = without(procs(v), ARGV[2])
+if #rest == 0 then
+	redis.call('HDEL', KEYS[1], ARGV[1])
+	return 1
+end
+local ok, e = pcall(cjson.decode, v)
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode({n = ok and type(e) == 'table' and e.n or ARGV[1], p = rest}))
+return 0`;
 
 /**
  * Removes a dead process's members and names in one step, unless it beats
@@ -36,7 +80,7 @@ return 1`;
  * the (room, name) pairs that left, for their rooms to be told.
  * KEYS the set of process ids; ARGV prefix, the dead process's id.
  */
-const REAP = `
+const REAP = `${PROCS}
 local p, id = ARGV[1], ARGV[2]
 if redis.call('EXISTS', p .. ':proc:' .. id) == 1 then return {} end
 local gone = {}
@@ -44,11 +88,16 @@ for _, room in ipairs(redis.call('SMEMBERS', p .. ':proc:' .. id .. ':rooms')) d
 	local key = p .. ':members:' .. room
 	local all = redis.call('HGETALL', key)
 	for i = 1, #all, 2 do
-		local ok, entry = pcall(cjson.decode, all[i + 1])
-		if ok and type(entry) == 'table' and entry.p == id then
+		local before = procs(all[i + 1])
+		local rest = without(before, id)
+		if #rest == 0 then
 			redis.call('HDEL', key, all[i])
-			table.insert(gone, room)
-			table.insert(gone, entry.n)
+			if #before > 0 then
+				table.insert(gone, room)
+				table.insert(gone, cjson.decode(all[i + 1]).n)
+			end
+		elseif #rest < #before then
+			redis.call('HSET', key, all[i], cjson.encode({n = cjson.decode(all[i + 1]).n, p = rest}))
 		end
 	end
 end
@@ -65,8 +114,8 @@ return gone`;
 interface Entry {
 	/** Display name. */
 	n: string;
-	/** The process whose socket it is. */
-	p: string;
+	/** The processes with a socket of that name in the room. */
+	p: string[];
 }
 
 /**
@@ -135,35 +184,39 @@ export class RedisPresence implements Presence {
 		return this.link.script(RELEASE, [this.key.name(k), this.key.names(holder)], [holder, k]);
 	}
 
-	async enter(room: string, name: string): Promise<void> {
+	async enter(room: string, name: string): Promise<boolean> {
 		let here = this.rooms.get(room);
 		if (!here) {
 			here = new Map();
 			this.rooms.set(room, here);
 		}
 		here.set(nameKey(name), name);
-		await this.put(room, name);
+		// Redis unreachable: news as far as this process can tell.
+		return (await this.put(room, name)) !== 0;
 	}
 
-	private async put(room: string, name: string): Promise<void> {
+	private async put(room: string, name: string): Promise<number | undefined> {
 		const id = this.link.id;
-		const entry: Entry = { n: name, p: id };
-		await Promise.all([
-			this.link.send("HSET", [this.key.members(room), nameKey(name), JSON.stringify(entry)]),
-			this.link.send("SADD", [this.key.rooms(id), room]),
-		]);
+		const first = await this.link.script<number>(
+			ENTER,
+			[this.key.members(room), this.key.rooms(id)],
+			[nameKey(name), name, id, room],
+		);
+		return first === undefined ? undefined : Number(first);
 	}
 
-	exit(room: string, name: string): void {
+	async exit(room: string, name: string): Promise<boolean> {
 		const k = nameKey(name);
 		const here = this.rooms.get(room);
 		here?.delete(k);
 		if (here?.size === 0) this.rooms.delete(room);
-		this.remove(room, k, this.link.id).catch(() => {});
+		// Redis unreachable: gone as far as this process can tell.
+		return (await this.remove(room, k, this.link.id)) !== 0;
 	}
 
-	private remove(room: string, k: string, owner: string): Promise<unknown> {
-		return this.link.script(EXIT, [this.key.members(room)], [k, owner]);
+	private async remove(room: string, k: string, owner: string): Promise<number | undefined> {
+		const gone = await this.link.script<number>(EXIT, [this.key.members(room)], [k, owner]);
+		return gone === undefined ? undefined : Number(gone);
 	}
 
 	async members(room: string): Promise<string[]> {
@@ -172,7 +225,7 @@ export class RedisPresence implements Presence {
 		const all = await this.link.send<Record<string, string>>("HGETALL", [this.key.members(room)]);
 		return Object.values(all ?? {}).flatMap((value) => {
 			const entry = parse(value);
-			return entry && entry.p !== this.link.id ? [entry.n] : [];
+			return entry?.p.some((p) => p !== this.link.id) ? [entry.n] : [];
 		});
 	}
 
@@ -197,7 +250,9 @@ export class RedisPresence implements Presence {
 			rooms.map(async (room) => {
 				const here = this.rooms.get(room);
 				const all = (await this.link.send<Record<string, string>>("HGETALL", [this.key.members(room)])) ?? {};
-				const stale = Object.entries(all).filter(([k, value]) => parse(value)?.p === id && !here?.has(k));
+				const stale = Object.entries(all).filter(
+					([k, value]) => parse(value)?.p.includes(id) && !here?.has(k),
+				);
 				await Promise.all(stale.map(([k]) => this.remove(room, k, id)));
 				if (!here) await this.link.send("SREM", [this.key.rooms(id), room]);
 			}),
@@ -241,8 +296,13 @@ export class RedisPresence implements Presence {
 
 function parse(value: string): Entry | undefined {
 	try {
-		const entry = JSON.parse(value) as Entry;
-		return typeof entry.n === "string" && typeof entry.p === "string" ? entry : undefined;
+		const entry = JSON.parse(value) as { n: unknown; p: unknown };
+		if (typeof entry.n !== "string") return undefined;
+		// A single id: the record of a version before one name could be on several processes.
+		if (typeof entry.p === "string") return { n: entry.n, p: [entry.p] };
+		return Array.isArray(entry.p) && entry.p.every((p) => typeof p === "string")
+			? { n: entry.n, p: entry.p }
+			: undefined;
 	} catch {
 		return undefined;
 	}

@@ -21,9 +21,16 @@ export interface Presence {
 	/** Claims a name for this process; false when a live process elsewhere holds it. */
 	claim(name: string): Promise<boolean>;
 	release(name: string): void;
-	/** Records that `name` (on this process) is in `room`. */
-	enter(room: string, name: string): Promise<void>;
-	exit(room: string, name: string): void;
+	/**
+	 * Records that `name` (on this process) is in `room`; true when no process
+	 * had it there before, so its arrival is news to the room.
+	 */
+	enter(room: string, name: string): Promise<boolean>;
+	/**
+	 * Records that `name` left `room` on this process; true when no process has
+	 * it there any more (one person may be on several), so the room hears it left. Never rejects.
+	 */
+	exit(room: string, name: string): Promise<boolean>;
 	/** Display names in `room` on other processes. */
 	members(room: string): Promise<string[]>;
 	close(): Promise<void>;
@@ -34,8 +41,8 @@ export const localPresence: Presence = {
 	start: async () => {},
 	claim: async () => true,
 	release: () => {},
-	enter: async () => {},
-	exit: () => {},
+	enter: async () => true,
+	exit: async () => true,
 	members: async () => [],
 	close: async () => {},
 };

@@ -3,7 +3,7 @@
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { CLOSE } from "../protocol.ts";
-import { Browser } from "./accounts-helpers.ts";
+import { Browser, invite, setupAdmin } from "./accounts-helpers.ts";
 import { startRedis } from "./engines.ts";
 import { Client, fromSource, spawnServer, tempDir } from "./helpers.ts";
 
@@ -51,6 +51,52 @@ test("deactivating bob on one process closes his socket on the other with 4001 w
 		}
 		const retry = new Client(`${b.url.replace("http", "ws")}/ws`, { headers: bob.wsHeaders() });
 		await expect(retry.opened).rejects.toThrow();
+	} finally {
+		a.proc.kill();
+		b.proc.kill();
+		await Promise.all([a.proc.exited, b.proc.exited]);
+	}
+}, 60_000);
+
+test("one account in a room on two processes stays online until its last socket leaves, and goes offline once", async () => {
+	using dir = tempDir("hubbub-acct-cluster-");
+	await using redis = await startRedis();
+	const flags = ["--db", join(dir.path, "hubbub.db"), "--redis", redis.url, "--auth", "accounts"];
+	const a = await spawnServer(fromSource(...flags));
+	const b = await spawnServer(fromSource(...flags));
+	const ws = (s: { url: string }) => `${s.url.replace("http", "ws")}/ws`;
+	// A browser's socket to process `s`: its cookie, and the page's origin there.
+	const on = (s: { url: string }, who: Browser) => ({ headers: { ...who.wsHeaders(), origin: s.url } });
+	try {
+		const admin = await setupAdmin(a);
+		const bob = await invite(a, admin, "bob", "bob password");
+		const watcher = await Client.connect(ws(a), { headers: admin.wsHeaders() });
+		await watcher.expect("welcome");
+		await watcher.join("general");
+		// Bob on his laptop (process a) and his phone (process b).
+		const laptop = await Client.connect(ws(a), { headers: bob.wsHeaders() });
+		await laptop.expect("welcome");
+		await laptop.join("general");
+		const phone = await Client.connect(ws(b), on(b, bob));
+		await phone.expect("welcome");
+		await phone.join("general");
+		await watcher.expect("presence", (f) => f.name === "bob" && f.online);
+
+		laptop.close();
+		await laptop.closed;
+		// Past the leave's grace period (1 s): bob is still on his phone, nobody may hear him go.
+		await Bun.sleep(3000);
+		const offline = () =>
+			watcher.frames.filter((f) => f.type === "presence" && f.name === "bob" && !f.online);
+		expect(offline()).toEqual([]);
+		const newcomer = await Client.connect(ws(b), on(b, admin));
+		await newcomer.expect("welcome");
+		expect((await newcomer.join("general")).members).toContain("bob");
+
+		phone.close();
+		await watcher.expect("presence", (f) => f.name === "bob" && !f.online, 10_000);
+		await Bun.sleep(1500);
+		expect(offline()).toHaveLength(1);
 	} finally {
 		a.proc.kill();
 		b.proc.kill();

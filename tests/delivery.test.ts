@@ -84,13 +84,16 @@ class SharedPresence implements Presence {
 		return true;
 	}
 	release(): void {}
-	async enter(room: string, name: string): Promise<void> {
+	async enter(room: string, name: string): Promise<boolean> {
 		const names = this.rooms.get(room) ?? new Set();
+		const news = !names.has(name);
 		names.add(name);
 		this.rooms.set(room, names);
+		return news;
 	}
-	exit(room: string, name: string): void {
+	async exit(room: string, name: string): Promise<boolean> {
 		this.rooms.get(room)?.delete(name);
+		return true;
 	}
 	async members(room: string): Promise<string[]> {
 		return [...(this.rooms.get(room) ?? [])];

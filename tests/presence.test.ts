@@ -86,6 +86,36 @@ describe.each(backends)("%s presence", (_, cluster) => {
 });
 
 describe("redis presence across processes", () => {
+	test("one person in a room on two processes stays in it until the last one leaves; only the first arrival and the last leave are news", async () => {
+		const prefix = `test${++serial}`;
+		const a = await started(redisNode(prefix));
+		const b = await started(redisNode(prefix));
+		const c = await started(redisNode(prefix));
+		expect(await a.presence.enter("r", "alice")).toBe(true);
+		expect(await b.presence.enter("r", "Alice")).toBe(false);
+		expect(await c.presence.members("r")).toHaveLength(1);
+		// The first process's tab leaves: the other still has her.
+		expect(await a.presence.exit("r", "alice")).toBe(false);
+		expect(await c.presence.members("r")).toHaveLength(1);
+		expect(await a.presence.members("r")).toEqual(["Alice"]);
+		expect(await b.presence.exit("r", "Alice")).toBe(true);
+		expect(await c.presence.members("r")).toEqual([]);
+		// A dead process is reaped from her record without taking the live one's place.
+		await a.presence.enter("r", "alice");
+		await b.presence.enter("r", "alice");
+		(a.link as unknown as { up: boolean }).up = false;
+		await admin.send("DEL", [`${prefix}:proc:${a.link.id}`]);
+		await until(
+			async () => !JSON.stringify(await admin.send("HGETALL", [`${prefix}:members:r`])).includes(a.link.id),
+			HEARTBEAT_TTL_MS + 5000,
+			"a reaped",
+		);
+		expect(await c.presence.members("r")).toEqual(["alice"]);
+		expect([...b.announced, ...c.announced]).toEqual([]);
+		(a.link as unknown as { up: boolean }).up = true;
+		for (const n of [a, b, c]) await n.presence.close();
+	}, 20_000);
+
 	test("a name held by a live process is refused on another, case-insensitively, until it is released", async () => {
 		const prefix = `test${++serial}`;
 		const a = await started(redisNode(prefix));
