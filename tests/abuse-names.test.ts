@@ -46,6 +46,13 @@ const NAMES: [string, string, string | undefined][] = [
 	["lone surrogate", "al\ud800ice", undefined],
 	["line separator", "a\u2028b", undefined],
 	["Mongolian vowel separator", "a\u180eb", undefined],
+	["Devanagari with its marks", "देवनागरी", "देवनागरी"],
+	["Thai with its marks", "สมชาย", "สมชาย"],
+	["Vietnamese (composed)", "Nguyễn", "Nguyễn"],
+	["dot above on i (no precomposed form)", "admi\u0307n", undefined],
+	["zalgo", "a\u0301\u0302\u0303lice", undefined],
+	["object replacement character", "alice\ufffc", undefined],
+	["replacement character", "al\ufffdice", undefined],
 ];
 
 /** Pairs that must be one person (equal nameKey) and pairs that must not. */
@@ -61,12 +68,22 @@ const SAME: [string, string][] = [
 	["mallory", "rnallory"],
 	["paypal", "paypa1"],
 	["josé", "jose\u0301"],
+	["alice", "aIice"], // ASCII capital I
+	["bill", "biII"],
+	["bill", "bilI"],
+	["paypal", "paypaI"],
+	["alice", "\u0430\u04cfi\u0441e"], // Cyrillic а, ӏ, с
+	["alice", "ᎪᏞᎥᏟᎬ"], // Cherokee
+	["admin", "ad\u1d0din"], // small capital M
+	["admin", "admin\u0331"], // macron below, composed to ṉ
+	["alice", "ᴀʟɪᴄᴇ"], // small capitals
 ];
 const DIFFERENT: [string, string][] = [
 	["alice", "alicia"],
 	["josé", "jose"],
 	["bob", "bop"],
 	["李", "季"],
+	["nguyễn", "nguyen"],
 ];
 
 describe("the name rules (lib/names.ts)", () => {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { AccountStore } from "../lib/account-store.ts";
 import { AccountFailure, Accounts, hashToken, SESSION_IDLE_MS } from "../lib/accounts.ts";
+import { nameKey } from "../lib/names.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
 import { type Postgres, startPostgres } from "./engines.ts";
 import { tempDir } from "./helpers.ts";
@@ -75,7 +76,7 @@ describe.each(backends)("%s accounts", (_, backend) => {
 			expect(await code(a.setup("alice", "x".repeat(257), client))).toBe("invalid_password");
 			expect(await code(a.setup("a\u200Blice", "long enough", client))).toBe("invalid_name");
 			await a.setup("alice", "p".repeat(256), client);
-			const row = await a.store.accountByKey("alice");
+			const row = await a.store.accountByKey(nameKey("alice"));
 			expect(row?.passwordHash).toStartWith("$argon2id$");
 			expect(row?.passwordHash).not.toContain("pppppppp");
 		} finally {
