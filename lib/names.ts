@@ -140,7 +140,14 @@ export function nameKey(name: string): string {
 	return key;
 }
 
-/** True when `text` shows something: not empty once whitespace and invisible characters are removed. */
+/** Symbols that draw nothing by themselves: U+FFFC OBJECT REPLACEMENT CHARACTER, U+1D159 MUSICAL SYMBOL NULL NOTEHEAD. */
+const DRAWS_NOTHING = /[\uFFFC\u{1D159}]/gu;
+
+/**
+ * True when `text` shows something: it holds a base character (letter, digit,
+ * symbol, punctuation) once invisible characters and symbols that draw nothing
+ * are removed. Marks alone have nothing to sit on.
+ */
 export function isVisibleText(text: string): boolean {
-	return text.replace(INVISIBLE_ALL, "").replace(/\p{White_Space}+/gu, "").length > 0;
+	return VISIBLE.test(text.replace(INVISIBLE_ALL, "").replace(DRAWS_NOTHING, ""));
 }

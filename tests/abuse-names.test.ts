@@ -114,9 +114,15 @@ describe("the name rules (lib/names.ts)", () => {
 			"\u00ad\ufeff",
 			"\u202e",
 			"\u{e0041}",
+			"\u0301\u0301",
+			" \u0301 ",
+			"\u{1d159}",
+			"\ufffc",
+			"\ufffc\u200b\u{1d159}",
 		])
 			expect(isVisibleText(t)).toBe(false);
-		for (const t of ["hi", "🦊", "\u200bx", "ا"]) expect(isVisibleText(t)).toBe(true);
+		for (const t of ["hi", "🦊", "\u200bx", "ا", "e\u0301", "\ufffd", "क्", "1"])
+			expect(isVisibleText(t)).toBe(true);
 	});
 });
 
@@ -142,6 +148,14 @@ describe("over the wire", () => {
 		const a = await chatter(s.ws, "alice", "general");
 		a.send({ type: "send", room: "general", id: "zw", text: "\u200b\u200d\u2060" });
 		expect(await a.expect("error")).toMatchObject({ code: "bad_frame", ref: "zw" });
+		for (const [id, text] of [
+			["marks", "\u0301\u0301"],
+			["null-notehead", "\u{1d159}"],
+			["object", "\ufffc"],
+		]) {
+			a.send({ type: "send", room: "general", id, text });
+			expect(await a.expect("error")).toMatchObject({ code: "bad_frame", ref: id });
+		}
 		a.send({ type: "send", room: "general", id: "ok", text: "visible" });
 		expect(await a.expect("message")).toMatchObject({ seq: 1, id: "ok" });
 	});
