@@ -44,6 +44,8 @@ export interface Config {
 	helloTimeout: number;
 	/** Bytes of message text one name may store per UTC day; 0 is no bound. */
 	quotaPerDay: number;
+	/** Bytes of message text one address group may send per UTC day (lib/address-quota.ts); 0: no bound. */
+	addressQuotaPerDay: number;
 	/** Messages kept per room; older ones are removed (0 keeps all). */
 	keepMessages: number;
 	/** Days a message is kept (0 keeps it for ever). */
@@ -317,6 +319,15 @@ export const OPTIONS: readonly Option[] = [
 		range: [0, 1024 ** 4],
 		arg: "BYTES",
 		help: "bytes of message text one name may store per UTC day; past it sends get quota_exceeded (0: no bound)",
+	},
+	{
+		key: "addressQuotaPerDay",
+		flag: "address-quota-per-day",
+		kind: "size",
+		fallback: 64 * 1024 ** 2,
+		range: [0, 1024 ** 4],
+		arg: "BYTES",
+		help: "bytes of message text one address (an IPv6 /64) may send per UTC day, whatever names it takes; counted in memory per process; past it sends get quota_exceeded (0: no bound)",
 	},
 	{
 		key: "keepMessages",

@@ -12,10 +12,12 @@ import {
 	type ServerFrame,
 } from "../protocol.ts";
 import { mayRead } from "./access.ts";
+import { AddressQuota } from "./address-quota.ts";
 import { accountOf, helloMatchesAccount } from "./auth-ws.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import { addressGroup } from "./origin.ts";
 import { FRAME_RATES, INVALID_RATE, TokenBucket } from "./rate-limit.ts";
 import { BadCursor } from "./search.ts";
 import { around, forward } from "./search-context.ts";
@@ -36,6 +38,7 @@ export type SessionLimits = Pick<
 	| "helloTimeout"
 	| "maxBuffer"
 	| "idleTimeout"
+	| "addressQuotaPerDay"
 >;
 
 export type Socket = ServerWebSocket<Session>;
@@ -198,6 +201,7 @@ export function websocketHandler(
 	floodClosed: (address: string) => void = () => {},
 ): WebSocketHandler<Session> {
 	const { metrics } = hub;
+	const addressQuota = new AddressQuota(limits.addressQuotaPerDay);
 
 	/** `ref` and `room` name the frame it answers (its id, the room it named), so a client can retry that one. */
 	function sendError(ws: Socket, code: ErrorCode, message: string, ref?: string, room?: string): void {
@@ -376,7 +380,21 @@ export function websocketHandler(
 			case "send": {
 				const refusal = refuseSends();
 				if (refusal) return sendError(ws, "server_error", refusal, frame.id, frame.room);
-				void run(ws, hub.send(ws, frame.room, frame.id, frame.text), frame.id, frame.room);
+				const group = addressGroup(session.address);
+				const bytes = Buffer.byteLength(frame.text);
+				if (!addressQuota.charge(group, bytes))
+					return sendError(
+						ws,
+						"quota_exceeded",
+						"this address has sent its daily quota of message text; try again tomorrow (UTC)",
+						frame.id,
+						frame.room,
+					);
+				const sent = hub.send(ws, frame.room, frame.id, frame.text).catch((e: unknown) => {
+					addressQuota.refund(group, bytes);
+					throw e;
+				});
+				void run(ws, sent, frame.id, frame.room);
 				return;
 			}
 			case "typing":

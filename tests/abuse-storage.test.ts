@@ -167,6 +167,22 @@ describe("over the wire", () => {
 		expect(await a.expect("message")).toMatchObject({ from: "bob", seq: 2 });
 	});
 
+	test("one address taking a fresh name and room for each connection shares one daily quota (--address-quota-per-day)", async () => {
+		await using s = startServer({ config: { addressQuotaPerDay: 2048 } });
+		const a = await chatter(s.ws, "alice", "room-a");
+		a.send({ type: "send", room: "room-a", id: "a1", text: "x".repeat(1500) });
+		expect(await a.expect("message")).toMatchObject({ id: "a1", seq: 1 });
+		// Another name in another room, from the same address: the per-name quota would let it through.
+		const b = await chatter(s.ws, "bob", "room-b");
+		b.send({ type: "send", room: "room-b", id: "b1", text: "y".repeat(1000) });
+		expect(await b.expect("error")).toMatchObject({ code: "quota_exceeded", ref: "b1", room: "room-b" });
+		b.send({ type: "history", room: "room-b" });
+		expect((await b.expect("history")).messages).toEqual([]);
+		// What is left of the quota still goes through.
+		b.send({ type: "send", room: "room-b", id: "b2", text: "short" });
+		expect(await b.expect("message")).toMatchObject({ id: "b2", seq: 1 });
+	});
+
 	test("the server prunes by --keep-messages on its own; a resume from before the floor says `more`", async () => {
 		await using s = startServer({ config: { keepMessages: 5 } });
 		const a = await chatter(s.ws, "alice", "general");
