@@ -124,7 +124,16 @@ export class Chat {
 	name?: string;
 	epoch?: string;
 	status: Status = { kind: "connecting" };
+	/**
+	 * The server names us by our account (--auth accounts): it welcomed us
+	 * unasked, or refused a hello as already identified. Under --auth none every
+	 * welcome answers a hello of ours.
+	 */
+	accounts = false;
 	private socket?: WebSocket;
+	/** This socket's hellos sent and welcomes received, to tell an unasked welcome. */
+	private hellosSent = 0;
+	private welcomes = 0;
 	private attempt = 0;
 	private retryTimer?: ReturnType<typeof setTimeout>;
 	private lastTypingSent = 0;
@@ -203,6 +212,8 @@ export class Chat {
 		const ws = new WebSocket(this.options.url);
 		this.socket = ws;
 		this.identified = false;
+		this.hellosSent = 0;
+		this.welcomes = 0;
 		let opened = false;
 		ws.onopen = () => {
 			opened = true;
@@ -337,6 +348,7 @@ export class Chat {
 	private raw(frame: ClientFrame): boolean {
 		if (this.socket?.readyState !== WebSocket.OPEN) return false;
 		this.socket.send(JSON.stringify(frame));
+		if (frame.type === "hello") this.hellosSent++;
 		return true;
 	}
 
@@ -489,6 +501,7 @@ export class Chat {
 
 	private welcomed(frame: ServerFrameOf<"welcome">): void {
 		this.welcomedAs = frame.name;
+		if (++this.welcomes > this.hellosSent) this.accounts = true;
 		this.reclaimUntil = 0;
 		this.attempt = 0;
 		this.name = frame.name;
@@ -684,6 +697,7 @@ export class Chat {
 				return;
 			case "already_identified":
 				// Signed in as an account: the welcome names who we are, whatever was asked.
+				this.accounts = true;
 				this.emit({ kind: "identity" });
 				return;
 			case "server_error": {

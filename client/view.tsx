@@ -492,6 +492,11 @@ export class View {
 					)}
 					{status.countdown && <span aria-hidden="true">{status.countdown}</span>}
 				</p>
+				{chat.accounts && this.chat.status.kind !== "ended" && (
+					<a class="account-link" href="/account">
+						Account
+					</a>
+				)}
 			</header>
 		);
 		const announcer = (

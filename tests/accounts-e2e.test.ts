@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { fromSource, type Spawned, spawnServer, tempDir } from "./helpers.ts";
+import { fromSource, ROOT, type Spawned, spawnServer, tempDir } from "./helpers.ts";
 
 let browser: Browser;
 let server: Spawned;
@@ -27,6 +27,16 @@ afterAll(async () => {
 	await server?.proc.exited;
 	dir?.[Symbol.dispose]();
 });
+
+/** axe-core's violations on the page as it is now. */
+async function axe(page: Page): Promise<string[]> {
+	await page.addScriptTag({ path: join(ROOT, "node_modules", "axe-core", "axe.min.js") });
+	const violations = (await page.evaluate(async () => {
+		const run = (window as unknown as { axe: { run(): Promise<{ violations: unknown[] }> } }).axe.run;
+		return (await run()).violations;
+	})) as { id: string; impact: string; nodes: { target: string[] }[] }[];
+	return violations.map((v) => `${v.impact} ${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}
 
 /** Opens a WebSocket from the page (with its cookie) and resolves with the name in `welcome`; keeps it as window.hubbubSocket. */
 function connect(page: Page): Promise<string> {
@@ -95,6 +105,26 @@ test("first-run setup, an invite in a second context, wrong passwords, throttlin
 		await page.goto(server.url);
 		await page.locator("#status", { hasText: `Connected as ${name}` }).waitFor();
 	}
+	// Signed in, the chat page's header leads to the account pages; axe finds nothing on it, light or dark.
+	// (axe is injected as a script: its context lets that past the page's CSP, with alice's cookie.)
+	const audited = await browser.newContext({
+		bypassCSP: true,
+		storageState: await admin.context().storageState(),
+	});
+	const look = await audited.newPage();
+	await look.goto(server.url);
+	await look.locator("#status", { hasText: "Connected as alice" }).waitFor();
+	for (const colorScheme of ["light", "dark"] as const) {
+		await look.emulateMedia({ colorScheme });
+		expect(await axe(look)).toEqual([]);
+	}
+	await audited.close();
+	const account = await bobContext.newPage();
+	await account.goto(server.url);
+	await account.getByRole("link", { name: "Account" }).click();
+	await account.getByText("Signed in as bob.").waitFor();
+	expect(account.url()).toBe(`${server.url}/account`);
+	await account.close();
 	await bobChat.getByLabel(/^Message #/).fill("hi alice, bob here");
 	await bobChat.getByLabel(/^Message #/).press("Enter");
 	await aliceChat.locator("#messages li.message .text", { hasText: "hi alice, bob here" }).waitFor();

@@ -1008,3 +1008,24 @@ describe("bounded and calm", () => {
 		expect(document.title).toBe("#general · hubbub");
 	});
 });
+
+describe("the way to the account pages", () => {
+	test("signed in (--auth accounts: welcomed without a hello), the header links to /account", () => {
+		const chat = page();
+		expect(document.querySelector(".account-link")).toBeNull();
+		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+		const link = $("header .account-link") as HTMLAnchorElement;
+		expect(link.textContent).toBe("Account");
+		expect(link.getAttribute("href")).toBe("/account");
+	});
+
+	test("under --auth none (every welcome answers our hello) there is no account link", async () => {
+		await using s = startServer();
+		const chat = page({ url: s.ws });
+		chat.name = "alice";
+		chat.connect();
+		await until(() => chat.status.kind === "connected" && chat.name === "alice");
+		expect($("#status").textContent).toBe("Connected as alice");
+		expect(document.querySelector(".account-link")).toBeNull();
+	});
+});
