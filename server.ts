@@ -24,7 +24,7 @@ import { Metrics } from "./lib/metrics.ts";
 import { addressGroup, checkOrigin, clientAddress } from "./lib/origin.ts";
 import { localPresence, type Presence } from "./lib/presence.ts";
 import { RedisPresence } from "./lib/presence-redis.ts";
-import { PenaltyBox } from "./lib/rate-limit.ts";
+import { PenaltyBox, UpgradeRate } from "./lib/rate-limit.ts";
 import { ForeignStoreError, RedisLink } from "./lib/redis-link.ts";
 import { startRetention } from "./lib/retention.ts";
 import { Session, websocketHandler } from "./lib/session.ts";
@@ -232,6 +232,8 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	// Addresses (IPv6 by /64) whose connection was just closed for flooding: without a pause
 	// a flooder reconnects and gets a fresh burst each time.
 	const penalties = new PenaltyBox(config.floodBan);
+	// Connect/hello/close cycles from one address, as fast as it can, would cost every other connection.
+	const upgrades = new UpgradeRate(config.upgradeRate, config.upgradeBurst);
 
 	// A write per /healthz would let anyone make the disk fsync at will: a good probe serves for a
 	// second, and requests meanwhile share it. A failed one is tried again at once, so recovery shows.
@@ -326,7 +328,17 @@ export function start(config: Config, options: StartOptions = {}): Running {
 						const origin = req.headers.get("origin");
 						const address = clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy);
 						log.debug("upgrade", { origin, host: req.headers.get("host"), address });
-						const refused = refusal(origin, req.headers.get("host"), address);
+						const wait = upgrades.take(addressGroup(address));
+						const refused: Refusal | undefined =
+							refusal(origin, req.headers.get("host"), address) ??
+							(wait > 0
+								? {
+										status: 429,
+										code: "too_many_connections",
+										message: `your address is connecting too often; wait ${wait} s before reconnecting`,
+										retryAfter: wait,
+									}
+								: undefined);
 						if (refused) {
 							const reason = { 403: "origin", 429: "per_address", 503: "server_full" }[refused.status];
 							metrics.connectionsRefused.inc(1, reason);

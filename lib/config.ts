@@ -44,6 +44,9 @@ export interface Config {
 	helloTimeout: number;
 	/** Bytes of message text one name may store per UTC day; 0 is no bound. */
 	quotaPerDay: number;
+	/** WebSocket upgrades a second per address group, on average, and at once (lib/rate-limit.ts UpgradeRate). */
+	upgradeRate: number;
+	upgradeBurst: number;
 	/** Bytes of message text one address group may send per UTC day (lib/address-quota.ts); 0: no bound. */
 	addressQuotaPerDay: number;
 	/** Messages kept per room; older ones are removed (0 keeps all). */
@@ -224,6 +227,24 @@ export const OPTIONS: readonly Option[] = [
 		range: [0.01, 1_000_000],
 		arg: "N",
 		help: "messages a second per connection, on average",
+	},
+	{
+		key: "upgradeRate",
+		flag: "upgrade-rate",
+		kind: "rate",
+		fallback: 20,
+		range: [0.01, 1_000_000],
+		arg: "N",
+		help: "WebSocket upgrades a second per address (an IPv6 /64), on average; past it 429 with Retry-After",
+	},
+	{
+		key: "upgradeBurst",
+		flag: "upgrade-burst",
+		kind: "count",
+		fallback: 60,
+		range: [1, 1_000_000],
+		arg: "N",
+		help: "WebSocket upgrades per address at once before --upgrade-rate applies",
 	},
 	{
 		key: "sendBurst",

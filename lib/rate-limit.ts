@@ -93,3 +93,31 @@ export class PenaltyBox {
 		return Math.ceil((t - now) / 1000);
 	}
 }
+
+/**
+ * WebSocket upgrades per address group (lib/origin.ts addressGroup): a token
+ * bucket each, so one address cannot churn connect/hello/close cycles as fast
+ * as it can. Buckets back at their burst are forgotten now and then, so the
+ * map stays as small as the set of addresses that connected recently.
+ */
+export class UpgradeRate {
+	private readonly buckets = new Map<string, TokenBucket>();
+
+	constructor(
+		private readonly rate: number,
+		private readonly burst: number,
+	) {}
+
+	/** Takes one upgrade for `group`: 0 when it may go ahead, else the seconds until it may. */
+	take(group: string, now = performance.now()): number {
+		let bucket = this.buckets.get(group);
+		if (!bucket) {
+			if (this.buckets.size >= 10_000)
+				for (const [g, b] of this.buckets) if (b.level(now) >= this.burst) this.buckets.delete(g);
+			bucket = new TokenBucket(this.rate, this.burst);
+			this.buckets.set(group, bucket);
+		}
+		if (bucket.take(now)) return 0;
+		return Math.max(1, Math.ceil((1 - bucket.level(now)) / this.rate));
+	}
+}

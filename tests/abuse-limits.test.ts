@@ -198,6 +198,32 @@ describe("frames that fail validation are rate-limited too", () => {
 	);
 });
 
+describe("connection churn", () => {
+	test("an address connecting faster than --upgrade-rate gets 429 with Retry-After; another /64 and the connections already open are not affected", async () => {
+		await using s = startServer({ config: { upgradeRate: 0.5, upgradeBurst: 5, trustProxy: ["127.0.0.1"] } });
+		const from = (ip: string) => Client.connect(s.ws, { headers: { "x-forwarded-for": ip } });
+		const open: Client[] = [];
+		// Connect, then close, as a churning client does: what counts is the rate, not how many are open.
+		for (let i = 0; i < 5; i++) (await from("2001:db8:1:2::1")).close();
+		open.push(await from("2001:db8:9:9::1"));
+		const refused = await fetch(`${s.url}/ws`, {
+			headers: {
+				upgrade: "websocket",
+				connection: "Upgrade",
+				"sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+				"sec-websocket-version": "13",
+				"x-forwarded-for": "2001:db8:1:2::77",
+			},
+		});
+		expect(refused.status).toBe(429);
+		expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+		expect(await refused.text()).toContain("connecting too often");
+		// Someone else's /64 still connects, and an open connection still works.
+		open.push(await from("2001:db8:9:9::2"));
+		for (const c of open) expect((await c.hello(`u${open.indexOf(c)}`)).type).toBe("welcome");
+	});
+});
+
 describe("strikes and silence (finding 8)", () => {
 	test("strikes are forgiven over time: a client now and then over the burst, but under the rate on average, is never closed", async () => {
 		await using s = startServer({ config: { floodClose: 3, floodForgive: 1, sendRate: 10, sendBurst: 5 } });

@@ -30,7 +30,14 @@ test("the cap follows the open-file limit, less a reserve; --max-conns may only 
 
 test("under ulimit -n 256: upgrades past the cap get 503 with Retry-After, /healthz and /metrics answer, the CPU idles after", async () => {
 	using dir = tempDir();
-	const command = fromSource("--db", join(dir.path, "cap.db"), "--max-conns-per-ip", "100000")
+	const command = fromSource(
+		"--db",
+		join(dir.path, "cap.db"),
+		"--max-conns-per-ip",
+		"100000",
+		"--upgrade-burst",
+		"100000",
+	)
 		.map((a) => `'${a}'`)
 		.join(" ");
 	const s = await spawnServer(["bash", "-c", `ulimit -n 256; exec ${command}`]);
