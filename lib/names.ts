@@ -99,17 +99,20 @@ const SMALL_CAPITALS: Record<string, string> = Object.fromEntries(
  * (i: "I" looks like "l"), derived from the confusables data: a key folds them
  * too, so "ALICE", "alice" and "aIice" are one name.
  */
-const CASE_FOLD: Record<string, string> = (() => {
-	const fold: Record<string, string> = {};
+let caseFold: Record<string, string> | undefined;
+/** Computed on first use, so a bundle that never needs nameKey (the page) leaves the confusables data out. */
+function caseFolds(): Record<string, string> {
+	if (caseFold) return caseFold;
+	caseFold = {};
 	for (const upper of Object.keys(PROTOTYPE)) {
 		const lower = upper.toLowerCase();
 		if (lower === upper || [...lower].length !== 1 || !/\p{Script=Latin}/u.test(lower)) continue;
 		if (skeleton(lower) !== lower) continue;
 		const looks = skeleton(upper).toLowerCase();
-		if (looks !== lower) fold[lower] = looks;
+		if (looks !== lower) caseFold[lower] = looks;
 	}
-	return fold;
-})();
+	return caseFold;
+}
 
 /**
  * Marks a small font draws as a faint dot or line (dot above, marks below):
@@ -129,11 +132,12 @@ export function nameKey(name: string): string {
 		.normalize("NFKC")
 		.replace(INVISIBLE_ALL, "")
 		.replace(/./gsu, (c) => SMALL_CAPITALS[c] ?? c);
+	const fold = caseFolds();
 	for (let i = 0; i < 4; i++) {
 		const next = skeleton(key)
 			.toLowerCase()
 			.replace(FAINT_MARKS, "")
-			.replace(/./gsu, (c) => CASE_FOLD[c] ?? c);
+			.replace(/./gsu, (c) => fold[c] ?? c);
 		if (next === key) break;
 		key = next;
 	}
