@@ -124,7 +124,7 @@ const FAINT_MARKS = /[\u0307\u0316-\u0333]/gu;
  * The identity of a (valid) name: equal keys are the same person. The
  * confusables skeleton before lower-casing (an upper-case letter can look like
  * another lower-case one: "I" like "l"; Cherokee capitals like Latin ones) and
- * after it, with CASE_FOLD, repeated until it settles because a prototype can
+ * after it, with caseFolds(), repeated until it settles because a prototype can
  * be upper-case ("0" looks like "O").
  */
 export function nameKey(name: string): string {
