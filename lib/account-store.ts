@@ -199,6 +199,26 @@ export class AccountStore {
 		});
 	}
 
+	/**
+	 * Recomputes every account's name_key with `keyOf`: the identity rule (lib/names.ts nameKey) may
+	 * change between versions, and an account stored under an older key could no longer be found.
+	 * Returns the names whose new key another account already holds; they keep their old key.
+	 */
+	async rekey(keyOf: (name: string) => string): Promise<string[]> {
+		const conflicts: string[] = [];
+		const rows = await this.sql`SELECT id, name, name_key FROM hubbub_accounts`;
+		for (const r of rows) {
+			const key = keyOf(String(r.name));
+			if (key === String(r.name_key)) continue;
+			try {
+				await this.sql`UPDATE hubbub_accounts SET name_key = ${key} WHERE id = ${r.id}`;
+			} catch {
+				conflicts.push(String(r.name));
+			}
+		}
+		return conflicts;
+	}
+
 	// ---- accounts
 
 	async countAccounts(): Promise<number> {

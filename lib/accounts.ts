@@ -168,8 +168,11 @@ export class Accounts {
 		this.dummy.catch(() => {});
 	}
 
+	/** Opens the account tables; keys stored by an older identity rule are brought up to date first. */
 	static async open(db: string): Promise<Accounts> {
-		return new Accounts(await AccountStore.open(db));
+		const store = await AccountStore.open(db);
+		await store.rekey(nameKey);
+		return new Accounts(store);
 	}
 
 	private hash(password: string): Promise<string> {

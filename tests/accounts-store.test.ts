@@ -84,6 +84,28 @@ describe.each(backends)("%s accounts", (_, backend) => {
 		}
 	});
 
+	test("an account stored under an older identity rule is found again after an upgrade", async () => {
+		using h = await backend.fresh();
+		const first = await Accounts.open(h.db);
+		try {
+			await first.setup("alice", "correct horse", client);
+			// As an older hubbub kept it: the name lower-cased, not today's nameKey (which folds i and l).
+			const row = await first.store.accountByKey(nameKey("alice"));
+			expect(row).toBeDefined();
+			await first.store.rekey((name) => name.toLowerCase());
+			expect(await first.store.accountByKey(nameKey("alice"))).toBeUndefined();
+		} finally {
+			await first.close();
+		}
+		const upgraded = await Accounts.open(h.db);
+		try {
+			const signed = await upgraded.signin("alice", "correct horse", client);
+			expect(signed.account.name).toBe("alice");
+		} finally {
+			await upgraded.close();
+		}
+	});
+
 	test("sign-in: right password gives a session; wrong password, unknown name and look-alike get one answer", async () => {
 		using h = await backend.fresh();
 		const a = await Accounts.open(h.db);
