@@ -21,16 +21,17 @@ import { DiskFloor } from "./lib/health.ts";
 import { methodNotAllowed, secured } from "./lib/http.ts";
 import { createLogger, type Logger } from "./lib/log.ts";
 import { Metrics } from "./lib/metrics.ts";
-import { addressGroup, checkOrigin, clientAddress } from "./lib/origin.ts";
+import { opsRoutes } from "./lib/ops-routes.ts";
+import { clientAddress } from "./lib/origin.ts";
 import { localPresence, type Presence } from "./lib/presence.ts";
 import { RedisPresence } from "./lib/presence-redis.ts";
-import { PenaltyBox, UpgradeRate } from "./lib/rate-limit.ts";
 import { ForeignStoreError, RedisLink } from "./lib/redis-link.ts";
 import { startRetention } from "./lib/retention.ts";
 import { Session, websocketHandler } from "./lib/session.ts";
 import { type QuotaOptions, type Store, StoreError } from "./lib/store.ts";
 import { PostgresStore, redact } from "./lib/store-postgres.ts";
 import { type SqliteOptions, SqliteStore } from "./lib/store-sqlite.ts";
+import { UpgradeGate } from "./lib/upgrade-gate.ts";
 import pkg from "./package.json" with { type: "json" };
 import { CLOSE, PROTOCOL_VERSION } from "./protocol.ts";
 
@@ -161,13 +162,6 @@ function readPem(path: string, what: "certificate" | "key"): string {
 }
 
 /** Why an upgrade would be refused, in words the page can show (GET /api/upgrade-check). */
-interface Refusal {
-	status: 403 | 429 | 503;
-	code: "origin_not_allowed" | "too_many_connections" | "server_full";
-	message: string;
-	retryAfter?: number;
-}
-
 /** Reads the TLS files the config names; throws StartError. Done before anything is written, so a bad path leaves no database behind. */
 export function readTls(config: Config): Tls | undefined {
 	return config.tlsCert
@@ -225,34 +219,10 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	metrics.gauge("hubbub_memory_rss_bytes", "Resident memory of this process.", () =>
 		process.memoryUsage.rss(),
 	);
-	const startedAt = Date.now();
 	const files = new PageAssets(page);
 	// The account screens (/account): a page of their own, so the chat page needs no account code.
 	const accountFiles = new PageAssets(accountPage);
-	// Addresses (IPv6 by /64) whose connection was just closed for flooding: without a pause
-	// a flooder reconnects and gets a fresh burst each time.
-	const penalties = new PenaltyBox(config.floodBan);
-	// Connect/hello/close cycles from one address, as fast as it can, would cost every other connection.
-	const upgrades = new UpgradeRate(config.upgradeRate, config.upgradeBurst);
-
-	// A write per /healthz would let anyone make the disk fsync at will: a good probe serves for a
-	// second, and requests meanwhile share it. A failed one is tried again at once, so recovery shows.
-	let probed: { at: number; result: Promise<string | undefined>; failed?: boolean } | undefined;
-	const probe = () => {
-		if (!probed || probed.failed || Date.now() - probed.at >= 1000) {
-			const p: NonNullable<typeof probed> = { at: Date.now(), result: store.probe() };
-			p.result.then(
-				(problem) => {
-					p.failed = problem !== undefined;
-				},
-				() => {
-					p.failed = true;
-				},
-			);
-			probed = p;
-		}
-		return probed.result;
-	};
+	const gate = new UpgradeGate(config, cap, hub);
 
 	const accounts = config.auth === "accounts" ? options.accounts : undefined;
 	if (config.auth === "accounts" && !accounts)
@@ -278,37 +248,6 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		signedIn: async (req, address) => (accounts ? (await sessionOf(req, address))?.account : undefined),
 	});
 
-	function refusal(origin: string | null, host: string | null, address: string): Refusal | undefined {
-		const verdict = checkOrigin(origin, host, config.origins);
-		if (!verdict.ok) return { status: 403, code: "origin_not_allowed", message: verdict.message };
-		if (hub.connectionCount >= cap) {
-			return {
-				status: 503,
-				code: "server_full",
-				message: "the server is at its connection limit; the page tries again by itself",
-				retryAfter: 30,
-			};
-		}
-		const banned = penalties.remaining(addressGroup(address));
-		if (banned > 0) {
-			return {
-				status: 429,
-				code: "too_many_connections",
-				message: `a connection from your address was closed for sending too fast; wait ${banned} s before reconnecting`,
-				retryAfter: banned,
-			};
-		}
-		if (hub.connectionsFrom(address) >= config.maxConnsPerIp) {
-			return {
-				status: 429,
-				code: "too_many_connections",
-				message: `your address already has ${config.maxConnsPerIp} connections open to this server, its limit; close another tab or window of this chat`,
-				retryAfter: 10,
-			};
-		}
-		return undefined;
-	}
-
 	const routeNames = new Set(["/ws", "/healthz", "/metrics", "/api/upgrade-check"]);
 
 	let listening: Server<Session>;
@@ -328,17 +267,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 						const origin = req.headers.get("origin");
 						const address = clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy);
 						log.debug("upgrade", { origin, host: req.headers.get("host"), address });
-						const wait = upgrades.take(addressGroup(address));
-						const refused: Refusal | undefined =
-							refusal(origin, req.headers.get("host"), address) ??
-							(wait > 0
-								? {
-										status: 429,
-										code: "too_many_connections",
-										message: `your address is connecting too often; wait ${wait} s before reconnecting`,
-										retryAfter: wait,
-									}
-								: undefined);
+						const refused = gate.admit(origin, req.headers.get("host"), address);
 						if (refused) {
 							const reason = { 403: "origin", 429: "per_address", 503: "server_full" }[refused.status];
 							metrics.connectionsRefused.inc(1, reason);
@@ -375,7 +304,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 					GET: async (req: Request, srv: Server<Session>) => {
 						const origin = new URL(req.url).searchParams.get("origin") ?? req.headers.get("origin");
 						const address = clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy);
-						const refused = refusal(origin, req.headers.get("host"), address);
+						const refused = gate.refusal(origin, req.headers.get("host"), address);
 						log.debug("upgrade_check", { origin, address, refused: refused?.code });
 						if (!refused && accounts && !(await sessionOf(req, address))) {
 							return secured(
@@ -419,44 +348,15 @@ export function start(config: Config, options: StartOptions = {}): Running {
 							clientAddress(srv.requestIP(req)?.address, req.headers, config.trustProxy),
 						),
 				},
-				"/healthz": {
-					GET: async () => {
-						disk.check();
-						const database = await probe();
-						const problem = disk.problem ?? database;
-						const cluster = options.cluster?.bus.health();
-						return secured(
-							Response.json(
-								{
-									status: problem ? "failing" : cluster === "degraded" ? "degraded" : "ok",
-									...(problem ? { problem } : {}),
-									...(cluster ? { redis: cluster === "ok" } : {}),
-									version: VERSION,
-									uptime: Math.round((Date.now() - startedAt) / 1000),
-									connections: hub.connectionCount,
-									rooms: hub.roomCount,
-									database: database === undefined,
-									disk: disk.problem === undefined,
-								},
-								{ status: problem ? 503 : 200 },
-							),
-						);
-					},
-				},
-				"/metrics": {
-					GET: (req: Request) => {
-						if (config.metricsToken && req.headers.get("authorization") !== `Bearer ${config.metricsToken}`) {
-							return secured(
-								new Response("unauthorized\n", { status: 401, headers: { "www-authenticate": "Bearer" } }),
-							);
-						}
-						return secured(
-							new Response(metrics.render(), {
-								headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-							}),
-						);
-					},
-				},
+				...opsRoutes({
+					store,
+					disk,
+					metrics,
+					metricsToken: config.metricsToken,
+					version: VERSION,
+					cluster: options.cluster ? () => bus.health() : undefined,
+					counts: () => ({ connections: hub.connectionCount, rooms: hub.roomCount }),
+				}),
 			},
 			fetch: async (req: Request, srv: Server<Session>) => {
 				const path = new URL(req.url).pathname;
@@ -496,7 +396,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 						disk.problem
 							? "the server's disk is nearly full, so it cannot store messages; try again later"
 							: undefined,
-					(address) => penalties.punish(addressGroup(address)),
+					(address) => gate.punish(address),
 				),
 				hub,
 				live,
