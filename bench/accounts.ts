@@ -11,7 +11,7 @@ import { AccountStore } from "../lib/account-store.ts";
 import { hashToken } from "../lib/accounts.ts";
 import { nameKey } from "../lib/names.ts";
 import type { Job, StepResult } from "./generator.ts";
-import { freePort, waitForPort } from "./net.ts";
+import { freePort, ONE_ADDRESS_MANY_PEOPLE, waitForPort } from "./net.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const clients = Number(process.argv[2] ?? 500);
@@ -48,7 +48,8 @@ async function run(mode: "none" | "accounts"): Promise<StepResult[]> {
 			process.execPath,
 			join(ROOT, "server.ts"),
 			...["--port", String(port), "--host", "127.0.0.1", "--db", db, "--auth", mode],
-			...["--max-conns-per-ip", "20000", "--log-level", "warn"],
+			...ONE_ADDRESS_MANY_PEOPLE,
+			...["--log-level", "warn"],
 		],
 		{ stdout: "ignore", stderr: "inherit" },
 	);

@@ -1,5 +1,21 @@
 // Loopback helpers shared by the benchmark and the tests that start engines.
 
+/**
+ * hubbub's per-address limits, lifted: every bench client connects from one loopback address but
+ * stands for a different person, so the connection cap, the upgrade rate and the address quota
+ * would otherwise refuse the bench itself. Per-connection limits stay as shipped.
+ */
+export const ONE_ADDRESS_MANY_PEOPLE = [
+	"--max-conns-per-ip",
+	"20000",
+	"--upgrade-rate",
+	"1000000",
+	"--upgrade-burst",
+	"1000000",
+	"--address-quota-per-day",
+	"0",
+];
+
 /** A port nobody listens on right now (the kernel's pick; free again once this returns). */
 export async function freePort(): Promise<number> {
 	const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });

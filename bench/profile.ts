@@ -3,7 +3,7 @@
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, waitForPort } from "./net.ts";
+import { freePort, ONE_ADDRESS_MANY_PEOPLE, waitForPort } from "./net.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const scenario = process.argv[2] === "rooms" ? "rooms" : "fanout";
@@ -29,8 +29,7 @@ const server = Bun.spawn(
 			"127.0.0.1",
 			"--db",
 			join(dir, "p.db"),
-			"--max-conns-per-ip",
-			"20000",
+			...ONE_ADDRESS_MANY_PEOPLE,
 			"--log-level",
 			"warn",
 			"--auth",

@@ -7,7 +7,7 @@ import { startPostgres, startRedis } from "../tests/engines.ts";
 import { fanoutChart } from "./chart.ts";
 import { KINDS, type Kind } from "./clients.ts";
 import type { Job, StepResult } from "./generator.ts";
-import { freePort, waitForPort } from "./net.ts";
+import { freePort, ONE_ADDRESS_MANY_PEOPLE, waitForPort } from "./net.ts";
 import { runSearchBench, type SearchBench } from "./search.ts";
 
 const ROOT = join(import.meta.dir, "..");
@@ -77,7 +77,8 @@ async function startServer(kind: Kind, dir: string) {
 		hubbub: [
 			join(ROOT, "dist", "hubbub"),
 			...["--port", String(port), "--host", "127.0.0.1", "--db", join(dir, `${kind}.db`)],
-			...["--max-conns-per-ip", "20000", "--log-level", "warn", "--auth", "none"],
+			...ONE_ADDRESS_MANY_PEOPLE,
+			...["--log-level", "warn", "--auth", "none"],
 		],
 		"raw-bun": [process.execPath, join(ROOT, "bench", "peers", "raw-bun.ts"), String(port)],
 		"node-ws": ["node", join(ROOT, "bench", "peers", "node-ws.mjs"), String(port)],
@@ -188,8 +189,7 @@ async function runCluster(): Promise<Record<string, unknown>> {
 				"127.0.0.1",
 				"--db",
 				database,
-				"--max-conns-per-ip",
-				"20000",
+				...ONE_ADDRESS_MANY_PEOPLE,
 				"--log-level",
 				"warn",
 				// The fan-out bench speaks protocol v1 (hello with a name): guest mode.
@@ -305,7 +305,7 @@ lines.push(
 	`Run ${new Date().toISOString()} · ${QUICK ? "quick" : "full"} · ${machine} · ${Math.round((Date.now() - started) / 1000)} s`,
 );
 lines.push(
-	"hubbub runs with its default rate limits (senders spread at 8 messages/s each) and --max-conns-per-ip raised to 20000.",
+	"hubbub runs with its default rate limits (senders spread at 8 messages/s each) and its per-address limits lifted (--max-conns-per-ip, --upgrade-rate, --address-quota-per-day): every bench client shares one loopback address.",
 );
 const verdicts: string[] = [];
 
