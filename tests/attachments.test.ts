@@ -6,6 +6,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { type Browser, setupAdmin, startAccountsServer } from "./accounts-helpers.ts";
 import { startServer } from "./helpers.ts";
+import { until } from "./until.ts";
 
 /** A PNG header (signature + IHDR) of the given size, then filler: enough for the sniffer. */
 function png(width: number, height: number, filler = 100): Uint8Array<ArrayBuffer> {
@@ -33,14 +34,6 @@ function storedFiles(dir: string): string[] {
 	return readdirSync(dir)
 		.filter((d) => d !== "tmp")
 		.flatMap((d) => readdirSync(join(dir, d)));
-}
-
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
-	const deadline = Date.now() + ms;
-	while (!check()) {
-		if (Date.now() > deadline) throw new Error("condition not met in time");
-		await Bun.sleep(20);
-	}
 }
 
 describe("uploads", () => {

@@ -8,6 +8,7 @@ import { Accounts } from "../lib/accounts.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
 import { allRows, fillSqlite, hubbub } from "./backup-fixture.ts";
 import { Client, chatter, fromSource, spawnServer, startServer, tempDir } from "./helpers.ts";
+import { until } from "./until.ts";
 
 class MemoryStorage {
 	private readonly items = new Map<string, string>();
@@ -24,14 +25,6 @@ afterEach(() => {
 	for (const c of chats) c.close();
 	chats = [];
 });
-
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
-	const deadline = Date.now() + ms;
-	while (!check()) {
-		if (Date.now() > deadline) throw new Error("condition not met in time");
-		await Bun.sleep(10);
-	}
-}
 
 function meta(path: string): Map<string, string> {
 	const db = new Database(path, { readonly: true });

@@ -9,6 +9,7 @@ import { Metrics } from "../lib/metrics.ts";
 import { RedisLink } from "../lib/redis-link.ts";
 import type { Message, ServerFrame } from "../protocol.ts";
 import { type Redis, startRedis } from "./engines.ts";
+import { until } from "./until.ts";
 
 let redis: Redis;
 let admin: RedisClient;
@@ -23,18 +24,6 @@ afterAll(async () => {
 });
 
 const quiet: Logger = createLogger("error", () => {});
-
-async function until(
-	check: () => boolean | Promise<boolean>,
-	ms = 10_000,
-	what = "condition",
-): Promise<void> {
-	const deadline = Date.now() + ms;
-	while (!(await check())) {
-		if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
-		await Bun.sleep(20);
-	}
-}
 
 /** A handler that keeps what it is handed. */
 function recorder() {

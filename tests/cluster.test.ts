@@ -18,6 +18,7 @@ import {
 	tempDir,
 	twoOnOnePort,
 } from "./helpers.ts";
+import { until } from "./until.ts";
 
 let pg: Postgres;
 let redis: Redis;
@@ -76,14 +77,6 @@ function membersSeen(c: Client, room: string): string[] {
 function consecutive(seqs: number[], last: number): void {
 	const first = seqs[0] ?? 1;
 	expect(seqs).toEqual(Array.from({ length: last - first + 1 }, (_, i) => first + i));
-}
-
-async function until(check: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-	const deadline = Date.now() + ms;
-	while (!(await check())) {
-		if (Date.now() > deadline) throw new Error("condition not met in time");
-		await Bun.sleep(20);
-	}
 }
 
 describe("three processes, one Redis, one PostgreSQL", () => {

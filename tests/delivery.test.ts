@@ -10,6 +10,7 @@ import { SqliteStore } from "../lib/store-sqlite.ts";
 import { CLOSE, type Message } from "../protocol.ts";
 import { StartError, start } from "../server.ts";
 import { type Client, chatter, ROOT, startServer, tempDir } from "./helpers.ts";
+import { until } from "./until.ts";
 
 const noLimits = { sendBurst: 100_000, sendRate: 100_000, maxConnsPerIp: 1000 };
 
@@ -97,14 +98,6 @@ class SharedPresence implements Presence {
 	}
 	async members(room: string): Promise<string[]> {
 		return [...(this.rooms.get(room) ?? [])];
-	}
-}
-
-async function until(check: () => boolean, ms = 10_000): Promise<void> {
-	const deadline = Date.now() + ms;
-	while (!check()) {
-		if (Date.now() > deadline) throw new Error("condition not reached in time");
-		await Bun.sleep(10);
 	}
 }
 

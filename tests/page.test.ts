@@ -6,6 +6,7 @@ import { Chat, reconnectDelay } from "../client/chat.ts";
 import { View } from "../client/view.tsx";
 import type { Message } from "../protocol.ts";
 import { chatter, ROOT, startServer, tempDir } from "./helpers.ts";
+import { until } from "./until.ts";
 
 const BODY =
 	readFileSync(join(ROOT, "client", "index.html"), "utf8").match(/<body>([\s\S]*)<\/body>/)?.[1] ?? "";
@@ -55,13 +56,6 @@ function message(seq: number, from: string, text: string, id?: string): Message 
 }
 
 /** Waits until `check` holds; for things that happen on a timer or over a socket. */
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-	const deadline = Date.now() + ms;
-	while (!check()) {
-		if (Date.now() > deadline) throw new Error("condition not met in time");
-		await Bun.sleep(10);
-	}
-}
 
 /** A chat that was welcomed as alice and joined #general with two messages. */
 function joinedAsAlice(): Chat {

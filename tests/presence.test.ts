@@ -8,6 +8,7 @@ import { RedisPresence } from "../lib/presence-redis.ts";
 import { HEARTBEAT_TTL_MS, RedisLink } from "../lib/redis-link.ts";
 import type { ServerFrame } from "../protocol.ts";
 import { type Redis, startRedis } from "./engines.ts";
+import { until } from "./until.ts";
 
 let redis: Redis;
 let admin: RedisClient;
@@ -22,18 +23,6 @@ afterAll(async () => {
 });
 
 const quiet: Logger = createLogger("error", () => {});
-
-async function until(
-	check: () => boolean | Promise<boolean>,
-	ms = 10_000,
-	what = "condition",
-): Promise<void> {
-	const deadline = Date.now() + ms;
-	while (!(await check())) {
-		if (Date.now() > deadline) throw new Error(`${what} not met within ${ms} ms`);
-		await Bun.sleep(20);
-	}
-}
 
 interface Node {
 	presence: Presence;

@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { FEED_DEFAULTS, type FeedOptions, RoomFeed } from "../lib/room-feed.ts";
 import type { Page } from "../lib/store.ts";
 import type { Message } from "../protocol.ts";
+import { until } from "./until.ts";
 
 const ROOM = "r";
 
@@ -116,14 +117,6 @@ function harness(store: FakeStore, overrides: Partial<FeedOptions> = {}) {
 			},
 		);
 	return { feed, events, subscribers, sinces, join };
-}
-
-async function until(check: () => boolean, ms = 5000): Promise<void> {
-	const deadline = Date.now() + ms;
-	while (!check()) {
-		if (Date.now() > deadline) throw new Error("condition not reached in time");
-		await Bun.sleep(2);
-	}
 }
 
 function expectRun(run: number[], first: number, last: number): void {
