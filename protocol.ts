@@ -19,6 +19,8 @@ export const LIMITS = {
 	searchChars: 200,
 	searchDefault: 20,
 	searchMax: 50,
+	/** Files one message may carry (protocol 1.1, `--auth accounts`). */
+	files: 10,
 } as const;
 
 /** Close codes: 1000–1001 mean "reconnect when you like", 1008–1009 mean "you did something wrong". */
@@ -46,6 +48,8 @@ export const ERROR_CODES = [
 	// Extensions beyond PROTOCOL.md:
 	"too_many_rooms",
 	"quota_exceeded",
+	/** A `send` named a file this account did not upload (or that was deleted), or files under --auth none. */
+	"unknown_file",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -96,12 +100,30 @@ export const Join = z.object({
 	since: Seq.optional(),
 });
 export const Leave = z.object({ type: z.literal("leave"), room: Room });
-export const Send = z.object({
-	type: z.literal("send"),
-	room: Room,
-	id: ClientId.optional(),
-	text: Text,
-});
+/** An uploaded file's id (`POST /api/uploads` answers it): the lower-case hex SHA-256 of its bytes. */
+export const FileId = z.string().regex(/^[0-9a-f]{64}$/, "must be a file id from POST /api/uploads");
+export const Send = z
+	.object({
+		type: z.literal("send"),
+		room: Room,
+		id: ClientId.optional(),
+		/** Checked below: `Text`, or exactly "" when the message carries files. */
+		text: z.string(),
+		/** Protocol 1.1 (`--auth accounts`): ids of files this account uploaded, shown with the message. */
+		files: z
+			.array(FileId)
+			.min(1)
+			.max(LIMITS.files)
+			.refine((ids) => new Set(ids).size === ids.length, "must not name a file twice")
+			.optional(),
+	})
+	.superRefine((send, ctx) => {
+		// A message of files alone has empty text; otherwise (and always in v1) the text rules hold.
+		if (send.files !== undefined && send.text === "") return;
+		const checked = Text.safeParse(send.text);
+		if (!checked.success)
+			for (const issue of checked.error.issues) ctx.addIssue({ ...issue, path: ["text", ...issue.path] });
+	});
 export const HistoryRequest = z
 	.object({
 		type: z.literal("history"),
@@ -169,6 +191,19 @@ export type ClientFrameType = ClientFrame["type"];
 
 // ---- server → client
 
+/** A file a message carries, as its upload described it (the type and size read from its bytes, the name cleaned). */
+export const FileRef = z.object({
+	id: FileId,
+	name: z.string(),
+	type: z.string(),
+	size: z.number().int().min(0),
+	width: z.number().int().min(1).optional(),
+	height: z.number().int().min(1).optional(),
+	/** Images and video the page may show; everything else is a download card. */
+	inline: z.boolean().optional(),
+});
+export type FileRef = z.infer<typeof FileRef>;
+
 export const Message = z.object({
 	type: z.literal("message"),
 	room: Room,
@@ -177,6 +212,8 @@ export const Message = z.object({
 	from: z.string(),
 	text: z.string(),
 	ts: z.number().int(),
+	/** Protocol 1.1: the files sent with the message; absent when none (always, under --auth none). */
+	files: z.array(FileRef).optional(),
 });
 export type Message = z.infer<typeof Message>;
 

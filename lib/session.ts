@@ -380,6 +380,15 @@ export function websocketHandler(
 			case "send": {
 				const refusal = refuseSends();
 				if (refusal) return sendError(ws, "server_error", refusal, frame.id, frame.room);
+				// Files are uploads of an account: without accounts (--auth none) there are none to name.
+				if (frame.files && !accountOf(session))
+					return sendError(
+						ws,
+						"unknown_file",
+						"this server takes no files: it runs without accounts (--auth none)",
+						frame.id,
+						frame.room,
+					);
 				const group = addressGroup(session.address);
 				const bytes = Buffer.byteLength(frame.text);
 				if (!addressQuota.charge(group, bytes))
