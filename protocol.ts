@@ -3,6 +3,8 @@ import { z } from "zod";
 import { checkName, isVisibleText, NAME_MAX_CHARS } from "./lib/names.ts";
 
 export const PROTOCOL_VERSION = "1.0.0";
+/** What `welcome` says under --auth accounts: v1 plus the frames of protocol 1.2 (rooms, edits, reactions, read positions). */
+export const ACCOUNTS_PROTOCOL_VERSION = "1.2.0";
 
 export const LIMITS = {
 	nameChars: NAME_MAX_CHARS,
@@ -21,6 +23,18 @@ export const LIMITS = {
 	searchMax: 50,
 	/** Files one message may carry (protocol 1.1, `--auth accounts`). */
 	files: 10,
+	/** Protocol 1.2: a room's display title and topic. */
+	titleChars: 64,
+	topicChars: 250,
+	/** Other people in a direct conversation (2–8 people in all). */
+	directOthers: 7,
+	/** Rooms in one `directory` answer. */
+	directoryMax: 200,
+	/** Changed messages a resuming `joined` carries in `updates`; beyond it the room is reset. */
+	updatesMax: 1000,
+	/** Characters of a reaction, and distinct reactions on one message. */
+	reactionChars: 16,
+	reactionsPerMessage: 20,
 } as const;
 
 /** Close codes: 1000–1001 mean "reconnect when you like", 1008–1009 mean "you did something wrong". */
@@ -50,6 +64,17 @@ export const ERROR_CODES = [
 	"quota_exceeded",
 	/** A `send` named a file this account did not upload (or that was deleted), or files under --auth none. */
 	"unknown_file",
+	// Protocol 1.2 (--auth accounts):
+	/** The room does not exist or this account may not see it: one answer for both, so nothing leaks. */
+	"not_found",
+	/** The account may see the thing but not do this to it (edit someone else's message, rename a room it did not create). */
+	"forbidden",
+	/** The room is archived: it can be read, not written. */
+	"read_only",
+	/** `create` named a room id that exists (of any kind). */
+	"room_taken",
+	/** The frame needs --auth accounts. */
+	"not_available",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -98,6 +123,8 @@ export const Join = z.object({
 	type: z.literal("join"),
 	room: Room,
 	since: Seq.optional(),
+	/** Protocol 1.2: the highest `change` the client holds for the room; with `since`, `joined.updates` brings later changes. */
+	changes: Seq.optional(),
 });
 export const Leave = z.object({ type: z.literal("leave"), room: Room });
 /** An uploaded file's id (`POST /api/uploads` answers it): the lower-case hex SHA-256 of its bytes. */
@@ -165,6 +192,94 @@ export const SearchRequest = z.object({
 export const TypingRequest = z.object({ type: z.literal("typing"), room: Room });
 export const Ping = z.object({ type: z.literal("ping") });
 
+// ---- client → server, protocol 1.2 (--auth accounts; docs/PROTOCOL.md "Rooms, edits and read positions")
+
+const Ref = z.string().min(1).max(LIMITS.idChars).optional();
+const Title = z
+	.string()
+	.refine(isVisibleText, "must not be empty, only whitespace or only invisible characters")
+	.refine(maxChars(LIMITS.titleChars), `must be at most ${LIMITS.titleChars} characters`)
+	.refine(wellFormed, "must be valid Unicode text (no lone surrogates)");
+const Topic = z
+	.string()
+	.refine(maxChars(LIMITS.topicChars), `must be at most ${LIMITS.topicChars} characters`)
+	.refine(wellFormed, "must be valid Unicode text (no lone surrogates)");
+/** A person named by their account's name (compared by name key, see lib/names.ts). */
+const PersonName = z
+	.string()
+	.min(1)
+	.max(LIMITS.nameChars * 4);
+const RoomKind = z.enum(["open", "private", "direct"]);
+export type RoomKind = z.infer<typeof RoomKind>;
+
+export const CreateRoom = z.object({
+	type: z.literal("create"),
+	ref: Ref,
+	room: Room,
+	kind: z.enum(["open", "private"]),
+	title: Title.optional(),
+	topic: Topic.optional(),
+});
+/** Starts (or finds) the direct conversation between this account and the named people. */
+export const DirectRequest = z.object({
+	type: z.literal("direct"),
+	ref: Ref,
+	names: z.array(PersonName).min(1).max(LIMITS.directOthers),
+});
+export const DirectoryRequest = z.object({
+	type: z.literal("directory"),
+	ref: Ref,
+	query: z
+		.string()
+		.max(LIMITS.titleChars * 4)
+		.optional(),
+});
+export const RoomUpdateRequest = z.object({
+	type: z.literal("room_update"),
+	ref: Ref,
+	room: Room,
+	title: Title.optional(),
+	topic: Topic.optional(),
+	archived: z.boolean().optional(),
+});
+export const MemberAdd = z.object({ type: z.literal("member_add"), ref: Ref, room: Room, name: PersonName });
+export const MemberRemove = z.object({
+	type: z.literal("member_remove"),
+	ref: Ref,
+	room: Room,
+	name: PersonName,
+});
+/** The person has seen the room up to `seq`. */
+export const ReadRequest = z.object({ type: z.literal("read"), room: Room, seq: Seq });
+export const EditRequest = z.object({
+	type: z.literal("edit"),
+	ref: Ref,
+	room: Room,
+	seq: Seq,
+	text: Text,
+});
+export const DeleteRequest = z.object({ type: z.literal("delete"), ref: Ref, room: Room, seq: Seq });
+const REACTION_PATTERN =
+	/^(?::[a-z0-9_+-]{1,14}:|\p{Regional_Indicator}{2}|[0-9#*]\ufe0f?\u20e3|\p{Extended_Pictographic}(?:\p{Emoji_Modifier}|\ufe0f|\u200d\p{Extended_Pictographic})*)$/u;
+export const Reaction = z
+	.string()
+	.min(1)
+	.refine(maxChars(LIMITS.reactionChars), `must be at most ${LIMITS.reactionChars} characters`)
+	.refine(
+		// A flag, a keycap, or one pictograph with modifiers, variation selectors and ZWJ-joined pictographs (👍🏽, ❤️, 👩‍💻).
+		(s) => REACTION_PATTERN.test(s),
+		"must be one emoji or a :shortcode:",
+	);
+export const ReactRequest = z.object({
+	type: z.literal("react"),
+	ref: Ref,
+	room: Room,
+	seq: Seq,
+	emoji: Reaction,
+	/** True adds this account's reaction, false takes it back. */
+	on: z.boolean(),
+});
+
 const clientFrames = {
 	hello: Hello,
 	join: Join,
@@ -174,6 +289,16 @@ const clientFrames = {
 	typing: TypingRequest,
 	ping: Ping,
 	search: SearchRequest,
+	create: CreateRoom,
+	direct: DirectRequest,
+	directory: DirectoryRequest,
+	room_update: RoomUpdateRequest,
+	member_add: MemberAdd,
+	member_remove: MemberRemove,
+	read: ReadRequest,
+	edit: EditRequest,
+	delete: DeleteRequest,
+	react: ReactRequest,
 } as const;
 
 export const ClientFrame = z.discriminatedUnion("type", [
@@ -185,9 +310,40 @@ export const ClientFrame = z.discriminatedUnion("type", [
 	TypingRequest,
 	Ping,
 	SearchRequest,
+	CreateRoom,
+	DirectRequest,
+	DirectoryRequest,
+	RoomUpdateRequest,
+	MemberAdd,
+	MemberRemove,
+	ReadRequest,
+	EditRequest,
+	DeleteRequest,
+	ReactRequest,
 ]);
 export type ClientFrame = z.infer<typeof ClientFrame>;
 export type ClientFrameType = ClientFrame["type"];
+
+/** Frame types of protocol 1.2: answered with `not_available` under --auth none. */
+export const ACCOUNTS_ONLY_FRAMES = new Set([
+	"create",
+	"direct",
+	"directory",
+	"room_update",
+	"member_add",
+	"member_remove",
+	"read",
+	"edit",
+	"delete",
+	"react",
+] as const satisfies ClientFrameType[]);
+export type AccountsFrame = Extract<
+	ClientFrame,
+	{ type: typeof ACCOUNTS_ONLY_FRAMES extends Set<infer T> ? T : never }
+>;
+export function isAccountsFrame(frame: ClientFrame): frame is AccountsFrame {
+	return (ACCOUNTS_ONLY_FRAMES as Set<string>).has(frame.type);
+}
 
 // ---- server → client
 
@@ -214,14 +370,54 @@ export const Message = z.object({
 	ts: z.number().int(),
 	/** Protocol 1.1: the files sent with the message; absent when none (always, under --auth none). */
 	files: z.array(FileRef).optional(),
+	// Protocol 1.2 (--auth accounts), each present only when set:
+	/** When the text was last edited (ms since the epoch). */
+	edited: z.number().int().optional(),
+	/** The message was deleted: `text` is "" and it carries nothing else; its seq stays taken. */
+	deleted: z.literal(true).optional(),
+	/** Who reacted with what, in the order each emoji was first used. */
+	reactions: z.array(z.object({ emoji: z.string(), names: z.array(z.string()) })).optional(),
+	/** The room's change counter at this message's last edit, deletion or reaction (see `update`). */
+	change: z.number().int().min(1).optional(),
 });
 export type Message = z.infer<typeof Message>;
+
+/** Protocol 1.2: a room as one account sees it. */
+export const RoomInfo = z.object({
+	room: Room,
+	kind: RoomKind,
+	/** What to show: the room id unless renamed; for a direct room, the other people's names. */
+	title: z.string(),
+	topic: z.string(),
+	/** Who created it (absent for rooms from before protocol 1.2, and for direct rooms). */
+	creator: z.string().optional(),
+	created: z.number().int(),
+	/** When it was archived: read-only and out of the directory. */
+	archived: z.number().int().optional(),
+	/** How many accounts are members. */
+	members: z.number().int().min(0),
+	/** The room's newest seq (0 when empty). */
+	lastSeq: Seq,
+	/** This account's read position: the newest seq it has seen. */
+	lastRead: Seq,
+	/** Messages after `lastRead` from other people. */
+	unread: z.number().int().min(0),
+	/** Of those, the ones that mention this account. */
+	mentions: z.number().int().min(0),
+	/** Direct rooms: every member's name. */
+	people: z.array(z.string()).optional(),
+});
+export type RoomInfo = z.infer<typeof RoomInfo>;
 
 export const Welcome = z.object({
 	type: z.literal("welcome"),
 	name: z.string(),
 	version: z.string(),
 	epoch: z.string(),
+	/** Protocol 1.2: every room this account is a member of. */
+	rooms: z.array(RoomInfo).optional(),
+	/** Protocol 1.2: this account's role. */
+	role: z.enum(["admin", "member"]).optional(),
 });
 export const Joined = z.object({
 	type: z.literal("joined"),
@@ -275,6 +471,42 @@ export const ErrorFrame = z.object({
 	room: z.string().optional(),
 });
 
+// ---- server → client, protocol 1.2 (--auth accounts)
+
+/** A room this account is in appeared or changed (answers `create`, `direct`, `room_update` with their `ref`). */
+export const RoomFrame = z.object({ type: z.literal("room"), ref: z.string().optional(), room: RoomInfo });
+/** This account is no longer in the room (left on some device, or removed): drop it. */
+export const RoomGone = z.object({ type: z.literal("room_gone"), room: Room });
+export const DirectoryEntry = z.object({
+	room: Room,
+	title: z.string(),
+	topic: z.string(),
+	members: z.number().int().min(0),
+});
+export const Directory = z.object({
+	type: z.literal("directory"),
+	ref: z.string().optional(),
+	rooms: z.array(DirectoryEntry),
+});
+/** This account's read position moved (on any of its connections), with the counts it leaves. */
+export const ReadPosition = z.object({
+	type: z.literal("read"),
+	room: Room,
+	seq: Seq,
+	unread: z.number().int().min(0),
+	mentions: z.number().int().min(0),
+});
+/** A stored message changed (edit, deletion, reaction): replace what you hold for its seq. */
+export const Update = z.object({
+	type: z.literal("update"),
+	room: Room,
+	/** The room's change counter: consecutive per room; keep the highest for `join.changes`. */
+	change: z.number().int().min(1),
+	message: Message,
+	/** Echoes the `ref` of the edit, delete or react that made it, to the connection that sent it. */
+	ref: z.string().optional(),
+});
+
 export const ServerFrame = z.discriminatedUnion("type", [
 	Welcome,
 	Joined,
@@ -286,6 +518,11 @@ export const ServerFrame = z.discriminatedUnion("type", [
 	Typing,
 	Pong,
 	ErrorFrame,
+	RoomFrame,
+	RoomGone,
+	Directory,
+	ReadPosition,
+	Update,
 ]);
 export type ServerFrame = z.infer<typeof ServerFrame>;
 export type ServerFrameOf<T extends ServerFrame["type"]> = Extract<ServerFrame, { type: T }>;
@@ -314,8 +551,9 @@ export function parseClientFrame(raw: string): Parsed {
 	if (!isRecord(data)) {
 		return { ok: false, code: "bad_frame", message: "frame must be a JSON object" };
 	}
-	// A send names itself with `id`, a search with `ref`: an error about the frame carries it back.
-	const named = data.type === "search" ? data.ref : data.id;
+	// A send names itself with `id`, a search and the 1.2 frames with `ref`: an error about the frame carries it back.
+	const byRef = data.type === "search" || (ACCOUNTS_ONLY_FRAMES as Set<unknown>).has(data.type);
+	const named = byRef ? data.ref : data.id;
 	const ref = typeof named === "string" && named.length <= 64 ? named : undefined;
 	const type = data.type;
 	const schema =

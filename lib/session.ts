@@ -5,6 +5,7 @@ import {
 	type ClientFrame,
 	type ClientFrameType,
 	type ErrorCode,
+	isAccountsFrame,
 	type Message,
 	PROTOCOL_VERSION,
 	parseClientFrame,
@@ -342,7 +343,7 @@ export function websocketHandler(
 
 	function handle(ws: Socket, frame: ClientFrame): void {
 		const session = ws.data;
-		const ref = frame.type === "send" ? frame.id : frame.type === "search" ? frame.ref : undefined;
+		const ref = frame.type === "send" ? frame.id : "ref" in frame ? frame.ref : undefined;
 		if (!admitted(ws, frame, ref)) return;
 		if (frame.type === "hello") return hello(ws, frame.name);
 		if (session.name === undefined) return sendError(ws, "not_identified", "send hello first", ref);
@@ -371,6 +372,10 @@ export function websocketHandler(
 				() => search(ws, frame),
 				() => refused(ws, frame, session.strike(), ref),
 			);
+		if (isAccountsFrame(frame)) {
+			// Protocol 1.2 (docs/PROTOCOL.md "Rooms, edits and read positions"); built for --auth accounts only.
+			return sendError(ws, "not_available", `'${frame.type}' needs --auth accounts`, ref);
+		}
 		if (!session.rooms.has(frame.room))
 			return sendError(ws, "not_joined", `join ${frame.room} first`, ref, frame.room);
 		switch (frame.type) {

@@ -316,6 +316,34 @@ describe("bad input", () => {
 		expect(await c.next()).toMatchObject({ type: "message", text: "still here" });
 	});
 
+	test("protocol 1.2's frames are not_available under --auth none, with their ref, and change nothing", async () => {
+		await using s = startServer();
+		const c = await chatter(s.ws, "alice", "general");
+		const frames = [
+			{ type: "create", ref: "r1", room: "dev", kind: "private" },
+			{ type: "direct", ref: "r2", names: ["bob"] },
+			{ type: "directory", ref: "r3" },
+			{ type: "room_update", ref: "r4", room: "general", topic: "x" },
+			{ type: "member_add", ref: "r5", room: "general", name: "bob" },
+			{ type: "member_remove", ref: "r6", room: "general", name: "bob" },
+			{ type: "read", room: "general", seq: 1 },
+			{ type: "edit", ref: "r8", room: "general", seq: 1, text: "x" },
+			{ type: "delete", ref: "r9", room: "general", seq: 1 },
+			{ type: "react", ref: "r10", room: "general", seq: 1, emoji: "👍", on: true },
+		];
+		for (const frame of frames) {
+			c.send(frame);
+			const error = await c.next();
+			expect(error).toMatchObject({ type: "error", code: "not_available" });
+			expect((error as { ref?: string }).ref).toBe((frame as { ref?: string }).ref);
+			expect((error as { message: string }).message).toContain("--auth accounts");
+		}
+		c.send({ type: "send", room: "general", text: "still v1" });
+		const message = await c.next();
+		expect(message).toMatchObject({ type: "message", text: "still v1" });
+		expect(Object.keys(message).sort()).toEqual(["from", "room", "seq", "text", "ts", "type"]);
+	});
+
 	test("a binary frame is refused with bad_frame", async () => {
 		await using s = startServer();
 		const c = await chatter(s.ws, "alice");
