@@ -427,6 +427,15 @@ export const Joined = z.object({
 	more: z.boolean(),
 	/** (hubbub's own) The `since` was beyond the room's last seq: drop what you hold for the room; these are its latest messages. */
 	reset: z.literal(true).optional(),
+	// Protocol 1.2 (--auth accounts):
+	/** The room as this account sees it (title, topic, kind, counts). */
+	info: RoomInfo.optional(),
+	/** Display names of every member, online or not (`members` stays "who is online"). */
+	people: z.array(z.string()).optional(),
+	/** The room's change counter now: keep it for `join.changes`. */
+	change: z.number().int().min(0).optional(),
+	/** With `since` and `changes`: the current state of held messages (seq ≤ since) changed after `changes`. */
+	updates: z.array(Message).optional(),
 });
 export const Left = z.object({ type: z.literal("left"), room: Room });
 export const HistoryPage = z.object({
