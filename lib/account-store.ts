@@ -8,9 +8,11 @@ import { StoreError } from "./store.ts";
  * hubbub_account_meta) so they migrate independently of the message tables;
  * a database made before accounts existed simply gains them at first open.
  */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 /** pg_advisory_xact_lock key: one migration at a time when several processes start together. */
 const MIGRATION_LOCK = 4_817_231;
+/** First half of the pg_advisory_xact_lock(int, int) key that serializes attempts under one throttle key. */
+const ATTEMPT_LOCK = 4_817_232;
 
 export type Role = "admin" | "member";
 
@@ -193,9 +195,19 @@ export class AccountStore {
 					token_hash TEXT NOT NULL,
 					at BIGINT NOT NULL
 				)`);
+			}
+			if (version < 2) {
+				// Sign-in, sign-up and reset attempts, counted here so every process of a cluster shares one limit.
+				await tx.unsafe(`CREATE TABLE hubbub_attempts (
+					seq ${serial},
+					key TEXT NOT NULL,
+					at BIGINT NOT NULL
+				)`);
+				await tx.unsafe("CREATE INDEX hubbub_attempts_key ON hubbub_attempts (key, at)");
+			}
+			if (version < SCHEMA_VERSION)
 				await tx`INSERT INTO hubbub_account_meta (key, value) VALUES ('schema', ${String(SCHEMA_VERSION)})
 					ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`;
-			}
 		});
 	}
 
@@ -397,6 +409,56 @@ export class AccountStore {
 	/** Drops revocations older than `before`: every process has long applied them. */
 	async pruneRevocations(before: number): Promise<void> {
 		await this.sql`DELETE FROM hubbub_revocations WHERE at < ${before}`;
+	}
+
+	// ---- attempts (lib/throttle.ts)
+
+	/**
+	 * Counts one attempt at `now` under every key unless one of them already has
+	 * `limit` attempts after `since`: then nothing is counted and the answer is
+	 * the time at which the blocking key's `limit`-th newest attempt was made
+	 * (it may try again once that one leaves the window). Otherwise the new
+	 * rows' seqs, to forget them by. Serialized per key across processes: a
+	 * SQLite transaction that starts with a write holds the file's write lock;
+	 * PostgreSQL takes an advisory lock per key, in a fixed order.
+	 */
+	async takeAttempt(
+		keys: string[],
+		limit: number,
+		since: number,
+		now: number,
+	): Promise<{ ok: true; seqs: number[] } | { ok: false; blockedSince: number }> {
+		const sorted = [...new Set(keys)].sort();
+		return this.sql.begin(async (tx) => {
+			for (const key of sorted) {
+				if (this.engine === "postgres")
+					await tx`SELECT pg_advisory_xact_lock(${ATTEMPT_LOCK}, hashtext(${key}))`;
+				await tx`DELETE FROM hubbub_attempts WHERE key = ${key} AND at <= ${since}`;
+			}
+			let blockedSince: number | undefined;
+			for (const key of sorted) {
+				const [r] = await tx`SELECT at FROM hubbub_attempts WHERE key = ${key} AND at > ${since}
+					ORDER BY at DESC LIMIT 1 OFFSET ${limit - 1}`;
+				if (r) blockedSince = Math.max(blockedSince ?? 0, num(r.at));
+			}
+			if (blockedSince !== undefined) return { ok: false as const, blockedSince };
+			const seqs: number[] = [];
+			for (const key of sorted) {
+				const [r] = await tx`INSERT INTO hubbub_attempts (key, at) VALUES (${key}, ${now}) RETURNING seq`;
+				seqs.push(num(r?.seq));
+			}
+			return { ok: true as const, seqs };
+		});
+	}
+
+	/** Uncounts attempts (a sign-in that succeeded was no failure). */
+	async forgetAttempts(seqs: number[]): Promise<void> {
+		for (const seq of seqs) await this.sql`DELETE FROM hubbub_attempts WHERE seq = ${seq}`;
+	}
+
+	/** Drops attempts made before `before`, outside every window (keys never tried again keep none). */
+	async pruneAttempts(before: number): Promise<void> {
+		await this.sql`DELETE FROM hubbub_attempts WHERE at < ${before}`;
 	}
 
 	// ---- invites

@@ -548,6 +548,8 @@ export class Accounts {
 		this.purger = setInterval(() => {
 			this.store.purgeSessions(this.now() - SESSION_IDLE_MS).catch(onError);
 			this.store.pruneRevocations(this.now() - 3600_000).catch(onError);
+			// Every throttle window (lib/auth-http.ts) is an hour or less.
+			this.store.pruneAttempts(this.now() - 3600_000).catch(onError);
 		}, 3600_000);
 	}
 

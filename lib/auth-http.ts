@@ -18,7 +18,7 @@ import { secured } from "./http.ts";
 import { BodyTooLarge, readCappedText } from "./json-body.ts";
 import type { Logger } from "./log.ts";
 import { addressGroup, checkOrigin, clientAddress } from "./origin.ts";
-import { TokenBucket } from "./rate-limit.ts";
+import { TokenBucket, UpgradeRate } from "./rate-limit.ts";
 import type { Appended } from "./store.ts";
 import { Throttle } from "./throttle.ts";
 
@@ -28,6 +28,14 @@ export const FAILURE_LIMIT = 10;
 export const FAILURE_WINDOW_MS = 15 * 60_000;
 /** Sign-ups, invite and reset-link uses and first-run attempts allowed per address in an hour. */
 export const SIGNUP_LIMIT = 10;
+export const SIGNUP_WINDOW_MS = 3600_000;
+/**
+ * The GET routes anyone may call without a session (auth state, invite check,
+ * reset-link check), and any request whose session cookie is not live, per address group: each reads the store, so a flood from
+ * one address must not take the database's time from everyone else. A page
+ * calls one or two of them per load, far below this.
+ */
+export const OPEN_GET_RATE = { rate: 5, burst: 60 };
 /** Largest JSON body an account route reads. */
 const BODY_MAX = 64 * 1024;
 
@@ -86,6 +94,9 @@ export function readCookie(header: string | null, name: string): string | undefi
 	return undefined;
 }
 
+/** The GET routes reachable without a session (see OPEN_GET_RATE). */
+const OPEN_GETS = new Set(["/api/auth/state", "/api/auth/invite", "/api/auth/reset"]);
+
 class HttpError extends Error {
 	constructor(readonly response: Response) {
 		super("http error");
@@ -93,12 +104,20 @@ class HttpError extends Error {
 }
 
 export class AuthHttp {
-	private readonly failuresByAddress = new Throttle(FAILURE_LIMIT, FAILURE_WINDOW_MS);
-	private readonly failuresByAccount = new Throttle(FAILURE_LIMIT, FAILURE_WINDOW_MS);
-	private readonly signups = new Throttle(SIGNUP_LIMIT, 3600_000);
+	/** Failed sign-ins (and password changes), per address group and per account identity; in the store, shared by the cluster. */
+	private readonly failures?: Throttle;
+	/** Setup, sign-up, and reset-link uses per address group; in the store too. */
+	private readonly signups?: Throttle;
 	private readonly botBuckets = new Map<string, TokenBucket>();
+	private readonly openGets = new UpgradeRate(OPEN_GET_RATE.rate, OPEN_GET_RATE.burst);
 
-	constructor(private readonly deps: AuthDeps) {}
+	constructor(private readonly deps: AuthDeps) {
+		const store = deps.accounts?.store;
+		if (store) {
+			this.failures = new Throttle(store, FAILURE_LIMIT, FAILURE_WINDOW_MS);
+			this.signups = new Throttle(store, SIGNUP_LIMIT, SIGNUP_WINDOW_MS);
+		}
+	}
 
 	private get accounts(): Accounts {
 		return this.deps.accounts as Accounts;
@@ -119,6 +138,10 @@ export class AuthHttp {
 			address: clientAddress(peer, req.headers, this.deps.config.trustProxy),
 			userAgent: req.headers.get("user-agent") ?? "",
 		};
+		if (req.method === "GET" && OPEN_GETS.has(path)) {
+			const limited = this.openLimited(client);
+			if (limited) return limited;
+		}
 		try {
 			if (path === "/api/auth/state" && req.method === "GET") return await this.state(req);
 			if (this.deps.config.auth !== "accounts" || !this.deps.accounts)
@@ -138,6 +161,15 @@ export class AuthHttp {
 			if (e instanceof AccountFailure) return refuse(STATUS[e.code], e.code, e.message);
 			throw e;
 		}
+	}
+
+	/** Takes one request from the address's OPEN_GET_RATE bucket: a 429 answer when it is empty. */
+	private openLimited(client: ClientInfo): Response | undefined {
+		const wait = this.openGets.take(addressGroup(client.address));
+		if (wait === 0) return undefined;
+		return refuse(429, "too_many_requests", `too many requests from your address; try again in ${wait} s`, {
+			"retry-after": String(wait),
+		});
 	}
 
 	private notAllowed(allow: string): Response {
@@ -232,16 +264,18 @@ export class AuthHttp {
 		});
 	}
 
-	private signupLimited(client: ClientInfo): void {
-		const key = addressGroup(client.address);
-		const wait = this.signups.retryAfter(key);
-		if (wait > 0)
+	/** Counts a setup, sign-up or reset-link use against the address; 429 past the limit. */
+	private async signupLimited(client: ClientInfo): Promise<void> {
+		const taken = await (this.signups as Throttle).take([`signup:${addressGroup(client.address)}`]);
+		if (!taken.ok)
 			throw new HttpError(
-				refuse(429, "too_many_attempts", `too many accounts made from your address; try again in ${wait} s`, {
-					"retry-after": String(wait),
-				}),
+				refuse(
+					429,
+					"too_many_attempts",
+					`too many accounts made from your address; try again in ${Math.ceil(taken.retryAfter / 60)} min`,
+					{ "retry-after": String(taken.retryAfter) },
+				),
 			);
-		this.signups.hit(key);
 	}
 
 	private signedIn(signed: Signed, https: boolean, status = 200): Response {
@@ -266,13 +300,13 @@ export class AuthHttp {
 		const at = `${method} ${path}`;
 		// ---- open to anyone (limited per address)
 		if (at === "POST /api/auth/setup") {
-			this.signupLimited(client);
+			await this.signupLimited(client);
 			const signed = await accounts.setup(body.name, body.password, client);
 			log.info("account_setup", { name: signed.account.name, address: client.address });
 			return this.signedIn(signed, https, 201);
 		}
 		if (at === "POST /api/auth/signup") {
-			this.signupLimited(client);
+			await this.signupLimited(client);
 			const signed = await accounts.signup(
 				body.name,
 				body.password,
@@ -299,7 +333,7 @@ export class AuthHttp {
 				: refuse(403, "invalid_reset", "this password reset link is not valid any more");
 		}
 		if (at === "POST /api/auth/reset") {
-			this.signupLimited(client);
+			await this.signupLimited(client);
 			const signed = await accounts.useReset(body.code, body.password, client);
 			log.info("password_reset", { name: signed.account.name, address: client.address });
 			return this.signedIn(signed, https);
@@ -307,7 +341,11 @@ export class AuthHttp {
 
 		// ---- signed in
 		const me = await this.session(req, client);
-		if (!me) return refuse(401, "not_signed_in", "sign in first", this.clearCookie(https));
+		// Without a live session this was a store lookup anyone can ask for: counted like the open GETs.
+		if (!me)
+			return (
+				this.openLimited(client) ?? refuse(401, "not_signed_in", "sign in first", this.clearCookie(https))
+			);
 		if (at === "POST /api/auth/signout") {
 			await accounts.signout(me.tokenHash);
 			log.info("signout", { name: me.account.name });
@@ -333,14 +371,9 @@ export class AuthHttp {
 			return json({ ok: true, ended }, 200, others ? {} : this.clearCookie(https));
 		}
 		if (at === "POST /api/auth/password") {
-			this.failureLimited(client, me.account.name);
-			try {
-				await accounts.changePassword(me, body.current, body.password);
-			} catch (e) {
-				if (e instanceof AccountFailure && e.code === "wrong_credentials")
-					this.failed(client, me.account.name);
-				throw e;
-			}
+			await this.passwordAttempt(client, me.account.name, () =>
+				accounts.changePassword(me, body.current, body.password),
+			);
 			log.info("password_changed", { name: me.account.name });
 			return json({ ok: true });
 		}
@@ -352,41 +385,50 @@ export class AuthHttp {
 		return this.admin(at, body, me, req, log);
 	}
 
-	/** Throttled per address group and per account: `name` as typed, keyed as sign-in looks it up. */
-	private failureLimited(client: ClientInfo, name: unknown): void {
+	/**
+	 * Counts a password attempt per address group and per account (`name` as
+	 * typed, keyed as sign-in looks it up) before it is checked; 429 when either
+	 * is at its limit. `attempt` runs only then; the count is taken back unless
+	 * it failed with a wrong password, so only failures (and attempts still
+	 * being checked) count.
+	 */
+	private async passwordAttempt<T>(client: ClientInfo, name: unknown, attempt: () => Promise<T>): Promise<T> {
 		const key = accountKey(name);
-		const wait = Math.max(
-			this.failuresByAddress.retryAfter(addressGroup(client.address)),
-			key === undefined ? 0 : this.failuresByAccount.retryAfter(key),
-		);
-		if (wait > 0)
+		const failures = this.failures as Throttle;
+		const taken = await failures.take([
+			`signin-address:${addressGroup(client.address)}`,
+			...(key === undefined ? [] : [`signin-account:${key}`]),
+		]);
+		if (!taken.ok)
 			throw new HttpError(
 				refuse(
 					429,
 					"too_many_attempts",
-					`too many wrong passwords; try again in ${Math.ceil(wait / 60)} min`,
-					{ "retry-after": String(wait) },
+					`too many wrong passwords; try again in ${Math.ceil(taken.retryAfter / 60)} min`,
+					{ "retry-after": String(taken.retryAfter) },
 				),
 			);
-	}
-
-	private failed(client: ClientInfo, name: unknown): void {
-		const key = accountKey(name);
-		this.failuresByAddress.hit(addressGroup(client.address));
-		if (key !== undefined) this.failuresByAccount.hit(key);
+		let wrong = false;
+		try {
+			return await attempt();
+		} catch (e) {
+			wrong = e instanceof AccountFailure && e.code === "wrong_credentials";
+			throw e;
+		} finally {
+			if (!wrong) await failures.forgive(taken.ticket);
+		}
 	}
 
 	private async signin(body: Record<string, unknown>, client: ClientInfo, https: boolean): Promise<Response> {
-		this.failureLimited(client, body.name);
 		try {
-			const signed = await this.accounts.signin(body.name, body.password, client);
+			const signed = await this.passwordAttempt(client, body.name, () =>
+				this.accounts.signin(body.name, body.password, client),
+			);
 			this.deps.log.info("signin", { name: signed.account.name, address: client.address });
 			return this.signedIn(signed, https);
 		} catch (e) {
-			if (e instanceof AccountFailure && e.code === "wrong_credentials") {
-				this.failed(client, body.name);
+			if (e instanceof AccountFailure && e.code === "wrong_credentials")
 				this.deps.log.info("signin_failed", { address: client.address });
-			}
 			throw e;
 		}
 	}

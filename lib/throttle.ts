@@ -1,41 +1,46 @@
-// Counting attempts per key in a sliding window: failed sign-ins per address and per account,
-// sign-ups per address. Memory is bounded: past `maxKeys` the oldest keys are forgotten.
+// Counting attempts per key in a sliding window: sign-ins per address and per account, sign-ups,
+// invite and reset-link uses per address. The counts live in the account store (SQLite or
+// PostgreSQL), so every process of a cluster shares one limit: N processes do not allow N× the attempts.
+
+/** Where attempts are counted (AccountStore implements it; see takeAttempt there). */
+export interface AttemptLog {
+	takeAttempt(
+		keys: string[],
+		limit: number,
+		since: number,
+		now: number,
+	): Promise<{ ok: true; seqs: number[] } | { ok: false; blockedSince: number }>;
+	forgetAttempts(seqs: number[]): Promise<void>;
+}
+
+/** What take() answers: a ticket to forgive() the attempt by, or the seconds to wait. */
+export type Taken = { ok: true; ticket: number[] } | { ok: false; retryAfter: number };
 
 export class Throttle {
-	private readonly hits = new Map<string, number[]>();
-
 	constructor(
+		private readonly log: AttemptLog,
 		readonly limit: number,
 		readonly windowMs: number,
-		private readonly maxKeys = 100_000,
+		private readonly now: () => number = Date.now,
 	) {}
 
-	/** Seconds until `key` may try again, or 0 when it may now. */
-	retryAfter(key: string, now = Date.now()): number {
-		const times = this.recent(key, now);
-		if (times.length < this.limit) return 0;
-		return Math.max(1, Math.ceil(((times[0] as number) + this.windowMs - now) / 1000));
+	/**
+	 * Counts one attempt under every key, unless one of them is at its limit.
+	 * Counted before the attempt is made, not after it failed: parallel
+	 * requests cannot all pass the check before any of them is counted.
+	 */
+	async take(keys: string[]): Promise<Taken> {
+		const now = this.now();
+		const taken = await this.log.takeAttempt(keys, this.limit, now - this.windowMs, now);
+		if (taken.ok) return { ok: true, ticket: taken.seqs };
+		return {
+			ok: false,
+			retryAfter: Math.max(1, Math.ceil((taken.blockedSince + this.windowMs - now) / 1000)),
+		};
 	}
 
-	/** Counts one attempt for `key`. */
-	hit(key: string, now = Date.now()): void {
-		const times = this.recent(key, now);
-		times.push(now);
-		if (times.length > this.limit) times.shift();
-		// Re-inserted so Map order is least recently hit first: the oldest key goes when full.
-		this.hits.delete(key);
-		this.hits.set(key, times);
-		if (this.hits.size > this.maxKeys) {
-			const oldest = this.hits.keys().next().value;
-			if (oldest !== undefined) this.hits.delete(oldest);
-		}
-	}
-
-	private recent(key: string, now: number): number[] {
-		const times = this.hits.get(key);
-		if (!times) return [];
-		while (times.length > 0 && (times[0] as number) <= now - this.windowMs) times.shift();
-		if (times.length === 0) this.hits.delete(key);
-		return times;
+	/** Uncounts an attempt that turned out not to count (a sign-in with the right password). */
+	async forgive(ticket: number[]): Promise<void> {
+		await this.log.forgetAttempts(ticket);
 	}
 }
