@@ -403,8 +403,11 @@ export class Hub implements BusHandler {
 	}
 
 	private async announceGone(room: string, key: string, name: string, gone: Promise<boolean>): Promise<void> {
+		if (!(await gone)) return;
+		// Not if it came back on another process within the grace: its join there found it gone and said it is online.
+		if ((await this.presence.members(room)).some((n) => nameKey(n) === key)) return;
 		// Not if it is back in the room here meanwhile (its join said so, or will).
-		if ((await gone) && !this.rooms.get(room)?.members.has(key))
+		if (!this.rooms.get(room)?.members.has(key))
 			this.announce(room, { type: "presence", room, name, online: false });
 	}
 
