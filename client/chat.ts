@@ -6,10 +6,19 @@ import {
 	type Message,
 	parseServerFrame,
 	ROOM_PATTERN,
+	type RoomInfo,
 	type ServerFrame,
 	type ServerFrameOf,
 } from "../protocol.ts";
 import { mentions } from "./format.ts";
+import {
+	applyUpdates,
+	indexOfSeq,
+	newestSeq,
+	READ_EVERY_MS,
+	type RoomState,
+	reacted,
+} from "./rooms-model.ts";
 
 export const TYPING_SHOWN_MS = 4000;
 export const TYPING_SEND_EVERY_MS = 2000;
@@ -40,7 +49,7 @@ export interface Pending {
 	ts: number;
 }
 
-export interface RoomView {
+export interface RoomView extends RoomState {
 	name: string;
 	/** Confirmed messages, ascending by seq. */
 	messages: Message[];
@@ -100,7 +109,29 @@ export type Change =
 	| { kind: "system"; room?: string; text: string }
 	/** A message from someone else that arrived while the person was not looking at its room. */
 	| { kind: "unseen"; room: string; message: Message; mention: boolean }
-	| { kind: "error"; room?: string; text: string; restore?: string };
+	| { kind: "error"; room?: string; text: string; restore?: string }
+	/** A stored message changed (edited, deleted, reacted to). */
+	| { kind: "update"; room: string; message: Message }
+	/** The server answered a protocol 1.2 request of ours (`ref`): done, or refused with `error`. */
+	| { kind: "answer"; ref: string; error?: string; code?: string }
+	| { kind: "directory" };
+
+/** Protocol 1.2 requests that carry a `ref`, so their answer or refusal finds its way back. */
+type Request = Extract<
+	ClientFrame,
+	{
+		type:
+			| "create"
+			| "direct"
+			| "directory"
+			| "room_update"
+			| "member_add"
+			| "member_remove"
+			| "edit"
+			| "delete"
+			| "react";
+	}
+>;
 
 export interface ChatOptions {
 	url: string;
@@ -112,6 +143,8 @@ export interface ChatOptions {
 	pongWithinMs?: number;
 	/** Asks the server why a socket closed before it opened (see client/upgrade-check.ts). */
 	checkUpgrade?: () => Promise<UpgradeCheck | undefined>;
+	/** Makes the socket (tests give a stand-in that records what is sent). */
+	socket?: (url: string) => WebSocket;
 }
 
 /** One chat session: survives reconnects, resumes rooms with `since`, resends what was not acknowledged. */
@@ -130,7 +163,22 @@ export class Chat {
 	 * welcome answers a hello of ours.
 	 */
 	accounts = false;
+	/** --auth accounts: this account's role ("admin" may manage every room and delete any message). */
+	role?: "admin" | "member";
+	/** The newest directory answer. */
+	directory?: { ref: string; rooms: ServerFrameOf<"directory">["rooms"] };
+	/** The reader is at the newest message of the current room (the view says, as they scroll). */
+	atNewest = true;
+	/** The room the page's address named when it loaded: joined even if this account is not in it yet. */
+	linked?: string;
 	private socket?: WebSocket;
+	/** Protocol 1.2 requests sent and not answered yet, by ref. */
+	private readonly requests = new Map<string, Request["type"]>();
+	/** Read positions waiting for the next send (at most one every READ_EVERY_MS). */
+	private readonly readsDue = new Set<string>();
+	private readTimer?: ReturnType<typeof setTimeout>;
+	private lastReadSent = 0;
+	private welcomedBefore = false;
 	/** This socket's hellos sent and welcomes received, to tell an unasked welcome. */
 	private hellosSent = 0;
 	private welcomes = 0;
@@ -209,7 +257,7 @@ export class Chat {
 		this.stopped = false;
 		clearTimeout(this.retryTimer);
 		this.setStatus({ kind: "connecting" });
-		const ws = new WebSocket(this.options.url);
+		const ws = this.options.socket?.(this.options.url) ?? new WebSocket(this.options.url);
 		this.socket = ws;
 		this.identified = false;
 		this.hellosSent = 0;
@@ -365,9 +413,13 @@ export class Chat {
 		if (!ROOM_PATTERN.test(room)) return false;
 		const isNew = !this.rooms.has(room);
 		const r = this.room(room);
+		const before = this.rooms.get(this.current);
+		if (before && before !== r) before.lineAfter = undefined;
+		// What arrived since the person was last here gets a line above it, for as long as the room stays open.
+		if (before !== r) r.lineAfter = r.unread > 0 ? r.lastRead : undefined;
 		this.current = room;
-		r.unread = 0;
-		r.mentions = 0;
+		this.atNewest = true;
+		this.seen(r);
 		if (isNew) {
 			this.emit({ kind: "rooms" });
 			if (this.identified) this.requestJoin(room);
@@ -378,6 +430,7 @@ export class Chat {
 
 	leave(room: string): void {
 		this.raw({ type: "leave", room });
+		this.readsDue.delete(room);
 		this.rooms.delete(room);
 		this.saveRooms();
 		this.emit({ kind: "rooms" });
@@ -399,10 +452,130 @@ export class Chat {
 
 	markRead(room = this.current): void {
 		const r = this.rooms.get(room);
-		if (!r || (r.unread === 0 && r.mentions === 0)) return;
+		if (!r) return;
+		const had = r.unread > 0 || r.mentions > 0;
 		r.unread = 0;
 		r.mentions = 0;
-		this.emit({ kind: "rooms" });
+		this.noteRead(r);
+		if (had) this.emit({ kind: "rooms" });
+	}
+
+	/** The reader scrolled to the newest message (or away from it): at the newest, the room is read. */
+	setAtNewest(atNewest: boolean): void {
+		if (this.atNewest === atNewest) return;
+		this.atNewest = atNewest;
+		if (atNewest && this.attentive) this.markRead();
+	}
+
+	/** The person sees the newest messages of `r`: it is the room shown, the tab is in front and not scrolled up. */
+	private looking(r: RoomView): boolean {
+		return r.name === this.current && this.attentive && this.atNewest;
+	}
+
+	/** Marks `r` read when the person is looking at it. */
+	private seen(r: RoomView): void {
+		if (this.looking(r)) this.markRead(r.name);
+	}
+
+	/** The person has read `r` to its newest message: remember it, and tell the server soon (accounts mode). */
+	private noteRead(r: RoomView): void {
+		const newest = newestSeq(r.messages, r.info);
+		if (newest <= r.lastRead) return;
+		r.lastRead = newest;
+		if (!r.info) return;
+		this.readsDue.add(r.name);
+		this.flushReads();
+	}
+
+	/** Sends the due read positions now, or when READ_EVERY_MS has passed since the last ones. */
+	private flushReads(): void {
+		if (this.readTimer !== undefined || this.readsDue.size === 0 || !this.identified) return;
+		const wait = this.lastReadSent + READ_EVERY_MS - Date.now();
+		if (wait > 0) {
+			this.readTimer = setTimeout(() => {
+				this.readTimer = undefined;
+				this.flushReads();
+			}, wait);
+			return;
+		}
+		this.lastReadSent = Date.now();
+		for (const room of this.readsDue) {
+			const r = this.rooms.get(room);
+			if (r?.info && this.raw({ type: "read", room, seq: r.lastRead })) this.readsDue.delete(room);
+		}
+	}
+
+	// ---- protocol 1.2 (--auth accounts): rooms, people, changes to messages
+
+	/** Sends a request with a fresh ref; its answer comes back as an `answer` change (and a `room` or `update` frame). */
+	private request(frame: Request): string | undefined {
+		const ref = frame.ref ?? newId();
+		if (!this.raw({ ...frame, ref } as ClientFrame)) return undefined;
+		this.requests.set(ref, frame.type);
+		return ref;
+	}
+
+	/** Creates a room (the creator is its first member); the page opens it when the server says it is there. */
+	create(room: string, kind: "open" | "private", title?: string, topic?: string): string | undefined {
+		return this.request({
+			type: "create",
+			room,
+			kind,
+			...(title ? { title } : {}),
+			...(topic ? { topic } : {}),
+		});
+	}
+
+	/** Opens the direct conversation with these people (made if new). */
+	direct(names: string[]): string | undefined {
+		return this.request({ type: "direct", names });
+	}
+
+	/** Asks for the open rooms matching `query`; the answer lands in `directory`. */
+	findRooms(query = ""): string | undefined {
+		return this.request({ type: "directory", ...(query ? { query } : {}) });
+	}
+
+	updateRoom(
+		room: string,
+		change: { title?: string; topic?: string; archived?: boolean },
+	): string | undefined {
+		return this.request({ type: "room_update", room, ...change });
+	}
+
+	addMember(room: string, name: string): string | undefined {
+		return this.request({ type: "member_add", room, name });
+	}
+
+	removeMember(room: string, name: string): string | undefined {
+		return this.request({ type: "member_remove", room, name });
+	}
+
+	edit(room: string, seq: number, text: string): string | undefined {
+		return this.request({ type: "edit", room, seq, text });
+	}
+
+	remove(room: string, seq: number): string | undefined {
+		return this.request({ type: "delete", room, seq });
+	}
+
+	/** Adds this person's reaction, or takes it back if they had it. */
+	react(room: string, seq: number, emoji: string): string | undefined {
+		const r = this.rooms.get(room);
+		const m = r ? r.messages[indexOfSeq(r.messages, seq)] : undefined;
+		if (!m || !this.name) return undefined;
+		return this.request({ type: "react", room, seq, emoji, on: !reacted(m, emoji, this.name) });
+	}
+
+	/** The newest message `me` wrote in the room that may still be edited (Up arrow in an empty composer). */
+	lastOwn(room = this.current): Message | undefined {
+		const r = this.rooms.get(room);
+		if (!r) return undefined;
+		for (let i = r.messages.length - 1; i >= 0; i--) {
+			const m = r.messages[i] as Message;
+			if (m.from === this.name && !m.deleted) return m;
+		}
+		return undefined;
 	}
 
 	/** Unread messages over all rooms, for the tab title. */
@@ -477,7 +650,97 @@ export class Chat {
 				return;
 			case "error":
 				return this.failed(frame);
+			case "room":
+				return this.roomInfo(frame.room, frame.ref);
+			case "room_gone":
+				return this.roomGone(frame.room);
+			case "directory":
+				this.answered(frame.ref);
+				this.directory = { ref: frame.ref ?? "", rooms: frame.rooms };
+				return this.emit({ kind: "directory" });
+			case "read":
+				return this.readElsewhere(frame);
+			case "update":
+				return this.updated(frame);
 		}
+	}
+
+	/** Takes a request off the outstanding list and says it was answered. */
+	private answered(ref: string | undefined, error?: ServerFrameOf<"error">): boolean {
+		if (ref === undefined || !this.requests.delete(ref)) return false;
+		this.emit({ kind: "answer", ref, error: error?.message, code: error?.code });
+		return true;
+	}
+
+	/** A room this account is in appeared or changed; a room we asked for (create, direct) is opened. */
+	private roomInfo(info: RoomInfo, ref?: string): void {
+		const isNew = !this.rooms.has(info.room);
+		const r = this.room(info.room);
+		const grew = r.info !== undefined && r.info.members !== info.members;
+		this.take(r, info);
+		const asked = ref !== undefined && this.requests.get(ref);
+		this.answered(ref);
+		if (asked === "create" || asked === "direct") this.open(info.room);
+		else if (isNew && this.identified) this.requestJoin(info.room);
+		// Someone was added or removed: a join again (a resume) brings the new list of people.
+		if (grew && r.joined) {
+			r.joined = false;
+			this.requestJoin(info.room);
+		}
+		this.emit({ kind: "rooms" });
+		this.emit({ kind: "room", room: info.room });
+	}
+
+	/**
+	 * The server's view of a room, and its counts unless the person is reading
+	 * it now. `arriving` (welcome, joined): the room shown gets the "new since
+	 * you were here" line above what this account has not read.
+	 */
+	private take(r: RoomView, info: RoomInfo, arriving = false): void {
+		r.info = info;
+		if (info.kind === "direct" && info.people) r.people = [...info.people].sort(byName);
+		if (arriving && r.name === this.current && r.lineAfter === undefined && info.unread > 0)
+			r.lineAfter = info.lastRead;
+		r.lastRead = Math.max(r.lastRead, info.lastRead);
+		if (this.looking(r)) return this.seen(r);
+		r.unread = info.unread;
+		r.mentions = info.mentions;
+	}
+
+	/** This account is not in the room any more (left on another device, or removed). */
+	private roomGone(room: string): void {
+		if (!this.rooms.has(room)) return;
+		this.rooms.delete(room);
+		this.readsDue.delete(room);
+		this.saveRooms();
+		this.emit({ kind: "rooms" });
+		if (this.current !== room) return;
+		const next = this.rooms.keys().next().value;
+		if (next !== undefined) this.open(next);
+		else {
+			this.current = "";
+			this.emit({ kind: "room", room: "" });
+		}
+	}
+
+	/** The read position moved on another of this account's connections (or this one). */
+	private readElsewhere(frame: ServerFrameOf<"read">): void {
+		const r = this.rooms.get(frame.room);
+		if (!r || frame.seq < r.lastRead) return;
+		r.lastRead = frame.seq;
+		r.unread = frame.unread;
+		r.mentions = frame.mentions;
+		this.emit({ kind: "rooms" });
+	}
+
+	/** A stored message changed: what is held for its seq is replaced, so an old text never shows again. */
+	private updated(frame: ServerFrameOf<"update">): void {
+		this.answered(frame.ref);
+		const r = this.rooms.get(frame.room);
+		if (!r) return;
+		r.change = Math.max(r.change, frame.change);
+		if (applyUpdates(r.messages, [frame.message]) > 0)
+			this.emit({ kind: "update", room: r.name, message: frame.message });
 	}
 
 	/**
@@ -501,7 +764,8 @@ export class Chat {
 
 	private welcomed(frame: ServerFrameOf<"welcome">): void {
 		this.welcomedAs = frame.name;
-		if (++this.welcomes > this.hellosSent) this.accounts = true;
+		if (++this.welcomes > this.hellosSent || frame.rooms) this.accounts = true;
+		this.role = frame.role;
 		this.reclaimUntil = 0;
 		this.attempt = 0;
 		this.name = frame.name;
@@ -520,9 +784,33 @@ export class Chat {
 		this.emit({ kind: "identity" });
 		clearInterval(this.heartbeat);
 		this.heartbeat = setInterval(() => this.checkConnection(), this.options.pingEveryMs ?? PING_EVERY_MS);
-		this.room(this.current);
+		if (frame.rooms) this.memberOf(frame.rooms);
+		else if (this.current) this.room(this.current);
+		this.welcomedBefore = true;
 		for (const r of this.rooms.values()) this.requestJoin(r.name);
+		this.flushReads();
 		this.emit({ kind: "rooms" });
+	}
+
+	/**
+	 * --auth accounts: the server's list of this account's rooms is the truth.
+	 * Rooms the page remembered but the account left (on another device) are
+	 * dropped; a room the page's address named when it loaded is joined.
+	 */
+	private memberOf(infos: RoomInfo[]): void {
+		const listed = new Set(infos.map((i) => i.room));
+		const keep = !this.welcomedBefore ? this.linked : undefined;
+		for (const name of [...this.rooms.keys()]) {
+			if (!listed.has(name) && name !== keep) this.rooms.delete(name);
+		}
+		for (const info of infos) this.take(this.room(info.room), info, true);
+		this.saveRooms();
+		if (!this.rooms.has(this.current)) {
+			const first = this.rooms.keys().next().value;
+			this.current = "";
+			if (first !== undefined) this.open(first);
+			else this.emit({ kind: "room", room: "" });
+		}
 	}
 
 	/** Queues a join of `room` (resuming with `since` when it has messages); joins go one at a time. */
@@ -539,8 +827,13 @@ export class Chat {
 			const r = this.rooms.get(room);
 			if (!r || r.joined) continue;
 			const since = r.messages.at(-1)?.seq;
-			if (this.raw(since === undefined ? { type: "join", room } : { type: "join", room, since }))
-				this.joining = room;
+			const frame: ClientFrame =
+				since === undefined
+					? { type: "join", room }
+					: r.info
+						? { type: "join", room, since, changes: r.change }
+						: { type: "join", room, since };
+			if (this.raw(frame)) this.joining = room;
 		}
 	}
 
@@ -551,7 +844,11 @@ export class Chat {
 	 */
 	private joinFailed(room: string, frame: ServerFrameOf<"error">): void {
 		if (this.joining === room) this.joining = undefined;
-		if (frame.code === "rate_limited" || frame.code === "server_error") {
+		if (frame.code === "not_found" && this.accounts) {
+			// Not a room this account can see (or no longer): it leaves the list.
+			this.emit({ kind: "error", room, text: frame.message });
+			this.roomGone(room);
+		} else if (frame.code === "rate_limited" || frame.code === "server_error") {
 			const attempt = this.joinRetries.get(room) ?? 0;
 			this.joinRetries.set(room, attempt + 1);
 			const timer = setTimeout(() => {
@@ -573,7 +870,19 @@ export class Chat {
 		const since = r.messages.at(-1)?.seq;
 		// `reset` (a newer server): our position is past the room's end, so what we hold is not its history.
 		const reset = frame.reset === true;
-		if (since === undefined || reset) {
+		// Changes to messages we hold (edits, deletions, reactions) made while we were away.
+		if (frame.updates && since !== undefined && !reset) applyUpdates(r.messages, frame.updates);
+		if (frame.change !== undefined) r.change = frame.change;
+		if (frame.people) r.people = [...frame.people].sort(byName);
+		if (frame.info) {
+			if (since === undefined || reset || frame.more) {
+				r.messages = frame.messages;
+				r.more = frame.more;
+				r.presence = [];
+			} else r.messages.push(...frame.messages.filter((m) => m.seq > since));
+			// The server counts what this account has not read: counting the missed messages here would double it.
+			this.take(r, frame.info, true);
+		} else if (since === undefined || reset) {
 			r.messages = frame.messages;
 			r.more = frame.more;
 			r.presence = [];
@@ -585,7 +894,7 @@ export class Chat {
 			r.more = true;
 			r.presence = [];
 			this.count(r, missed);
-			if (skipped > 0 && !(r.name === this.current && this.attentive)) r.unread += skipped;
+			if (skipped > 0 && !this.looking(r)) r.unread += skipped;
 		} else {
 			const missed = frame.messages.filter((m) => m.seq > since);
 			r.messages.push(...missed);
@@ -595,6 +904,7 @@ export class Chat {
 		r.joined = true;
 		r.members = [...frame.members].sort(byName);
 		this.settlePending(r, frame.messages);
+		this.seen(r);
 		this.emit({ kind: "room", room: r.name });
 		this.emit({ kind: "members", room: r.name });
 		// Resend what was never acknowledged, with the same ids: the server stores each once.
@@ -621,7 +931,7 @@ export class Chat {
 
 	/** Counts messages from others as unread (and mentions) unless the person is looking at their room. */
 	private count(r: RoomView, messages: Message[]): void {
-		if (r.name === this.current && this.attentive) return;
+		if (this.looking(r)) return this.seen(r);
 		let counted = false;
 		for (const m of messages) {
 			if (m.from === this.name) continue;
@@ -677,6 +987,8 @@ export class Chat {
 	}
 
 	private failed(frame: ServerFrameOf<"error">): void {
+		// A refused 1.2 request (create, edit, react…) is told to whoever asked, never taken for a join's answer.
+		if (this.answered(frame.ref, frame)) return;
 		// An error answering a join names its room (newer servers); from an older one, an error without a
 		// `ref` while a join is out is that join's (joins go one at a time, sends always carry their id).
 		const named = "room" in frame && typeof frame.room === "string" ? frame.room : undefined;
@@ -741,6 +1053,9 @@ function emptyRoom(name: string): RoomView {
 		presence: [],
 		joined: false,
 		loadingHistory: false,
+		people: [],
+		change: 0,
+		lastRead: 0,
 	};
 }
 
