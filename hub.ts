@@ -1,5 +1,7 @@
 // Rooms, membership and fan-out: which names are online, who is in which room, and getting each frame to them through Bun's topics.
 import type { ServerWebSocket } from "bun";
+import { UnknownFile } from "./lib/attachments-index.ts";
+import { accountOf } from "./lib/auth-ws.ts";
 import type { Bus, BusHandler } from "./lib/bus.ts";
 import { Connections } from "./lib/connections.ts";
 import type { Logger } from "./lib/log.ts";
@@ -9,7 +11,7 @@ import { localPresence, type Presence } from "./lib/presence.ts";
 import { FEED_DEFAULTS, RoomFeed } from "./lib/room-feed.ts";
 import type { Session } from "./lib/session.ts";
 import type { Appended, Page, Store } from "./lib/store.ts";
-import { CLOSE, LIMITS, type Message, type ServerFrame } from "./protocol.ts";
+import { CLOSE, type FileRef, LIMITS, type Message, type ServerFrame } from "./protocol.ts";
 
 /** What hubbub keeps on each socket (`ws.data`): the connection's session, owned by lib/session.ts. */
 export type Conn = Session;
@@ -47,6 +49,16 @@ export interface HubOptions {
 	presenceGraceMs?: number;
 	/** Overrides of the room feeds' read and retry policy (tests). */
 	feed?: Partial<typeof FEED_DEFAULTS>;
+	/** Files in messages (lib/attachments-index.ts MessageFiles); without it a send may carry none. */
+	files?: HubFiles;
+}
+
+/** What the hub asks of lib/attachments-index.ts. */
+export interface HubFiles {
+	/** The files an account may send, in order; throws UnknownFile. */
+	resolve(account: string | undefined, ids: string[]): Promise<FileRef[]>;
+	/** Call after a message's deletion commits: its files go, and those no message holds are deleted. */
+	releaseMessage(room: string, seq: number): Promise<void>;
 }
 
 export const topicOf = (room: string) => `room:${room}`;
@@ -88,6 +100,7 @@ export class Hub implements BusHandler {
 	private readonly maxReplyBytes: number;
 	private readonly presenceGraceMs: number;
 	private readonly feedOptions: typeof FEED_DEFAULTS;
+	private readonly files?: HubFiles;
 	private readonly sockets = new Connections<Conn>();
 	private readonly names = new Map<string, Socket>();
 	private readonly rooms = new Map<string, RoomState>();
@@ -107,6 +120,7 @@ export class Hub implements BusHandler {
 		this.maxReplyBytes = options.maxReplyBytes ?? Number.POSITIVE_INFINITY;
 		this.presenceGraceMs = options.presenceGraceMs ?? 1000;
 		this.feedOptions = { ...FEED_DEFAULTS, ...options.feed };
+		this.files = options.files;
 	}
 
 	/** Reads what the store has beyond what was delivered, for `room` or every room served here (the bus was away). */
@@ -422,13 +436,26 @@ export class Hub implements BusHandler {
 	}
 
 	/** Stores a message, then hands it to the bus; resolves with the stored message. */
-	async send(ws: Socket, room: string, id: string | undefined, text: string): Promise<Message> {
+	async send(
+		ws: Socket,
+		room: string,
+		id: string | undefined,
+		text: string,
+		fileIds?: string[],
+	): Promise<Message> {
+		const account = accountOf(ws.data)?.id;
+		let files: FileRef[] | undefined;
+		if (fileIds) {
+			if (!this.files) throw new UnknownFile("this server takes no files");
+			files = await this.files.resolve(account, fileIds);
+		}
 		const { message, created } = await this.store.append({
 			room,
 			from: ws.data.name as string,
 			id,
 			text,
 			ts: Date.now(),
+			...(files ? { files, account } : {}),
 		});
 		if (created) {
 			this.metrics.messagesStored.inc();

@@ -8,7 +8,9 @@ import page from "./client/index.html";
 import { Hub, type HubOptions } from "./hub.ts";
 import { Accounts } from "./lib/accounts.ts";
 import { PageAssets } from "./lib/assets.ts";
-import { AttachmentRoutes } from "./lib/attachments-http.ts";
+import { AttachmentStore } from "./lib/attachments.ts";
+import { AttachmentRoutes, uploadDir } from "./lib/attachments-http.ts";
+import { MessageFiles } from "./lib/attachments-index.ts";
 import { AuthHttp, readCookie, SESSION_COOKIE } from "./lib/auth-http.ts";
 import { bindAccount, LiveSessions } from "./lib/auth-ws.ts";
 import type { Bus } from "./lib/bus.ts";
@@ -191,7 +193,14 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	// Bun.serve needs the hub's socket handlers, the hub needs the server's topics: the server is
 	// assigned in this same turn, before any socket can open.
 	let server: Server<Session> | undefined;
+	// Files in messages: uploads need accounts (--auth none has none to name), kept in a folder beside the database.
+	const messageFiles = new MessageFiles(
+		store,
+		config.auth === "accounts" ? new AttachmentStore(uploadDir(config), config.maxUpload) : undefined,
+		{ log },
+	);
 	const hub = new Hub({
+		files: messageFiles,
 		store,
 		metrics,
 		log,
@@ -244,6 +253,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		});
 	const attachments = new AttachmentRoutes({
 		config,
+		files: messageFiles,
 		log,
 		signedIn: async (req, address) => (accounts ? (await sessionOf(req, address))?.account : undefined),
 	});
@@ -433,7 +443,9 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	}
 	const idleMs = config.idleTimeout * 1000;
 	const sweeper = setInterval(() => hub.sweep(idleMs), Math.max(250, idleMs / 4));
-	const retention = startRetention(store, config, log, metrics);
+	const retention = startRetention(store, config, log, metrics, 60_000, () => messageFiles.sweep());
+	// Uploads never sent are deleted after a day; files of deleted messages go at once (releaseMessage).
+	const fileSweep = messageFiles.blobs ? messageFiles.startSweeping() : { stop: () => {} };
 	const scheme = tls ? "https" : "http";
 	const url = `${scheme}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listening.port}`;
 	log.info("listening", {
@@ -477,6 +489,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			stopping ??= (async () => {
 				clearInterval(sweeper);
 				retention.stop();
+				fileSweep.stop();
 				disk.stop();
 				files.stop();
 				accountFiles.stop();

@@ -1,14 +1,8 @@
 // The upload and download routes (POST /api/uploads, GET /api/files/:id): who may, how much, and the answers.
 import { isAbsolute, join } from "node:path";
 import type { Account } from "./accounts.ts";
-import {
-	AttachmentStore,
-	cleanName,
-	DiskFull,
-	downloadHeaders,
-	UploadInterrupted,
-	UploadTooLarge,
-} from "./attachments.ts";
+import { cleanName, DiskFull, downloadHeaders, UploadInterrupted, UploadTooLarge } from "./attachments.ts";
+import type { MessageFiles } from "./attachments-index.ts";
 import type { Config } from "./config.ts";
 import { secured } from "./http.ts";
 import type { Logger } from "./log.ts";
@@ -29,10 +23,18 @@ export function uploadDir(config: Pick<Config, "db" | "uploadDir">): string {
 }
 
 export interface AttachmentDeps {
-	config: Pick<Config, "auth" | "origins" | "maxUpload" | "db" | "uploadDir">;
+	config: Pick<Config, "auth" | "origins" | "maxUpload" | "uploadQuota">;
+	/** Files in messages and their folder (`files.blobs`, undefined under --auth none). */
+	files: MessageFiles;
 	/** The signed-in account of a request (--auth accounts), or undefined. */
 	signedIn(req: Request, address: string): Promise<Account | undefined>;
 	log: Logger;
+}
+
+const ID = /^[0-9a-f]{64}$/;
+
+function quotaMessage(quota: number, left: number): string {
+	return `this file would take your account past its quota of ${quota} bytes of stored files (${left} left, --upload-quota); delete messages with files to make room`;
 }
 
 const json = (status: number, body: Record<string, unknown>, headers: Record<string, string> = {}) =>
@@ -46,18 +48,14 @@ const refuse = (status: number, code: string, message: string, headers: Record<s
  * (403 `uploads_need_accounts`). Downloads need a signed-in session too.
  */
 export class AttachmentRoutes {
-	readonly files: AttachmentStore | undefined;
+	/** Account id → bytes of its uploads streaming now on this process: counted against its quota meanwhile. */
+	private readonly streaming = new Map<string, number>();
 
-	constructor(private readonly deps: AttachmentDeps) {
-		this.files =
-			deps.config.auth === "accounts"
-				? new AttachmentStore(uploadDir(deps.config), deps.config.maxUpload)
-				: undefined;
-	}
+	constructor(private readonly deps: AttachmentDeps) {}
 
 	/** POST /api/uploads?name=NAME with the file's bytes as the body (any Content-Type; it is not trusted). */
 	async upload(req: Request, address: string): Promise<Response> {
-		const files = this.files;
+		const files = this.deps.files.blobs;
 		if (!files)
 			return refuse(
 				403,
@@ -68,16 +66,29 @@ export class AttachmentRoutes {
 		const origin = req.headers.get("origin");
 		if (origin === null || !checkOrigin(origin, req.headers.get("host"), this.deps.config.origins).ok)
 			return refuse(403, "origin_not_allowed", "uploads are taken only from this server's own page");
-		if (!(await this.deps.signedIn(req, address))) return refuse(401, "not_signed_in", "sign in first");
+		const account = await this.deps.signedIn(req, address);
+		if (!account) return refuse(401, "not_signed_in", "sign in first");
 		const length = req.headers.get("content-length");
-		const declared = length === null ? undefined : Number(length);
+		const declared = length === null || !Number.isFinite(Number(length)) ? undefined : Number(length);
 		// Refused before a byte of the body is read; the connection is closed rather than drained.
 		if (declared !== undefined && declared > files.maxBytes)
 			return refuse(413, "too_large", new UploadTooLarge(files.maxBytes).message, { connection: "close" });
+		const quota = this.deps.config.uploadQuota;
+		let left = Number.POSITIVE_INFINITY;
+		if (quota > 0) {
+			const used = (await this.deps.files.uploadedBytes(account.id)) + (this.streaming.get(account.id) ?? 0);
+			left = Math.max(0, quota - used);
+			if (declared !== undefined && declared > left)
+				return refuse(413, "upload_quota", quotaMessage(quota, left), { connection: "close" });
+		}
 		if (!req.body) return refuse(400, "empty", "the request has no body: send the file's bytes");
 		const name = cleanName(new URL(req.url).searchParams.get("name") ?? "file");
+		// Held against the quota while it streams, so parallel uploads cannot each spend the same rest.
+		const held = declared ?? Math.min(left, files.maxBytes);
+		if (quota > 0) this.streaming.set(account.id, (this.streaming.get(account.id) ?? 0) + held);
 		try {
-			const stored = await files.put(req.body, Number.isFinite(declared) ? declared : undefined);
+			const stored = await files.put(req.body, declared, left);
+			await this.deps.files.record(account.id, stored, name);
 			this.deps.log.info("upload_stored", { id: stored.id, size: stored.size, type: stored.type });
 			return json(201, {
 				ok: true,
@@ -86,6 +97,8 @@ export class AttachmentRoutes {
 				url: `/api/files/${stored.id}?name=${encodeURIComponent(name)}`,
 			});
 		} catch (e) {
+			if (e instanceof UploadTooLarge && e.limit < files.maxBytes)
+				return refuse(413, "upload_quota", quotaMessage(quota, left), { connection: "close" });
 			if (e instanceof UploadTooLarge) return refuse(413, "too_large", e.message, { connection: "close" });
 			if (e instanceof DiskFull) {
 				this.deps.log.error("upload_disk_full", { dir: files.dir });
@@ -93,19 +106,28 @@ export class AttachmentRoutes {
 			}
 			if (e instanceof UploadInterrupted) return refuse(400, "interrupted", e.message);
 			throw e;
+		} finally {
+			if (quota > 0) {
+				const rest = (this.streaming.get(account.id) ?? 0) - held;
+				if (rest > 0) this.streaming.set(account.id, rest);
+				else this.streaming.delete(account.id);
+			}
 		}
 	}
 
 	/**
-	 * GET /api/files/:id?name=NAME. Files carry no room yet (messages do not
-	 * reference them, see docs/PROTOCOL.md), so any signed-in account may
-	 * fetch a file whose id it knows; when messages carry files this is where
-	 * lib/access.ts mayRead(reader, room) decides.
+	 * GET /api/files/:id?name=NAME, for a signed-in person who may read a room
+	 * holding a message with the file, or who uploaded it (lib/attachments-index.ts
+	 * mayDownload, asked of the shared store on every request). Anyone else
+	 * gets the same 404 as for no file at all, so ids cannot be probed.
 	 */
 	async download(req: Request, id: string, address: string): Promise<Response> {
-		const files = this.files;
+		const files = this.deps.files.blobs;
 		if (!files) return refuse(404, "not_found", "no such file");
-		if (!(await this.deps.signedIn(req, address))) return refuse(401, "not_signed_in", "sign in first");
+		const account = await this.deps.signedIn(req, address);
+		if (!account) return refuse(401, "not_signed_in", "sign in first");
+		if (!ID.test(id) || !(await this.deps.files.mayDownload({ name: account.name, account }, id)))
+			return refuse(404, "not_found", "no such file");
 		const file = await files.describe(id);
 		if (!file) return refuse(404, "not_found", "no such file");
 		const name = new URL(req.url).searchParams.get("name") ?? id.slice(0, 12);

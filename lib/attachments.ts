@@ -62,12 +62,13 @@ export class AttachmentStore {
 
 	/**
 	 * Streams `body` to disk, hashing as it goes; never holds more than one
-	 * chunk and the first 64 KiB in memory. Refuses past `maxBytes`
+	 * chunk and the first 64 KiB in memory. Refuses past `maxBytes` (or a lower `limit`: a quota's rest)
 	 * (UploadTooLarge), short of `declared` bytes (UploadInterrupted), or on a
 	 * full disk (DiskFull); then the partial file is removed.
 	 */
-	async put(body: ReadableStream<Uint8Array>, declared?: number): Promise<StoredFile> {
-		if (declared !== undefined && declared > this.maxBytes) throw new UploadTooLarge(this.maxBytes);
+	async put(body: ReadableStream<Uint8Array>, declared?: number, limit = this.maxBytes): Promise<StoredFile> {
+		const bound = Math.min(limit, this.maxBytes);
+		if (declared !== undefined && declared > bound) throw new UploadTooLarge(bound);
 		const temp = join(this.tmp, randomBytes(12).toString("hex"));
 		const hasher = new Bun.CryptoHasher("sha256");
 		const head = new Uint8Array(HEAD_BYTES);
@@ -78,7 +79,7 @@ export class AttachmentStore {
 			try {
 				for await (const chunk of body) {
 					size += chunk.byteLength;
-					if (size > this.maxBytes) throw new UploadTooLarge(this.maxBytes);
+					if (size > bound) throw new UploadTooLarge(bound);
 					hasher.update(chunk);
 					if (headLength < HEAD_BYTES) {
 						const part = chunk.subarray(0, HEAD_BYTES - headLength);

@@ -57,6 +57,8 @@ export interface Config {
 	maxBuffer: number;
 	/** Largest file one upload may be. */
 	maxUpload: number;
+	/** Bytes of files one account may keep stored (what it uploaded and is not deleted); 0: no bound. */
+	uploadQuota: number;
 	/** Folder of uploaded files; by default beside the SQLite database. */
 	uploadDir?: string;
 	/** Seconds without a frame or pong before a connection is dropped. */
@@ -385,6 +387,15 @@ export const OPTIONS: readonly Option[] = [
 		range: [1024, 16 * 1024 ** 3],
 		arg: "BYTES",
 		help: "largest file one upload may be (uploads need --auth accounts); bigger gets HTTP 413",
+	},
+	{
+		key: "uploadQuota",
+		flag: "upload-quota",
+		kind: "size",
+		fallback: 1024 ** 3,
+		range: [0, 1024 ** 4 * 64],
+		arg: "BYTES",
+		help: "bytes of files one account may keep stored (its uploads not yet deleted); an upload past it gets HTTP 413 upload_quota (0: no bound)",
 	},
 	{
 		key: "uploadDir",

@@ -21,8 +21,10 @@ export function retentionPolicy(options: RetentionOptions): Retention | undefine
 
 /**
  * Prunes every `everyMs` (and again at once while a round removed a full step,
- * so a first prune of a large history goes on until done). A failure is logged
- * and counted, never fatal: the next round tries again.
+ * so a first prune of a large history goes on until done), then releases the
+ * pruned messages' files (`releaseFiles`: lib/attachments-index.ts sweep,
+ * which deletes files no message holds any more). A failure is logged and
+ * counted, never fatal: the next round tries again.
  */
 export function startRetention(
 	store: Store,
@@ -30,6 +32,7 @@ export function startRetention(
 	log: Logger,
 	metrics: Metrics,
 	everyMs = 60_000,
+	releaseFiles: () => Promise<number> = async () => 0,
 ): { stop(): void } {
 	const policy = retentionPolicy(options);
 	if (!policy) return { stop: () => {} };
@@ -44,6 +47,7 @@ export function startRetention(
 				log.info("pruned", { messages: removed });
 			}
 			again = removed >= PRUNE_STEP;
+			if (removed > 0) await releaseFiles();
 		} catch (e) {
 			metrics.storeErrors.inc();
 			log.error("prune_failed", { error: (e as Error).message });

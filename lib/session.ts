@@ -14,6 +14,7 @@ import {
 } from "../protocol.ts";
 import { mayRead } from "./access.ts";
 import { AddressQuota } from "./address-quota.ts";
+import { UnknownFile } from "./attachments-index.ts";
 import { accountOf, helloMatchesAccount } from "./auth-ws.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
@@ -179,7 +180,7 @@ export interface SessionHub {
 	identify(ws: Socket, name: string): Promise<boolean>;
 	join(ws: Socket, room: string, since: number | undefined): Promise<void>;
 	leave(ws: Socket, room: string): void;
-	send(ws: Socket, room: string, id: string | undefined, text: string): Promise<Message>;
+	send(ws: Socket, room: string, id: string | undefined, text: string, files?: string[]): Promise<Message>;
 	typing(ws: Socket, room: string): void;
 	history(room: string, before: number | undefined, limit: number, ws?: Socket): Promise<Page>;
 }
@@ -263,6 +264,7 @@ export function websocketHandler(
 	function run(ws: Socket, work: Promise<unknown>, ref: string | undefined, room?: string): Promise<void> {
 		return work.then(undefined, (e: unknown) => {
 			if (e instanceof QuotaExceeded) return sendError(ws, "quota_exceeded", e.message, ref, room);
+			if (e instanceof UnknownFile) return sendError(ws, "unknown_file", e.message, ref, room);
 			if (e instanceof BadCursor) return sendError(ws, "bad_frame", e.message, ref);
 			if (e instanceof StoreError) metrics.storeErrors.inc();
 			log.error("request_failed", { conn: ws.data.id, error: (e as Error).message });
@@ -404,7 +406,7 @@ export function websocketHandler(
 						frame.id,
 						frame.room,
 					);
-				const sent = hub.send(ws, frame.room, frame.id, frame.text).catch((e: unknown) => {
+				const sent = hub.send(ws, frame.room, frame.id, frame.text, frame.files).catch((e: unknown) => {
 					addressQuota.refund(group, bytes);
 					throw e;
 				});

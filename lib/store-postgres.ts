@@ -5,6 +5,8 @@ import { BadCursor, runSearch, type SearchPage, type SearchQuery } from "./searc
 import { migrateSearch, postgresCandidates } from "./search-postgres.ts";
 import {
 	type Appended,
+	FORGET_STEP,
+	filesColumn,
 	messageFromRow,
 	type NewMessage,
 	newEpoch,
@@ -17,9 +19,11 @@ import {
 	type Store,
 	type StoredRow,
 	StoreError,
+	type UploadRow,
+	uploadFromRow,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 /** pg_advisory_xact_lock key: one migration at a time when several processes start together. */
 const MIGRATION_LOCK = 4_817_230;
 
@@ -94,6 +98,31 @@ export class PostgresStore implements Store {
 					await tx`CREATE INDEX hubbub_messages_ts ON hubbub_messages (ts)`;
 				}
 				if (version < 3) await migrateSearch(tx);
+				if (version < 4) {
+					// Files: a message's files (JSON), who uploaded what, and which messages hold each file.
+					await tx`ALTER TABLE hubbub_messages ADD COLUMN files TEXT`;
+					await tx`CREATE TABLE hubbub_uploads (
+						account TEXT NOT NULL,
+						hash TEXT NOT NULL,
+						name TEXT NOT NULL,
+						type TEXT NOT NULL,
+						size BIGINT NOT NULL,
+						width INTEGER,
+						height INTEGER,
+						inline BOOLEAN NOT NULL,
+						created BIGINT NOT NULL,
+						sent BOOLEAN NOT NULL DEFAULT FALSE,
+						PRIMARY KEY (account, hash)
+					)`;
+					await tx`CREATE INDEX hubbub_uploads_hash ON hubbub_uploads (hash)`;
+					await tx`CREATE TABLE hubbub_message_files (
+						hash TEXT NOT NULL,
+						room TEXT NOT NULL,
+						seq INTEGER NOT NULL,
+						PRIMARY KEY (hash, room, seq)
+					)`;
+					await tx`CREATE INDEX hubbub_message_files_message ON hubbub_message_files (room, seq)`;
+				}
 				if (version < SCHEMA_VERSION) {
 					await tx`INSERT INTO hubbub_meta (key, value) VALUES ('schema', ${String(SCHEMA_VERSION)})
 						ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`;
@@ -168,7 +197,7 @@ export class PostgresStore implements Store {
 					const ids = [...new Set(batch.flatMap((p) => (p.input.id === undefined ? [] : [p.input.id])))];
 					if (ids.length > 0) {
 						const rows = await tx<(StoredRow & { sender_key: string })[]>`
-							SELECT room, seq, sender, sender_key, client_id, text, ts FROM hubbub_messages
+							SELECT room, seq, sender, sender_key, client_id, text, ts, files FROM hubbub_messages
 							WHERE room = ${room} AND client_id IN ${tx(ids)}`;
 						for (const r of rows)
 							known.set(`${r.sender_key}\n${r.client_id}`, { message: messageFromRow(r), created: false });
@@ -195,6 +224,8 @@ export class PostgresStore implements Store {
 						seq = Number(counter.last_seq) - fresh;
 					}
 					const rows: Record<string, string | number | null>[] = [];
+					const links: { hash: string; room: string; seq: number }[] = [];
+					const sent: { account: string; ids: string[] }[] = [];
 					const results = batch.map((p): Appended | QuotaExceeded => {
 						const k = dedupeKey(p.input);
 						const stored = k === undefined ? undefined : known.get(k);
@@ -209,13 +240,21 @@ export class PostgresStore implements Store {
 							client_id: p.input.id ?? null,
 							text: p.input.text,
 							ts: p.input.ts,
+							files: filesColumn(p.input.files),
 						};
 						rows.push(row);
+						for (const file of p.input.files ?? []) links.push({ hash: file.id, room, seq: row.seq });
+						if (p.input.files?.length && p.input.account !== undefined)
+							sent.push({ account: p.input.account, ids: p.input.files.map((f) => f.id) });
 						const appended = { message: messageFromRow(row), created: true };
 						if (k !== undefined) known.set(k, appended);
 						return appended;
 					});
 					if (rows.length > 0) await tx`INSERT INTO hubbub_messages ${tx(rows)}`;
+					if (links.length > 0)
+						await tx`INSERT INTO hubbub_message_files ${tx(links)} ON CONFLICT DO NOTHING`;
+					for (const { account, ids } of sent)
+						await tx`UPDATE hubbub_uploads SET sent = TRUE WHERE account = ${account} AND hash IN ${tx(ids)}`;
 					return results;
 				});
 				this.touched.add(room);
@@ -244,7 +283,7 @@ export class PostgresStore implements Store {
 
 	latest(room: string, limit: number): Promise<Page> {
 		return this.page(
-			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
+			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts, files FROM hubbub_messages
 				WHERE room = ${room} ORDER BY seq DESC LIMIT ${limit + 1}`,
 			limit,
 		);
@@ -253,7 +292,7 @@ export class PostgresStore implements Store {
 	async since(room: string, since: number, limit: number): Promise<Page> {
 		const [page, floor] = await Promise.all([
 			this.page(
-				this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
+				this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts, files FROM hubbub_messages
 					WHERE room = ${room} AND seq > ${since} ORDER BY seq DESC LIMIT ${limit + 1}`,
 				limit,
 			),
@@ -323,6 +362,8 @@ export class PostgresStore implements Store {
 					const upTo = Math.min(cutoff, floor + PRUNE_STEP);
 					if (!row || upTo <= floor) return 0;
 					const gone = await tx`DELETE FROM hubbub_messages WHERE room = ${room} AND seq <= ${upTo}`;
+					// Their files are no longer held by them; lib/attachments-index.ts sweeps files nothing holds.
+					await tx`DELETE FROM hubbub_message_files WHERE room = ${room} AND seq <= ${upTo}`;
 					await tx`UPDATE hubbub_rooms SET floor = ${upTo} WHERE room = ${room}`;
 					if (upTo >= cutoff) this.touched.delete(room);
 					return gone.count as number;
@@ -349,7 +390,7 @@ export class PostgresStore implements Store {
 
 	before(room: string, before: number, limit: number): Promise<Page> {
 		return this.page(
-			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
+			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts, files FROM hubbub_messages
 				WHERE room = ${room} AND seq < ${before} ORDER BY seq DESC LIMIT ${limit + 1}`,
 			limit,
 		);
@@ -357,10 +398,91 @@ export class PostgresStore implements Store {
 
 	after(room: string, after: number, limit: number): Promise<Page> {
 		return this.page(
-			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts FROM hubbub_messages
+			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts, files FROM hubbub_messages
 				WHERE room = ${room} AND seq > ${after} ORDER BY seq LIMIT ${limit + 1}`,
 			limit,
 			true,
+		);
+	}
+
+	/** Runs `work`, turning a database failure into a StoreError. */
+	private async io<T>(what: string, work: () => Promise<T>): Promise<T> {
+		try {
+			return await work();
+		} catch (e) {
+			throw new StoreError(`${what} failed: ${(e as Error).message}`);
+		}
+	}
+
+	recordUpload(row: Omit<UploadRow, "sent">): Promise<void> {
+		return this.io("write", async () => {
+			await this
+				.sql`INSERT INTO hubbub_uploads (account, hash, name, type, size, width, height, inline, created, sent)
+				VALUES (${row.account}, ${row.id}, ${row.name}, ${row.type}, ${row.size}, ${row.width ?? null},
+					${row.height ?? null}, ${row.inline}, ${row.created}, FALSE)
+				ON CONFLICT (account, hash) DO UPDATE SET name = EXCLUDED.name, created = EXCLUDED.created, sent = FALSE`;
+		});
+	}
+
+	uploads(account: string, ids: string[]): Promise<UploadRow[]> {
+		if (ids.length === 0) return Promise.resolve([]);
+		return this.io("read", async () =>
+			(
+				await this.sql<Record<string, unknown>[]>`SELECT * FROM hubbub_uploads
+					WHERE account = ${account} AND hash IN ${this.sql(ids)}`
+			).map(uploadFromRow),
+		);
+	}
+
+	uploadedBytes(account: string): Promise<number> {
+		return this.io("read", async () => {
+			const [row] = await this.sql`SELECT SUM(size) AS bytes FROM hubbub_uploads WHERE account = ${account}`;
+			return Number(row?.bytes ?? 0);
+		});
+	}
+
+	fileRooms(id: string, limit: number): Promise<string[]> {
+		return this.io("read", async () =>
+			(
+				await this.sql<{ room: string }[]>`SELECT DISTINCT room FROM hubbub_message_files
+					WHERE hash = ${id} LIMIT ${limit}`
+			).map((r) => r.room),
+		);
+	}
+
+	releaseFiles(room: string, seq: number): Promise<string[]> {
+		return this.io("write", () =>
+			this.sql.begin(async (tx) => {
+				const ids = await tx<{ hash: string }[]>`DELETE FROM hubbub_message_files
+					WHERE room = ${room} AND seq = ${seq} RETURNING hash`;
+				await tx`UPDATE hubbub_messages SET files = NULL WHERE room = ${room} AND seq = ${seq} AND files IS NOT NULL`;
+				return ids.map((r) => r.hash);
+			}),
+		);
+	}
+
+	forgetFiles(ids: string[] | undefined, unsentSince: number): Promise<string[]> {
+		return this.io("write", () =>
+			this.sql.begin(async (tx) => {
+				const candidates =
+					ids ??
+					(
+						await tx<{ hash: string }[]>`SELECT DISTINCT hash FROM hubbub_uploads u
+							WHERE NOT EXISTS (SELECT 1 FROM hubbub_message_files f WHERE f.hash = u.hash)
+							AND NOT EXISTS (SELECT 1 FROM hubbub_uploads n
+								WHERE n.hash = u.hash AND NOT n.sent AND n.created >= ${unsentSince})
+							LIMIT ${FORGET_STEP}`
+					).map((r) => r.hash);
+				if (candidates.length === 0) return [];
+				const held = await tx<{ hash: string }[]>`
+					SELECT hash FROM hubbub_message_files WHERE hash IN ${tx(candidates)}
+					UNION SELECT hash FROM hubbub_uploads
+						WHERE hash IN ${tx(candidates)} AND NOT sent AND created >= ${unsentSince}`;
+				const kept = new Set(held.map((r) => r.hash));
+				const gone = [...new Set(candidates)].filter((id) => !kept.has(id));
+				if (gone.length > 0) await tx`DELETE FROM hubbub_uploads WHERE hash IN ${tx(gone)}`;
+				return gone;
+			}),
 		);
 	}
 

@@ -6,6 +6,8 @@ import { runSearch, type SearchPage, type SearchQuery } from "./search.ts";
 import { INDEX_STEP, migrateSearch, SqliteSearch } from "./search-sqlite.ts";
 import {
 	type Appended,
+	FORGET_STEP,
+	filesColumn,
 	messageFromRow,
 	type NewMessage,
 	newEpoch,
@@ -18,9 +20,11 @@ import {
 	type Store,
 	type StoredRow,
 	StoreError,
+	type UploadRow,
+	uploadFromRow,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 interface Pending {
 	input: NewMessage;
@@ -128,7 +132,12 @@ export class SqliteStore implements Store {
 		bySenderId: Statement<StoredRow, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
 		dataVersion: Statement<{ data_version: number }, []>;
-		insert: Statement<unknown, [string, number, string, string, string | null, string, number]>;
+		insert: Statement<
+			unknown,
+			[string, number, string, string, string | null, string, number, string | null]
+		>;
+		link: Statement<unknown, [string, string, number]>;
+		markSent: Statement<unknown, [string, string]>;
 		latest: Statement<StoredRow, [string, number]>;
 		since: Statement<StoredRow, [string, number, number]>;
 		before: Statement<StoredRow, [string, number, number]>;
@@ -175,7 +184,7 @@ export class SqliteStore implements Store {
 		this.searcher = new SqliteSearch(this.db);
 		// Messages a migration or another writer left unindexed.
 		this.scheduleIndex(0);
-		const cols = "room, seq, sender, client_id, text, ts";
+		const cols = "room, seq, sender, client_id, text, ts, files";
 		this.q = {
 			bySenderId: this.db.query(
 				`SELECT ${cols} FROM messages WHERE room = ? AND sender_key = ? AND client_id = ?`,
@@ -186,8 +195,10 @@ export class SqliteStore implements Store {
 				COALESCE((SELECT floor FROM room_floors WHERE room = ?1), 0)) AS seq`),
 			dataVersion: this.db.query("PRAGMA data_version"),
 			insert: this.db.query(
-				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 			),
+			link: this.db.query("INSERT OR IGNORE INTO message_files (hash, room, seq) VALUES (?, ?, ?)"),
+			markSent: this.db.query("UPDATE uploads SET sent = 1 WHERE account = ? AND hash = ?"),
 			latest: this.db.query(`SELECT ${cols} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?`),
 			since: this.db.query(
 				`SELECT ${cols} FROM messages WHERE room = ? AND seq > ? ORDER BY seq DESC LIMIT ?`,
@@ -237,6 +248,31 @@ export class SqliteStore implements Store {
 					db.run("CREATE INDEX messages_ts ON messages (ts)");
 				}
 				if (version < 3) migrateSearch(db);
+				if (version < 4) {
+					// Files: a message's files (JSON), who uploaded what, and which messages hold each file.
+					db.run("ALTER TABLE messages ADD COLUMN files TEXT");
+					db.run(`CREATE TABLE uploads (
+						account TEXT NOT NULL,
+						hash TEXT NOT NULL,
+						name TEXT NOT NULL,
+						type TEXT NOT NULL,
+						size INTEGER NOT NULL,
+						width INTEGER,
+						height INTEGER,
+						inline INTEGER NOT NULL,
+						created INTEGER NOT NULL,
+						sent INTEGER NOT NULL DEFAULT 0,
+						PRIMARY KEY (account, hash)
+					) WITHOUT ROWID`);
+					db.run("CREATE INDEX uploads_hash ON uploads (hash)");
+					db.run(`CREATE TABLE message_files (
+						hash TEXT NOT NULL,
+						room TEXT NOT NULL,
+						seq INTEGER NOT NULL,
+						PRIMARY KEY (hash, room, seq)
+					) WITHOUT ROWID`);
+					db.run("CREATE INDEX message_files_message ON message_files (room, seq)");
+				}
 				if (version < SCHEMA_VERSION) {
 					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
 				}
@@ -343,7 +379,12 @@ export class SqliteStore implements Store {
 		}
 		if (this.dailyQuota > 0) this.charge(input);
 		const seq = (this.seqs.get(input.room) ?? this.q.lastSeq.get(input.room)?.seq ?? 0) + 1;
-		this.q.insert.run(input.room, seq, input.from, key, clientId, input.text, input.ts);
+		const files = filesColumn(input.files);
+		this.q.insert.run(input.room, seq, input.from, key, clientId, input.text, input.ts, files);
+		for (const file of input.files ?? []) {
+			this.q.link.run(file.id, input.room, seq);
+			if (input.account !== undefined) this.q.markSent.run(input.account, file.id);
+		}
 		this.seqs.set(input.room, seq);
 		this.touched.add(input.room);
 		return {
@@ -354,6 +395,7 @@ export class SqliteStore implements Store {
 				client_id: clientId,
 				text: input.text,
 				ts: input.ts,
+				files,
 			}),
 			created: true,
 		};
@@ -424,6 +466,8 @@ export class SqliteStore implements Store {
 						const upTo = Math.min(cutoff, floor + PRUNE_STEP);
 						if (upTo <= floor) continue;
 						removed += this.db.run("DELETE FROM messages WHERE room = ? AND seq <= ?", [room, upTo]).changes;
+						// Their files are no longer held by them; lib/attachments-index.ts sweeps files nothing holds.
+						this.db.run("DELETE FROM message_files WHERE room = ? AND seq <= ?", [room, upTo]);
 						this.db.run(
 							"INSERT INTO room_floors (room, floor) VALUES (?, ?) ON CONFLICT (room) DO UPDATE SET floor = MAX(floor, excluded.floor)",
 							[room, upTo],
@@ -484,6 +528,112 @@ export class SqliteStore implements Store {
 		const more = rows.length > limit;
 		const kept = more ? rows.slice(0, limit) : rows;
 		return { messages: kept.reverse().map(messageFromRow), more };
+	}
+
+	/**
+	 * Runs a short write transaction, again while another process holds the
+	 * write lock (up to the busy timeout): the file index's writes are rare and small.
+	 */
+	private async write<T>(work: () => T): Promise<T> {
+		try {
+			return await whileBusy(
+				() => this.db.transaction(work).immediate(),
+				{ timeoutMs: this.busyTimeoutMs, firstMs: 2, maxMs: 50 },
+				Bun.sleep,
+			);
+		} catch (e) {
+			throw new StoreError(`write failed: ${(e as Error).message}`);
+		}
+	}
+
+	recordUpload(row: Omit<UploadRow, "sent">): Promise<void> {
+		return this.write(() => {
+			this.db.run(
+				`INSERT INTO uploads (account, hash, name, type, size, width, height, inline, created, sent)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0)
+				ON CONFLICT (account, hash) DO UPDATE SET name = excluded.name, created = excluded.created, sent = 0`,
+				[
+					row.account,
+					row.id,
+					row.name,
+					row.type,
+					row.size,
+					row.width ?? null,
+					row.height ?? null,
+					row.inline ? 1 : 0,
+					row.created,
+				],
+			);
+		});
+	}
+
+	async uploads(account: string, ids: string[]): Promise<UploadRow[]> {
+		if (ids.length === 0) return [];
+		return this.db
+			.query<Record<string, unknown>, string[]>(
+				`SELECT * FROM uploads WHERE account = ? AND hash IN (${ids.map(() => "?").join(", ")})`,
+			)
+			.all(account, ...ids)
+			.map(uploadFromRow);
+	}
+
+	async uploadedBytes(account: string): Promise<number> {
+		return (
+			this.db
+				.query<{ bytes: number | null }, [string]>("SELECT SUM(size) AS bytes FROM uploads WHERE account = ?")
+				.get(account)?.bytes ?? 0
+		);
+	}
+
+	async fileRooms(id: string, limit: number): Promise<string[]> {
+		return this.db
+			.query<{ room: string }, [string, number]>(
+				"SELECT DISTINCT room FROM message_files WHERE hash = ? LIMIT ?",
+			)
+			.all(id, limit)
+			.map((r) => r.room);
+	}
+
+	releaseFiles(room: string, seq: number): Promise<string[]> {
+		return this.write(() => {
+			const ids = this.db
+				.query<{ hash: string }, [string, number]>(
+					"DELETE FROM message_files WHERE room = ? AND seq = ? RETURNING hash",
+				)
+				.all(room, seq)
+				.map((r) => r.hash);
+			this.db.run("UPDATE messages SET files = NULL WHERE room = ? AND seq = ? AND files IS NOT NULL", [
+				room,
+				seq,
+			]);
+			return ids;
+		});
+	}
+
+	forgetFiles(ids: string[] | undefined, unsentSince: number): Promise<string[]> {
+		return this.write(() => {
+			const candidates =
+				ids ??
+				this.db
+					.query<{ hash: string }, [number, number]>(
+						`SELECT DISTINCT hash FROM uploads u
+						WHERE NOT EXISTS (SELECT 1 FROM message_files f WHERE f.hash = u.hash)
+						AND NOT EXISTS (SELECT 1 FROM uploads n WHERE n.hash = u.hash AND n.sent = 0 AND n.created >= ?1)
+						LIMIT ?2`,
+					)
+					.all(unsentSince, FORGET_STEP)
+					.map((r) => r.hash);
+			const held = this.db.query<{ n: number }, [string, number]>(`SELECT
+				(SELECT COUNT(*) FROM message_files WHERE hash = ?1) +
+				(SELECT COUNT(*) FROM uploads WHERE hash = ?1 AND sent = 0 AND created >= ?2) AS n`);
+			const gone: string[] = [];
+			for (const id of candidates) {
+				if ((held.get(id, unsentSince)?.n ?? 0) > 0) continue;
+				this.db.run("DELETE FROM uploads WHERE hash = ?", [id]);
+				gone.push(id);
+			}
+			return gone;
+		});
 	}
 
 	/** A sentence when the file we opened is no longer the one at our path. */

@@ -1,5 +1,5 @@
 // Where messages are kept: the seam between the hub and a durable store (SQLite or PostgreSQL).
-import type { Message } from "../protocol.ts";
+import type { FileRef, Message } from "../protocol.ts";
 import type { SearchPage, SearchQuery } from "./search.ts";
 
 export interface NewMessage {
@@ -9,6 +9,52 @@ export interface NewMessage {
 	id?: string;
 	text: string;
 	ts: number;
+	/** Files the message carries, as resolved from `account`'s uploads (lib/attachments-index.ts). */
+	files?: FileRef[];
+	/** The sender's account id: its uploads of `files` are marked sent. */
+	account?: string;
+}
+
+/** One account's upload of one file (per account and content: a second upload of the same bytes refreshes it). */
+export interface UploadRow {
+	account: string;
+	/** The file's id (sha256 hex). */
+	id: string;
+	name: string;
+	type: string;
+	size: number;
+	width?: number;
+	height?: number;
+	inline: boolean;
+	/** When it was last uploaded (ms). */
+	created: number;
+	/** True once a message carried it (since its last upload). */
+	sent: boolean;
+}
+
+/**
+ * What both stores keep of uploaded files (the bytes themselves live in
+ * lib/attachments.ts's folder): who uploaded which file, and which messages
+ * hold it, so downloads can be checked per room and files no message holds deleted.
+ */
+export interface FileIndex {
+	/** Records (or refreshes, as un-sent and new) `row.account`'s upload of `row.id`. */
+	recordUpload(row: Omit<UploadRow, "sent">): Promise<void>;
+	/** `account`'s uploads among `ids` (in no particular order; unknown ids are absent). */
+	uploads(account: string, ids: string[]): Promise<UploadRow[]>;
+	/** Bytes of every file `account` has uploaded and that is still stored. */
+	uploadedBytes(account: string): Promise<number>;
+	/** Rooms with a message holding file `id` (at most `limit`). */
+	fileRooms(id: string, limit: number): Promise<string[]>;
+	/** Removes message (room, seq)'s files (its column and links); the ids it held. */
+	releaseFiles(room: string, seq: number): Promise<string[]>;
+	/**
+	 * Of `ids` (or, when undefined, of every uploaded file, a few hundred at a
+	 * time), those no message holds and no un-sent upload newer than
+	 * `unsentSince` refers to: their upload rows are removed and they are
+	 * returned, for their bytes to be deleted.
+	 */
+	forgetFiles(ids: string[] | undefined, unsentSince: number): Promise<string[]>;
 }
 
 export interface Appended {
@@ -34,7 +80,7 @@ export interface Page {
  * - A repeated (room, lower(from), id) stores nothing and resolves with the stored message.
  * - Reads return messages ascending by seq.
  */
-export interface Store {
+export interface Store extends FileIndex {
 	/** Names this store's history; changes only when the history is new. */
 	readonly epoch: string;
 	/**
@@ -123,6 +169,8 @@ export interface StoredRow {
 	client_id: string | null;
 	text: string;
 	ts: number | string;
+	/** JSON of the message's FileRef[]; null (or not selected) when it has none. */
+	files?: string | null;
 }
 
 export function messageFromRow(r: StoredRow): Message {
@@ -135,8 +183,34 @@ export function messageFromRow(r: StoredRow): Message {
 		ts: Number(r.ts),
 	};
 	if (r.client_id !== null) m.id = r.client_id;
+	if (r.files) m.files = JSON.parse(r.files) as FileRef[];
 	return m;
 }
+
+/** The JSON kept in a message's `files` column, or null. */
+export function filesColumn(files: FileRef[] | undefined): string | null {
+	return files && files.length > 0 ? JSON.stringify(files) : null;
+}
+
+/** An upload row as both stores' queries return it. */
+export function uploadFromRow(r: Record<string, unknown>): UploadRow {
+	const row: UploadRow = {
+		account: String(r.account),
+		id: String(r.hash),
+		name: String(r.name),
+		type: String(r.type),
+		size: Number(r.size),
+		inline: Number(r.inline) === 1 || r.inline === true,
+		created: Number(r.created),
+		sent: Number(r.sent) === 1 || r.sent === true,
+	};
+	if (r.width !== null && r.width !== undefined) row.width = Number(r.width);
+	if (r.height !== null && r.height !== undefined) row.height = Number(r.height);
+	return row;
+}
+
+/** Rows of uploads `forgetFiles` looks at in one sweep. */
+export const FORGET_STEP = 500;
 
 /** A new history's name: 8 base36 characters from 40 random bits, short for the wire and unique enough. */
 export function newEpoch(): string {
