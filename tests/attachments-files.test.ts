@@ -153,6 +153,17 @@ describe.each(backends)("%s", (_, fresh) => {
 		await send(h.store, "general", "plans", await files.resolve("acc-alice", [f.id]));
 		expect(await h.store.fileRooms(f.id, 10)).toEqual(["general"]);
 		expect(await files.mayDownload(bob, f.id)).toBe(true);
+		// The room rule decides (lib/access.ts mayRead, or the check server.ts gives): bob may not read "secret".
+		const guarded = new MessageFiles(h.store, h.blobs, {
+			mayRead: (r, room) => r.name !== "bob" || room !== "secret",
+		});
+		const secret = await upload(guarded, "acc-alice", "secret plans");
+		await send(h.store, "secret", "", await guarded.resolve("acc-alice", [secret.id]));
+		expect(await guarded.mayDownload(bob, secret.id)).toBe(false);
+		expect(await guarded.mayDownload(alice, secret.id)).toBe(true);
+		// Also sent where bob may read: now he may fetch it.
+		await send(h.store, "general", "", await guarded.resolve("acc-alice", [secret.id]));
+		expect(await guarded.mayDownload(bob, secret.id)).toBe(true);
 	});
 
 	test("releaseMessage deletes a file once no message holds it, and keeps one a fresh un-sent upload holds", async () => {

@@ -26,7 +26,10 @@ async function upload(b: Browser, name: string, body: BodyInit, base = b.base) {
 		headers: { origin: base, ...(b.cookie ? { cookie: b.cookie } : {}) },
 		body,
 	});
-	return { status: r.status, body: (await r.json()) as Record<string, unknown> & { id: string; url: string } };
+	return {
+		status: r.status,
+		body: (await r.json()) as Record<string, unknown> & { id: string; url: string },
+	};
 }
 
 const download = (b: Browser, id: string, base = b.base) =>
@@ -62,7 +65,15 @@ describe("files in messages", () => {
 		a.send({ type: "send", room: "general", id: "m1", text: "", files: [shot.body.id, notes.body.id] });
 		const live = await b.expect("message", (m) => m.id === "m1");
 		const expected = [
-			{ id: shot.body.id, name: "shot _1_.png", type: "image/png", size: 133, width: 640, height: 480, inline: true },
+			{
+				id: shot.body.id,
+				name: "shot _1_.png",
+				type: "image/png",
+				size: 133,
+				width: 640,
+				height: 480,
+				inline: true,
+			},
 			{ id: notes.body.id, name: "notes.txt", type: "application/octet-stream", size: 17 },
 		];
 		expect(live.text).toBe("");
