@@ -213,6 +213,9 @@ test("a SQLite database made before search opens with its messages searchable", 
 	raw.run("DROP TRIGGER messages_search_delete");
 	raw.run("DROP TRIGGER messages_search_update");
 	for (const t of ["search_docs", "search_trigrams", "search_words"]) raw.run(`DROP TABLE ${t}`);
+	// Nor the file tables of schema 4.
+	for (const t of ["uploads", "message_files"]) raw.run(`DROP TABLE ${t}`);
+	raw.run("ALTER TABLE messages DROP COLUMN files");
 	raw.run("UPDATE meta SET value = '2' WHERE key = 'schema'");
 	raw.close();
 	const after = new SqliteStore(path);
