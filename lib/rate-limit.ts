@@ -59,10 +59,10 @@ export const FRAME_RATES: Record<Exclude<ClientFrameType, "send" | "typing">, Fr
 	// A page searches when the person stops typing (or presses Enter) and pages results on scroll.
 	search: { rate: 2, burst: 10 },
 	// Protocol 1.2 (--auth accounts). Room changes are a person's clicks; `read` follows scrolling.
-	create: { rate: 0.2, burst: 5 },
-	direct: { rate: 0.5, burst: 10 },
+	create: { rate: 1, burst: 5 },
+	direct: { rate: 1, burst: 10 },
 	directory: { rate: 1, burst: 10 },
-	room_update: { rate: 0.5, burst: 10 },
+	room_update: { rate: 1, burst: 10 },
 	member_add: { rate: 1, burst: 20 },
 	member_remove: { rate: 1, burst: 20 },
 	read: { rate: 2, burst: 20 },
