@@ -6,9 +6,10 @@ import { join } from "node:path";
 import { startPostgres, startRedis } from "../tests/engines.ts";
 import { fanoutChart } from "./chart.ts";
 import { KINDS, type Kind } from "./clients.ts";
+import { type FilesBench, runFilesBench } from "./files.ts";
 import type { Job, StepResult } from "./generator.ts";
 import { freePort, ONE_ADDRESS_MANY_PEOPLE, waitForPort } from "./net.ts";
-import { runSearchBench, type SearchBench } from "./search.ts";
+import { runPostgresSearchBench, runSearchBench, type SearchBench } from "./search.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const args = new Set(process.argv.slice(2));
@@ -44,6 +45,7 @@ const PLAN = QUICK
 			resume: { clients: 50 },
 			cluster: { clients: 50, rates: [20], stepSeconds: 1, repeats: 1 },
 			search: {},
+			files: {},
 		}
 	: {
 			fanout: {
@@ -57,8 +59,10 @@ const PLAN = QUICK
 			storm: { clients: 5000, roomSize: 100 },
 			resume: { clients: 1000 },
 			cluster: { clients: 1000, rates: [100, 200, 400], stepSeconds: 3, repeats: 3 },
-			// 1,000,000 messages (20,000 with --quick) in one SQLite store; see bench/search.ts.
+			// 1,000,000 messages (20,000 with --quick) in one SQLite store and in PostgreSQL; see bench/search.ts.
 			search: {},
+			// 100 distinct 1 MiB files (10 with --quick) up and down through hubbub; see bench/files.ts.
+			files: {},
 		};
 type Scenario = keyof typeof PLAN;
 
@@ -244,12 +248,31 @@ for (const scenario of scenarios) {
 		continue;
 	}
 	if (scenario === "search") {
-		process.stderr.write("search · hubbub (SQLite) … ");
+		const stores = [
+			["hubbub", "SQLite", runSearchBench],
+			["hubbub-postgres", "PostgreSQL", runPostgresSearchBench],
+		] as const;
+		const searched: Record<string, unknown> = {};
+		results.search = searched;
+		for (const [key, label, run] of stores) {
+			process.stderr.write(`search · hubbub (${label}) … `);
+			try {
+				searched[key] = await run(QUICK, (s) => process.stderr.write(s));
+				process.stderr.write("done\n");
+			} catch (e) {
+				searched[key] = { error: (e as Error).message };
+				process.stderr.write(`failed: ${(e as Error).message}\n`);
+			}
+		}
+		continue;
+	}
+	if (scenario === "files") {
+		process.stderr.write("files · hubbub … ");
 		try {
-			results.search = { hubbub: await runSearchBench(QUICK, (s) => process.stderr.write(s)) };
+			results.files = { hubbub: await runFilesBench(QUICK, (s) => process.stderr.write(s)) };
 			process.stderr.write("done\n");
 		} catch (e) {
-			results.search = { hubbub: { error: (e as Error).message } };
+			results.files = { hubbub: { error: (e as Error).message } };
 			process.stderr.write(`failed: ${(e as Error).message}\n`);
 		}
 		continue;
@@ -487,25 +510,57 @@ if (results.cluster) {
 	}
 }
 
-const searched = results.search?.hubbub as SearchBench | { error: string } | undefined;
-if (searched) {
-	lines.push("", "### Search: one SQLite store, store.search (the `search` frame's path)", "");
-	if ("error" in searched) lines.push(`failed: ${searched.error}`);
+for (const [key, label] of [
+	["hubbub", "one SQLite store"],
+	["hubbub-postgres", "PostgreSQL (test cluster, fsync off)"],
+] as const) {
+	const searched = results.search?.[key] as SearchBench | { error: string } | undefined;
+	if (!searched) continue;
+	lines.push("", `### Search: ${label}, store.search (the \`search\` frame's path)`, "");
+	if ("error" in searched) {
+		lines.push(`failed: ${searched.error}`);
+		continue;
+	}
+	const s = searched;
+	const mib = (b: number) => f(b / 1024 ** 2, 1);
+	lines.push(
+		`${f(s.messages)} messages filled in ${f(s.fillSeconds, 1)} s and indexed in ${f(s.indexSeconds, 1)} s; database ${mib(s.dbBytes)} MiB, of which the search index ${mib(s.indexBytes)} MiB.`,
+		s.store === "sqlite"
+			? `Insert: ${f(s.insertUs.commitWithout, 1)} µs a message committed without search, ${f(s.insertUs.commitWithIndex, 1)} µs with its trigger; indexing afterwards ${f(s.insertUs.indexing, 1)} µs a message (off the send's path).`
+			: `Insert (commits of 20): ${f(s.insertUs.commitWithout, 1)} µs a message without the trigram index, ${f(s.insertUs.commitWithIndex, 1)} µs with it.`,
+		"",
+		"| query | median ms | hits |",
+		"| --- | ---: | ---: |",
+		...s.perQuery.map((q) => `| \`${q.query}\` | ${f(q.medianMs, 2)} | ${q.hits} |`),
+		"",
+		`All queries: median ${f(s.medianMs, 2)} ms, p99 ${f(s.p99Ms, 1)} ms.`,
+	);
+	verdicts.push(
+		`search median under 50 ms with ${f(s.messages)} messages (${s.store}): ${f(s.medianMs, 2)} ms → ${s.medianMs < 50 ? "met" : "not met"}`,
+	);
+}
+
+const filed = results.files?.hubbub as FilesBench | { error: string } | undefined;
+if (filed) {
+	lines.push("", "### Files: uploads and downloads through hubbub over HTTP", "");
+	if ("error" in filed) lines.push(`failed: ${filed.error}`);
 	else {
-		const s = searched;
 		const mib = (b: number) => f(b / 1024 ** 2, 1);
 		lines.push(
-			`${f(s.messages)} messages filled in ${f(s.fillSeconds, 1)} s and indexed in ${f(s.indexSeconds, 1)} s; database ${mib(s.dbBytes)} MiB, of which the search index ${mib(s.indexBytes)} MiB.`,
-			`Insert: ${f(s.insertUs.commitWithout, 1)} µs a message committed without search, ${f(s.insertUs.commitWithIndex, 1)} µs with its trigger; indexing afterwards ${f(s.insertUs.indexing, 1)} µs a message (off the send's path).`,
+			"| store | files | upload MiB/s (1 at a time) | upload MiB/s (4 at once) | download MiB/s (4 at once) | on disk MiB (content MiB) |",
+			"| --- | ---: | ---: | ---: | ---: | ---: |",
+			...filed.http.map(
+				(r) =>
+					`| ${r.store} | ${r.files} × 1 MiB | ${f(r.uploadSerial, 1)} | ${f(r.uploadParallel, 1)} | ${f(r.download, 1)} | ${mib(r.diskBytes)} (${mib(r.contentBytes)}) |`,
+			),
 			"",
-			"| query | median ms | hits |",
-			"| --- | ---: | ---: |",
-			...s.perQuery.map((q) => `| \`${q.query}\` | ${f(q.medianMs, 2)} | ${q.hits} |`),
+			"Storage alone (no HTTP), the same files:",
 			"",
-			`All queries: median ${f(s.medianMs, 2)} ms, p99 ${f(s.p99Ms, 1)} ms.`,
-		);
-		verdicts.push(
-			`search median under 50 ms with ${f(s.messages)} messages: ${f(s.medianMs, 2)} ms → ${s.medianMs < 50 ? "met" : "not met"}`,
+			"| kept as | write MiB/s | read MiB/s | on disk MiB |",
+			"| --- | ---: | ---: | ---: |",
+			...filed.storage.map(
+				(r) => `| ${r.store} | ${f(r.writeMiBs, 1)} | ${f(r.readMiBs, 1)} | ${mib(r.diskBytes)} |`,
+			),
 		);
 	}
 }
@@ -540,8 +595,10 @@ const missing = scenarios.flatMap((s) =>
 	(s === "cluster"
 		? CLUSTER_VARIANTS.map(([name]) => name)
 		: s === "search"
-			? ["hubbub"]
-			: (kinds as string[])
+			? ["hubbub", "hubbub-postgres"]
+			: s === "files"
+				? ["hubbub"]
+				: (kinds as string[])
 	)
 		.filter((k) => {
 			const r = results[s]?.[k] as
@@ -559,6 +616,8 @@ const missing = scenarios.flatMap((s) =>
 					r.points.length === 0 || !r.points.every((p) => Number.isFinite(p.delivered) && p.delivered > 0)
 				);
 			if (r.supported === false) return false;
+			// The files scenario: a row per store, each with its throughput.
+			if ("http" in r) return !(r as FilesBench).http.every((h) => h.download > 0);
 			const measured = r as { seconds?: number; bytesPerConnection?: number; medianMs?: number };
 			return !Number.isFinite(
 				measured.seconds ?? measured.bytesPerConnection ?? measured.medianMs ?? Number.NaN,

@@ -4,11 +4,16 @@ import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { SQL } from "bun";
 import type { SearchQuery } from "../lib/search.ts";
 import { SqliteSearch } from "../lib/search-sqlite.ts";
+import type { Store } from "../lib/store.ts";
+import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
+import { startPostgres } from "../tests/engines.ts";
 
 export interface SearchBench {
+	store: "sqlite" | "postgres";
 	messages: number;
 	fillSeconds: number;
 	/** Database file bytes, and the part the search tables take. */
@@ -187,40 +192,10 @@ export async function runSearchBench(quick: boolean, log: (s: string) => void): 
 		db.close();
 
 		const store = new SqliteStore(path);
-		const common = words[0] as string;
-		const rare = words[words.length - 1] as string;
-		const queries: [string, Partial<SearchQuery>][] = [
-			[common, {}],
-			[rare, {}],
-			[`${words[1]} ${words[2]}`, {}],
-			[`"${words[3]} ${words[4]}"`, {}],
-			["ERR_SOCKET", {}],
-			["--max-payload", {}],
-			["デプロイ", {}],
-			["確認", {}],
-			[common, { room: "room-50" }],
-			[common, { from: "user7" }],
-			[words[5] as string, { after: start + total * 2500 }],
-			["zzqx", {}],
-		];
-		const rounds = quick ? 3 : 15;
-		const all: number[] = [];
-		const perQuery: SearchBench["perQuery"] = [];
-		for (const [text, filters] of queries) {
-			const times: number[] = [];
-			let hits = 0;
-			for (let r = 0; r < rounds; r++) {
-				const t = performance.now();
-				const page = await store.search({ text, limit: 20, ...filters }, () => true);
-				times.push(performance.now() - t);
-				hits = page.hits.length;
-			}
-			all.push(...times);
-			const label = Object.keys(filters).length ? `${text} (${Object.keys(filters).join(", ")})` : text;
-			perQuery.push({ query: label, medianMs: quantile(times, 0.5), hits });
-		}
+		const { all, perQuery } = await timeQueries(store, words, start, total, quick);
 		await store.close();
 		return {
+			store: "sqlite",
 			messages: total,
 			fillSeconds,
 			dbBytes,
@@ -240,12 +215,156 @@ export async function runSearchBench(quick: boolean, log: (s: string) => void): 
 	}
 }
 
+/** Times store.search for a fixed set of queries (common, rare, phrases, code, Japanese, filters, no hit). */
+async function timeQueries(
+	store: Store,
+	words: string[],
+	start: number,
+	total: number,
+	quick: boolean,
+): Promise<{ all: number[]; perQuery: SearchBench["perQuery"] }> {
+	const common = words[0] as string;
+	const rare = words[words.length - 1] as string;
+	const queries: [string, Partial<SearchQuery>][] = [
+		[common, {}],
+		[rare, {}],
+		[`${words[1]} ${words[2]}`, {}],
+		[`"${words[3]} ${words[4]}"`, {}],
+		["ERR_SOCKET", {}],
+		["--max-payload", {}],
+		["デプロイ", {}],
+		["確認", {}],
+		[common, { room: "room-50" }],
+		[common, { from: "user7" }],
+		[words[5] as string, { after: start + total * 2500 }],
+		["zzqx", {}],
+	];
+	const rounds = quick ? 3 : 15;
+	const all: number[] = [];
+	const perQuery: SearchBench["perQuery"] = [];
+	for (const [text, filters] of queries) {
+		const times: number[] = [];
+		let hits = 0;
+		for (let r = 0; r < rounds; r++) {
+			const t = performance.now();
+			const page = await store.search({ text, limit: 20, ...filters }, () => true);
+			times.push(performance.now() - t);
+			hits = page.hits.length;
+		}
+		all.push(...times);
+		const label = Object.keys(filters).length ? `${text} (${Object.keys(filters).join(", ")})` : text;
+		perQuery.push({ query: label, medianMs: quantile(times, 0.5), hits });
+	}
+	return { all, perQuery };
+}
+
+/**
+ * The same history in a PostgreSQL store (a test cluster: fsync off, so the
+ * insert figures leave out the disk flush): filled without the trigram index,
+ * which is then built (indexSeconds); searched through PostgresStore.search;
+ * then the per-message cost of commits of 20 with the index and without.
+ */
+export async function runPostgresSearchBench(
+	quick: boolean,
+	log: (s: string) => void,
+	total = quick ? 20_000 : 1_000_000,
+): Promise<SearchBench> {
+	const pg = await startPostgres();
+	try {
+		const url = await pg.database();
+		await (await PostgresStore.open(url)).close();
+		const sql = new SQL({ url, max: 2 });
+		const random = rng(42);
+		const words = vocabulary(random, 20_000);
+		await sql`DROP INDEX hubbub_messages_trgm`;
+		const seqs = new Map<string, number>();
+		const start = Date.UTC(2026, 7, 1);
+		const t0 = performance.now();
+		// 5000 rows of 7 values a statement stays under PostgreSQL's 65,535 parameters.
+		for (let i = 0; i < total; i += 5000) {
+			const rows = [];
+			for (let j = i; j < Math.min(i + 5000, total); j++) {
+				const room = `room-${Math.floor(random() ** 2 * 100)}`;
+				const seq = (seqs.get(room) ?? 0) + 1;
+				seqs.set(room, seq);
+				const sender = `user${Math.floor(random() * 300)}`;
+				rows.push({
+					room,
+					seq,
+					sender,
+					sender_key: sender,
+					client_id: null,
+					text: messageText(random, words),
+					ts: start + j * 5000,
+				});
+			}
+			await sql`INSERT INTO hubbub_messages ${sql(rows)}`;
+			if (i % 200_000 === 0 && i > 0) log(`${i / 1000}k `);
+		}
+		for (const [room, last] of seqs)
+			await sql`INSERT INTO hubbub_rooms (room, last_seq) VALUES (${room}, ${last})`;
+		const fillSeconds = (performance.now() - t0) / 1000;
+		const t1 = performance.now();
+		await sql`CREATE INDEX hubbub_messages_trgm ON hubbub_messages USING gin (text gin_trgm_ops)`;
+		await sql`VACUUM ANALYZE hubbub_messages`;
+		const indexSeconds = (performance.now() - t1) / 1000;
+		const [size] = await sql`SELECT pg_database_size(current_database()) AS db,
+			pg_relation_size('hubbub_messages_trgm') AS idx`;
+		const store = await PostgresStore.open(url);
+		const { all, perQuery } = await timeQueries(store, words, start, total, quick);
+		await store.close();
+
+		// Insert cost: commits of 20 rows into fresh rooms, with the trigram index and then without it.
+		const sample = Array.from({ length: quick ? 2000 : 20_000 }, () => messageText(random, words));
+		const commit = async (room: string) => {
+			const c0 = performance.now();
+			for (let i = 0; i < sample.length; i += 20) {
+				const rows = sample.slice(i, i + 20).map((text, k) => ({
+					room,
+					seq: i + k + 1,
+					sender: "bench",
+					sender_key: "bench",
+					client_id: null,
+					text,
+					ts: start + i + k,
+				}));
+				await sql.begin((tx) => tx`INSERT INTO hubbub_messages ${tx(rows)}`);
+			}
+			return ((performance.now() - c0) * 1000) / sample.length;
+		};
+		await commit("bench-warm");
+		const commitWithIndex = await commit("bench-with");
+		await sql`DROP INDEX hubbub_messages_trgm`;
+		const commitWithout = await commit("bench-without");
+		await sql.close();
+		return {
+			store: "postgres",
+			messages: total,
+			fillSeconds,
+			dbBytes: Number(size?.db),
+			indexBytes: Number(size?.idx),
+			medianMs: quantile(all, 0.5),
+			p99Ms: quantile(all, 0.99),
+			perQuery,
+			indexSeconds,
+			insertUs: { commitWithIndex, commitWithout, indexing: 0 },
+		};
+	} finally {
+		pg[Symbol.dispose]();
+	}
+}
+
 function quantile(values: number[], q: number): number {
 	const sorted = [...values].sort((a, b) => a - b);
 	return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
 
 if (import.meta.main) {
-	const r = await runSearchBench(process.argv.includes("--quick"), (s) => process.stderr.write(s));
+	const quick = process.argv.includes("--quick");
+	const count = process.argv.find((a) => a.startsWith("--messages="))?.slice(11);
+	const log = (s: string) => process.stderr.write(s);
+	const r = process.argv.includes("--postgres")
+		? await runPostgresSearchBench(quick, log, count ? Number(count) : undefined)
+		: await runSearchBench(quick, log);
 	console.log(JSON.stringify(r, null, 1));
 }
