@@ -1,6 +1,7 @@
 // The page's DOM, drawn by Preact from the Chat model at most once per frame; the person's actions go back to the model.
 import { createRef, render } from "preact";
 import { ROOM_PATTERN } from "../protocol.ts";
+import { AccountMenu } from "./account-menu.tsx";
 import type { Change, Chat, RoomView } from "./chat.ts";
 import { Composer, type Suggestion } from "./composer.tsx";
 import { announcement, charCount, colourOf, initials, MAX_TEXT } from "./format.ts";
@@ -492,11 +493,7 @@ export class View {
 					)}
 					{status.countdown && <span aria-hidden="true">{status.countdown}</span>}
 				</p>
-				{chat.accounts && this.chat.status.kind !== "ended" && (
-					<a class="account-link" href="/account">
-						Account
-					</a>
-				)}
+				{chat.accounts && this.chat.status.kind !== "ended" && <AccountMenu />}
 			</header>
 		);
 		const announcer = (

@@ -1004,13 +1004,26 @@ describe("bounded and calm", () => {
 });
 
 describe("the way to the account pages", () => {
-	test("signed in (--auth accounts: welcomed without a hello), the header links to /account", () => {
+	test("signed in (--auth accounts: welcomed without a hello), the header's account menu opens links to the account screens and a sign-out button", async () => {
 		const chat = page();
-		expect(document.querySelector(".account-link")).toBeNull();
+		expect(document.querySelector(".account-menu")).toBeNull();
 		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
-		const link = $("header .account-link") as HTMLAnchorElement;
-		expect(link.textContent).toBe("Account");
-		expect(link.getAttribute("href")).toBe("/account");
+		const toggle = $("header .account-menu > button") as HTMLButtonElement;
+		expect(toggle.textContent).toContain("Account");
+		expect(toggle.getAttribute("aria-expanded")).toBe("false");
+		expect(($("#account-menu") as HTMLElement).hidden).toBe(true);
+		toggle.click();
+		await until(() => toggle.getAttribute("aria-expanded") === "true");
+		expect(($("#account-menu") as HTMLElement).hidden).toBe(false);
+		const links = [...document.querySelectorAll("#account-menu a")].map((a) => [
+			a.textContent,
+			a.getAttribute("href"),
+		]);
+		expect(links).toEqual([
+			["Your account", "/account#account"],
+			["Sessions", "/account#sessions"],
+		]);
+		expect($("#account-menu button")?.textContent).toBe("Sign out");
 	});
 
 	test("under --auth none (every welcome answers our hello) there is no account link", async () => {
@@ -1020,6 +1033,6 @@ describe("the way to the account pages", () => {
 		chat.connect();
 		await until(() => chat.status.kind === "connected" && chat.name === "alice");
 		expect($("#status").textContent).toBe("Connected as alice");
-		expect(document.querySelector(".account-link")).toBeNull();
+		expect(document.querySelector(".account-menu")).toBeNull();
 	});
 });
