@@ -53,6 +53,11 @@ test("deactivating bob on one process closes his socket on the other with 4001 w
 		}
 		const retry = new Client(`${b.url.replace("http", "ws")}/ws`, { headers: bob.wsHeaders() });
 		await expect(retry.opened).rejects.toThrow();
+		// Neither process wrote a password, a session cookie, the invite code or a password hash.
+		const logged = JSON.stringify([a.logs, b.logs]);
+		for (const secret of ["correct horse", "bob password", code as string, admin.token, bob.token])
+			expect(logged).not.toContain(secret as string);
+		expect(logged).not.toContain("$argon2id$");
 	} finally {
 		a.proc.kill();
 		b.proc.kill();
