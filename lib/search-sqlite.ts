@@ -10,7 +10,7 @@ import type { StoredRow } from "./store.ts";
  * another process on the file) gets one. The two FTS5 indexes are contentless
  * (the text lives once, in `messages`) with contentless_delete, so retention,
  * deletes and edits remove a message from them (the delete and update
- * triggers). They are filled by `catchUp`, not by an insert trigger: FTS5
+ * triggers); schema 4 makes them erase it too (migrateSearchErasure). They are filled by `catchUp`, not by an insert trigger: FTS5
  * writes a segment per statement inside a trigger, which made each send's
  * commit 20–50 times dearer; written in batches of top-level statements it
  * costs a few tens of µs a message, off the send's path.
@@ -56,6 +56,63 @@ export function migrateSearch(db: Database): void {
 	END`);
 	// Messages stored before this version, oldest first so ids follow arrival; catchUp indexes them.
 	db.run("INSERT INTO search_docs (room, seq) SELECT room, seq FROM messages ORDER BY ts, room, seq");
+}
+
+/**
+ * Schema 4. A deleted (or edited) message must not stay findable by its old
+ * text, nor readable in the file. A contentless_delete table cannot forget a
+ * text: it only marks the row deleted and its tokens stay in the index pages
+ * until a merge happens to rewrite them. So the two indexes become plain
+ * contentless tables with FTS5's secure-delete option, and the triggers
+ * remove a row with FTS5's 'delete' command, given the text the row was
+ * indexed with (`old.text`: the text is only ever changed through these
+ * triggers, so it is what was indexed); secure-delete then takes its tokens
+ * out of the index pages at once, and PRAGMA secure_delete (set at every
+ * open, lib/store-sqlite.ts) zeroes the space they leave. The indexes are
+ * filled again from the start by catchUp, in steps, after the migration.
+ * `search_docs` ids become AUTOINCREMENT: an id given again after retention
+ * removed the newest one would sit below `search_indexed` unindexed, and a
+ * 'delete' of it would corrupt the index.
+ */
+export function migrateSearchErasure(db: Database): void {
+	for (const trigger of ["insert", "delete", "update"]) db.run(`DROP TRIGGER messages_search_${trigger}`);
+	for (const table of ["search_docs", "search_trigrams", "search_words"]) db.run(`DROP TABLE ${table}`);
+	db.run(`CREATE TABLE search_docs (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		room TEXT NOT NULL,
+		seq INTEGER NOT NULL,
+		UNIQUE (room, seq)
+	)`);
+	db.run("INSERT INTO search_docs (room, seq) SELECT room, seq FROM messages ORDER BY ts, room, seq");
+	db.run(`CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
+		INSERT INTO search_docs (room, seq) VALUES (new.room, new.seq);
+	END`);
+	db.run("CREATE VIRTUAL TABLE search_trigrams USING fts5(text, tokenize = 'trigram', content = '')");
+	db.run(
+		"CREATE VIRTUAL TABLE search_words USING fts5(text, tokenize = 'unicode61', content = '', detail = none)",
+	);
+	for (const table of ["search_trigrams", "search_words"]) {
+		db.run(`INSERT INTO ${table} (${table}, rank) VALUES ('automerge', 16)`);
+		db.run(`INSERT INTO ${table} (${table}, rank) VALUES ('secure-delete', 1)`);
+	}
+	db.run("UPDATE meta SET value = '0' WHERE key = 'search_indexed'");
+	// Only rows catchUp has indexed are in the indexes: a 'delete' of any other would corrupt them.
+	const indexed = (row: "old" | "new") =>
+		`FROM search_docs WHERE room = ${row}.room AND seq = ${row}.seq
+			AND id <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed')`;
+	const forget = ["search_trigrams", "search_words"]
+		.map((t) => `INSERT INTO ${t} (${t}, rowid, text) SELECT 'delete', id, old.text ${indexed("old")};`)
+		.join("\n");
+	db.run(`CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
+		${forget}
+		DELETE FROM search_docs WHERE room = old.room AND seq = old.seq;
+	END`);
+	// An edit or deletion: the new text (also "") replaces the old under the same id, its place in the order kept.
+	db.run(`CREATE TRIGGER messages_search_update AFTER UPDATE OF text ON messages BEGIN
+		${forget}
+		INSERT INTO search_trigrams (rowid, text) SELECT id, new.text ${indexed("new")};
+		INSERT INTO search_words (rowid, text) SELECT id, new.text ${indexed("new")};
+	END`);
 }
 
 /** Rows one catchUp call indexes at most: about 20–40 ms of work, so the event loop is never held long. */

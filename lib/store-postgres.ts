@@ -1,12 +1,15 @@
 // The shared store: PostgreSQL through Bun.SQL, for processes on several hosts that must keep one history.
 import { SQL } from "bun";
+import { LIMITS } from "../protocol.ts";
 import { nameKey } from "./names.ts";
 import { BadCursor, runSearch, type SearchPage, type SearchQuery } from "./search.ts";
 import { migrateSearch, postgresCandidates } from "./search-postgres.ts";
 import {
 	type Appended,
+	type ChangeOutcome,
 	FORGET_STEP,
 	filesColumn,
+	MESSAGE_COLUMNS,
 	messageFromRow,
 	type NewMessage,
 	newEpoch,
@@ -19,11 +22,12 @@ import {
 	type Store,
 	type StoredRow,
 	StoreError,
+	toggleReaction,
 	type UploadRow,
 	uploadFromRow,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 /** pg_advisory_xact_lock key: one migration at a time when several processes start together. */
 const MIGRATION_LOCK = 4_817_230;
 
@@ -31,6 +35,11 @@ interface Pending {
 	input: NewMessage;
 	resolve: (a: Appended) => void;
 	reject: (e: Error) => void;
+}
+
+/** Thrown inside a change's transaction to roll it back (the change number with it). */
+class Refused {
+	constructor(readonly reason: "deleted" | "too_many_reactions") {}
 }
 
 function isUniqueViolation(e: unknown): boolean {
@@ -123,6 +132,15 @@ export class PostgresStore implements Store {
 					)`;
 					await tx`CREATE INDEX hubbub_message_files_message ON hubbub_message_files (room, seq)`;
 				}
+				if (version < 5) {
+					// Protocol 1.2: edits, tombstones, reactions, and each room's change counter.
+					await tx`ALTER TABLE hubbub_messages ADD COLUMN edited BIGINT,
+						ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT false,
+						ADD COLUMN reactions TEXT,
+						ADD COLUMN change_seq INTEGER`;
+					await tx`ALTER TABLE hubbub_rooms ADD COLUMN changes INTEGER NOT NULL DEFAULT 0`;
+					await tx`CREATE INDEX hubbub_messages_change ON hubbub_messages (room, change_seq) WHERE change_seq IS NOT NULL`;
+				}
 				if (version < SCHEMA_VERSION) {
 					await tx`INSERT INTO hubbub_meta (key, value) VALUES ('schema', ${String(SCHEMA_VERSION)})
 						ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`;
@@ -197,7 +215,7 @@ export class PostgresStore implements Store {
 					const ids = [...new Set(batch.flatMap((p) => (p.input.id === undefined ? [] : [p.input.id])))];
 					if (ids.length > 0) {
 						const rows = await tx<(StoredRow & { sender_key: string })[]>`
-							SELECT room, seq, sender, sender_key, client_id, text, ts, files FROM hubbub_messages
+							SELECT ${tx.unsafe(MESSAGE_COLUMNS)}, sender_key FROM hubbub_messages
 							WHERE room = ${room} AND client_id IN ${tx(ids)}`;
 						for (const r of rows)
 							known.set(`${r.sender_key}\n${r.client_id}`, { message: messageFromRow(r), created: false });
@@ -283,7 +301,7 @@ export class PostgresStore implements Store {
 
 	latest(room: string, limit: number): Promise<Page> {
 		return this.page(
-			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts, files FROM hubbub_messages
+			this.sql<StoredRow[]>`SELECT ${this.sql.unsafe(MESSAGE_COLUMNS)} FROM hubbub_messages
 				WHERE room = ${room} ORDER BY seq DESC LIMIT ${limit + 1}`,
 			limit,
 		);
@@ -292,7 +310,7 @@ export class PostgresStore implements Store {
 	async since(room: string, since: number, limit: number): Promise<Page> {
 		const [page, floor] = await Promise.all([
 			this.page(
-				this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts, files FROM hubbub_messages
+				this.sql<StoredRow[]>`SELECT ${this.sql.unsafe(MESSAGE_COLUMNS)} FROM hubbub_messages
 					WHERE room = ${room} AND seq > ${since} ORDER BY seq DESC LIMIT ${limit + 1}`,
 				limit,
 			),
@@ -390,7 +408,7 @@ export class PostgresStore implements Store {
 
 	before(room: string, before: number, limit: number): Promise<Page> {
 		return this.page(
-			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts, files FROM hubbub_messages
+			this.sql<StoredRow[]>`SELECT ${this.sql.unsafe(MESSAGE_COLUMNS)} FROM hubbub_messages
 				WHERE room = ${room} AND seq < ${before} ORDER BY seq DESC LIMIT ${limit + 1}`,
 			limit,
 		);
@@ -398,7 +416,7 @@ export class PostgresStore implements Store {
 
 	after(room: string, after: number, limit: number): Promise<Page> {
 		return this.page(
-			this.sql<StoredRow[]>`SELECT room, seq, sender, client_id, text, ts, files FROM hubbub_messages
+			this.sql<StoredRow[]>`SELECT ${this.sql.unsafe(MESSAGE_COLUMNS)} FROM hubbub_messages
 				WHERE room = ${room} AND seq > ${after} ORDER BY seq LIMIT ${limit + 1}`,
 			limit,
 			true,
@@ -484,6 +502,99 @@ export class PostgresStore implements Store {
 				return gone;
 			}),
 		);
+	}
+
+	edit(room: string, seq: number, text: string, ts: number): Promise<ChangeOutcome> {
+		return this.change(room, seq, async (tx, row, change) => {
+			if (row.deleted) return "deleted";
+			await tx`UPDATE hubbub_messages SET text = ${text}, edited = ${ts}, change_seq = ${change}
+				WHERE room = ${room} AND seq = ${seq}`;
+			return { ...row, text, edited: ts, change_seq: change };
+		});
+	}
+
+	remove(room: string, seq: number): Promise<ChangeOutcome> {
+		// The row is updated in place; the old row version stays in the table's pages until VACUUM reuses them (docs/SECURITY.md).
+		return this.change(room, seq, async (tx, row, change) => {
+			await tx`UPDATE hubbub_messages SET text = '', edited = NULL, deleted = true, reactions = NULL,
+				files = NULL, change_seq = ${change} WHERE room = ${room} AND seq = ${seq}`;
+			return {
+				...row,
+				text: "",
+				edited: null,
+				deleted: true,
+				reactions: null,
+				files: null,
+				change_seq: change,
+			};
+		});
+	}
+
+	react(room: string, seq: number, emoji: string, name: string, on: boolean): Promise<ChangeOutcome> {
+		return this.change(room, seq, async (tx, row, change) => {
+			if (row.deleted) return "deleted";
+			const list = toggleReaction(
+				row.reactions ? JSON.parse(row.reactions) : [],
+				emoji,
+				name,
+				on,
+				nameKey,
+				LIMITS.reactionsPerMessage,
+			);
+			if (!list) return "too_many_reactions";
+			const reactions = list.length > 0 ? JSON.stringify(list) : null;
+			await tx`UPDATE hubbub_messages SET reactions = ${reactions}, change_seq = ${change}
+				WHERE room = ${room} AND seq = ${seq}`;
+			return { ...row, reactions, change_seq: change };
+		});
+	}
+
+	/**
+	 * One change in one transaction: the message row is locked, then the
+	 * room's counter row (whose lock makes change N commit before N+1 can be
+	 * taken, on every process); a refusal rolls the number back.
+	 */
+	private async change(
+		room: string,
+		seq: number,
+		apply: (tx: SQL, row: StoredRow, change: number) => Promise<StoredRow | "deleted" | "too_many_reactions">,
+	): Promise<ChangeOutcome> {
+		try {
+			return await this.sql.begin(async (tx): Promise<ChangeOutcome> => {
+				const [row] = await tx<StoredRow[]>`SELECT ${tx.unsafe(MESSAGE_COLUMNS)} FROM hubbub_messages
+					WHERE room = ${room} AND seq = ${seq} FOR UPDATE`;
+				if (!row) return { ok: false, reason: "not_found" };
+				// Refusals are decided before the number is taken; `apply` only refuses on the row's state.
+				const [counter] =
+					await tx`UPDATE hubbub_rooms SET changes = changes + 1 WHERE room = ${room} RETURNING changes`;
+				const change = Number(counter.changes);
+				const next = await apply(tx, row, change);
+				if (typeof next === "string") throw new Refused(next);
+				return { ok: true, message: { ...messageFromRow(next), change } };
+			});
+		} catch (e) {
+			if (e instanceof Refused) return { ok: false, reason: e.reason };
+			throw new StoreError(`write failed: ${(e as Error).message}`);
+		}
+	}
+
+	async changes(room: string, afterChange: number, limit: number, maxSeq?: number): Promise<Page> {
+		return this.page(
+			this.sql<StoredRow[]>`SELECT ${this.sql.unsafe(MESSAGE_COLUMNS)} FROM hubbub_messages
+				WHERE room = ${room} AND change_seq > ${afterChange} AND seq <= ${maxSeq ?? 2_147_483_647}
+				ORDER BY change_seq LIMIT ${limit + 1}`,
+			limit,
+			true,
+		);
+	}
+
+	async lastChange(room: string): Promise<number> {
+		try {
+			const [row] = await this.sql`SELECT changes FROM hubbub_rooms WHERE room = ${room}`;
+			return Number(row?.changes ?? 0);
+		} catch (e) {
+			throw new StoreError(`read failed: ${(e as Error).message}`);
+		}
 	}
 
 	async probe(): Promise<string | undefined> {

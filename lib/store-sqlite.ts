@@ -1,13 +1,16 @@
 // The embedded store: one SQLite file in WAL mode, appends committed in batches.
 import { Database, type Statement } from "bun:sqlite";
 import { statSync } from "node:fs";
+import { LIMITS } from "../protocol.ts";
 import { nameKey } from "./names.ts";
 import { runSearch, type SearchPage, type SearchQuery } from "./search.ts";
-import { INDEX_STEP, migrateSearch, SqliteSearch } from "./search-sqlite.ts";
+import { INDEX_STEP, migrateSearch, migrateSearchErasure, SqliteSearch } from "./search-sqlite.ts";
 import {
 	type Appended,
+	type ChangeOutcome,
 	FORGET_STEP,
 	filesColumn,
+	MESSAGE_COLUMNS,
 	messageFromRow,
 	type NewMessage,
 	newEpoch,
@@ -20,11 +23,12 @@ import {
 	type Store,
 	type StoredRow,
 	StoreError,
+	toggleReaction,
 	type UploadRow,
 	uploadFromRow,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 4;
+const SCHEMA_VERSION = 5;
 
 interface Pending {
 	input: NewMessage;
@@ -41,6 +45,11 @@ export interface SqliteOptions extends QuotaOptions {
 	commitWindowMs?: number;
 	/** Told of each retry of a batch while another process holds the write lock (hubbub logs it at debug). */
 	onBusy?: (waitMs: number, messages: number) => void;
+}
+
+/** Thrown inside a change's transaction to roll it back (the change number with it). */
+class Refused {
+	constructor(readonly reason: "not_found" | "deleted" | "too_many_reactions") {}
 }
 
 function isBusy(e: unknown): boolean {
@@ -142,7 +151,16 @@ export class SqliteStore implements Store {
 		since: Statement<StoredRow, [string, number, number]>;
 		before: Statement<StoredRow, [string, number, number]>;
 		after: Statement<StoredRow, [string, number, number]>;
+		one: Statement<StoredRow, [string, number]>;
+		bumpChange: Statement<{ changes: number }, [string]>;
+		lastChange: Statement<{ changes: number }, [string]>;
+		setText: Statement<unknown, [string, number, number, string, number]>;
+		setReactions: Statement<unknown, [string | null, number, string, number]>;
+		tombstone: Statement<unknown, [number, string, number]>;
+		changes: Statement<StoredRow, [string, number, number, number]>;
 	};
+	/** A WAL checkpoint that another process's reader held up; retried until it truncates the WAL. */
+	private checkpointTimer?: ReturnType<typeof setTimeout>;
 
 	constructor(path: string, options: SqliteOptions = {}) {
 		this.busyTimeoutMs = options.busyTimeoutMs ?? 3000;
@@ -160,6 +178,8 @@ export class SqliteStore implements Store {
 					this.db.run("PRAGMA journal_mode = WAL");
 					// FULL: an acknowledged message survives power loss, not only a crash; batching pays for the fsync.
 					this.db.run("PRAGMA synchronous = FULL");
+					// A deleted message's text is overwritten in the file, not only unlinked (Store.remove).
+					this.db.run("PRAGMA secure_delete = ON");
 					return this.migrate();
 				},
 				OPENING,
@@ -184,7 +204,7 @@ export class SqliteStore implements Store {
 		this.searcher = new SqliteSearch(this.db);
 		// Messages a migration or another writer left unindexed.
 		this.scheduleIndex(0);
-		const cols = "room, seq, sender, client_id, text, ts, files";
+		const cols = MESSAGE_COLUMNS;
 		this.q = {
 			bySenderId: this.db.query(
 				`SELECT ${cols} FROM messages WHERE room = ? AND sender_key = ? AND client_id = ?`,
@@ -207,6 +227,26 @@ export class SqliteStore implements Store {
 				`SELECT ${cols} FROM messages WHERE room = ? AND seq < ? ORDER BY seq DESC LIMIT ?`,
 			),
 			after: this.db.query(`SELECT ${cols} FROM messages WHERE room = ? AND seq > ? ORDER BY seq LIMIT ?`),
+			one: this.db.query(`SELECT ${cols} FROM messages WHERE room = ? AND seq = ?`),
+			// The counter lives in the room's floor row (created at 0 on the first change).
+			bumpChange: this.db.query(
+				"INSERT INTO room_floors (room, floor, changes) VALUES (?, 0, 1) ON CONFLICT (room) DO UPDATE SET changes = changes + 1 RETURNING changes",
+			),
+			lastChange: this.db.query("SELECT changes FROM room_floors WHERE room = ?"),
+			setText: this.db.query(
+				"UPDATE messages SET text = ?, edited = ?, change_seq = ? WHERE room = ? AND seq = ?",
+			),
+			// Files are released by the caller (lib/attachments*.ts releaseMessage); the tombstone shows none at once.
+			tombstone: this.db.query(
+				"UPDATE messages SET text = '', edited = NULL, deleted = 1, reactions = NULL, files = NULL, change_seq = ? WHERE room = ? AND seq = ?",
+			),
+			// Not `text`: the search triggers fire on an update of it.
+			setReactions: this.db.query(
+				"UPDATE messages SET reactions = ?, change_seq = ? WHERE room = ? AND seq = ?",
+			),
+			changes: this.db.query(
+				`SELECT ${cols} FROM messages WHERE room = ? AND change_seq > ? AND seq <= ? ORDER BY change_seq LIMIT ?`,
+			),
 		};
 	}
 
@@ -272,6 +312,16 @@ export class SqliteStore implements Store {
 						PRIMARY KEY (hash, room, seq)
 					) WITHOUT ROWID`);
 					db.run("CREATE INDEX message_files_message ON message_files (room, seq)");
+				}
+				if (version < 5) {
+					// Protocol 1.2: edits, tombstones, reactions, and each room's change counter.
+					db.run("ALTER TABLE messages ADD COLUMN edited INTEGER");
+					db.run("ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0");
+					db.run("ALTER TABLE messages ADD COLUMN reactions TEXT");
+					db.run("ALTER TABLE messages ADD COLUMN change_seq INTEGER");
+					db.run("ALTER TABLE room_floors ADD COLUMN changes INTEGER NOT NULL DEFAULT 0");
+					db.run("CREATE INDEX messages_change ON messages (room, change_seq) WHERE change_seq IS NOT NULL");
+					migrateSearchErasure(db);
 				}
 				if (version < SCHEMA_VERSION) {
 					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
@@ -513,6 +563,120 @@ export class SqliteStore implements Store {
 		return runSearch(query, async (plan, cursor, n) => this.searcher.candidates(plan, cursor, n), accept);
 	}
 
+	edit(room: string, seq: number, text: string, ts: number): Promise<ChangeOutcome> {
+		return this.change(room, seq, (row, change) => {
+			if (row.deleted) return "deleted";
+			this.q.setText.run(text, ts, change, room, seq);
+			return { ...row, text, edited: ts, change_seq: change };
+		});
+	}
+
+	async remove(room: string, seq: number): Promise<ChangeOutcome> {
+		const outcome = await this.change(room, seq, (row, change) => {
+			this.q.tombstone.run(change, room, seq);
+			return { ...row, text: "", edited: null, deleted: 1, reactions: null, files: null, change_seq: change };
+		});
+		// The old text is overwritten in the database file (secure_delete) but still in the WAL's older frames.
+		if (outcome.ok) this.truncateWal();
+		return outcome;
+	}
+
+	react(room: string, seq: number, emoji: string, name: string, on: boolean): Promise<ChangeOutcome> {
+		return this.change(room, seq, (row, change) => {
+			if (row.deleted) return "deleted";
+			const list = toggleReaction(
+				row.reactions ? JSON.parse(row.reactions) : [],
+				emoji,
+				name,
+				on,
+				nameKey,
+				LIMITS.reactionsPerMessage,
+			);
+			if (!list) return "too_many_reactions";
+			const reactions = list.length > 0 ? JSON.stringify(list) : null;
+			this.q.setReactions.run(reactions, change, room, seq);
+			return { ...row, reactions, change_seq: change };
+		});
+	}
+
+	/**
+	 * One change in one write transaction: the room's next change number is
+	 * taken only when `apply` (given the row and that number) stores something;
+	 * a refusal rolls it back. Chained after pending append batches.
+	 */
+	private change(
+		room: string,
+		seq: number,
+		apply: (row: StoredRow, change: number) => StoredRow | "deleted" | "too_many_reactions",
+	): Promise<ChangeOutcome> {
+		const work = () =>
+			whileBusy(
+				() => {
+					const gone = this.fileProblem();
+					if (gone) throw new StoreError(gone);
+					try {
+						return this.db
+							.transaction((): ChangeOutcome => {
+								const row = this.q.one.get(room, seq);
+								if (!row) throw new Refused("not_found");
+								const change = this.q.bumpChange.get(room)?.changes as number;
+								const next = apply(row, change);
+								if (typeof next === "string") throw new Refused(next);
+								return { ok: true, message: { ...messageFromRow(next), change } };
+							})
+							.immediate();
+					} catch (e) {
+						if (e instanceof Refused) return { ok: false, reason: e.reason } as ChangeOutcome;
+						throw e;
+					}
+				},
+				{ timeoutMs: this.busyTimeoutMs, firstMs: 2, maxMs: 50 },
+				Bun.sleep,
+			);
+		const done = this.flushing.then(work).catch((e: unknown) => {
+			if (e instanceof StoreError) throw e;
+			throw new StoreError(
+				isBusy(e) ? "database is locked by another process" : `write failed: ${(e as Error).message}`,
+			);
+		});
+		this.flushing = done.then(
+			() => {},
+			() => {},
+		);
+		this.scheduleIndex();
+		return done;
+	}
+
+	/**
+	 * Checkpoints the WAL into the database file and truncates it, so frames
+	 * holding a deleted text are gone from disk. Another process reading the
+	 * file can hold a checkpoint up: then it is tried again a little later.
+	 */
+	private truncateWal(attempt = 0): void {
+		clearTimeout(this.checkpointTimer);
+		this.checkpointTimer = undefined;
+		if (this.closed) return;
+		let busy = true;
+		try {
+			busy = (this.db.query("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number }).busy !== 0;
+		} catch {
+			// Locked: as busy.
+		}
+		if (!busy || attempt >= 60) return;
+		this.checkpointTimer = setTimeout(() => this.truncateWal(attempt + 1), 1000);
+		this.checkpointTimer.unref?.();
+	}
+
+	async changes(room: string, afterChange: number, limit: number, maxSeq?: number): Promise<Page> {
+		const rows = this.q.changes.all(room, afterChange, maxSeq ?? Number.MAX_SAFE_INTEGER, limit + 1);
+		const more = rows.length > limit;
+		return { messages: (more ? rows.slice(0, limit) : rows).map(messageFromRow), more };
+	}
+
+	async lastChange(room: string): Promise<number> {
+		return this.q.lastChange.get(room)?.changes ?? 0;
+	}
+
 	async before(room: string, before: number, limit: number): Promise<Page> {
 		return this.page(this.q.before.all(room, before, limit + 1), limit);
 	}
@@ -679,6 +843,7 @@ export class SqliteStore implements Store {
 	async close(): Promise<void> {
 		this.closed = true;
 		clearTimeout(this.indexTimer);
+		clearTimeout(this.checkpointTimer);
 		await this.flushing;
 		await this.flush();
 		this.db.close();

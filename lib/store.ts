@@ -111,6 +111,37 @@ export interface Store extends FileIndex {
 	 */
 	search(query: SearchQuery, accept: (room: string) => boolean): Promise<SearchPage>;
 	/**
+	 * Protocol 1.2 (--auth accounts): replaces the text of message `seq` and
+	 * stamps `edited` with `ts`. Every edit, removal and reaction takes the
+	 * room's next change number (consecutive per room, committed in that
+	 * order, also across processes) and stamps it on the message as `change`.
+	 * Refused (nothing stored, no number taken) when there is no such message
+	 * or it was deleted. Who may do it is the caller's rule (lib/message-changes.ts).
+	 */
+	edit(room: string, seq: number, text: string, ts: number): Promise<ChangeOutcome>;
+	/**
+	 * Deletes message `seq` as a tombstone: the row and its seq stay (the log
+	 * stays gap-free), its text becomes "" and its reactions go, and the text
+	 * is erased from the store's files as far as the engine allows (see
+	 * docs/SECURITY.md). Deleting a tombstone again is allowed (a retried request).
+	 */
+	remove(room: string, seq: number): Promise<ChangeOutcome>;
+	/**
+	 * Adds (`on`) or takes back `name`'s reaction `emoji` on message `seq`;
+	 * names are compared by name key. At most LIMITS.reactionsPerMessage
+	 * distinct emoji per message. A repeat (already on, already off) still
+	 * takes a change number, so every accepted request has its `update`.
+	 */
+	react(room: string, seq: number, emoji: string, name: string, on: boolean): Promise<ChangeOutcome>;
+	/**
+	 * The messages whose last change is after `afterChange` (and whose seq is at
+	 * most `maxSeq`, when given), ordered by that change, as they are now;
+	 * `more` when more than `limit` matched.
+	 */
+	changes(room: string, afterChange: number, limit: number, maxSeq?: number): Promise<Page>;
+	/** The room's change counter: the number of its last edit, removal or reaction (0 when none). */
+	lastChange(room: string): Promise<number>;
+	/**
 	 * Undefined when a tiny write (one row in a table of its own) commits;
 	 * otherwise a sentence saying why sends would fail now (file deleted or
 	 * replaced, disk full, database unreachable or locked).
@@ -126,6 +157,11 @@ export interface Store extends FileIndex {
 	/** Commits whatever is pending, then releases the store. */
 	close(): Promise<void>;
 }
+
+/** What an edit, removal or reaction did: the message as it is now (with its `change`), or why nothing changed. */
+export type ChangeOutcome =
+	| { ok: true; message: Message & { change: number } }
+	| { ok: false; reason: "not_found" | "deleted" | "too_many_reactions" };
 
 /** How much history a room keeps (see lib/retention.ts); 0 or absent means no bound. */
 export interface Retention {
@@ -171,7 +207,18 @@ export interface StoredRow {
 	ts: number | string;
 	/** JSON of the message's FileRef[]; null (or not selected) when it has none. */
 	files?: string | null;
+	// Protocol 1.2; absent in rows read by queries that do not select them (search hits).
+	edited?: number | string | null;
+	/** 0/1 in SQLite, a boolean in PostgreSQL. */
+	deleted?: number | boolean | null;
+	/** JSON of Message["reactions"], null when none. */
+	reactions?: string | null;
+	change_seq?: number | string | null;
 }
+
+/** The columns messageFromRow reads, for every query that returns whole messages. */
+export const MESSAGE_COLUMNS =
+	"room, seq, sender, client_id, text, ts, files, edited, deleted, reactions, change_seq";
 
 export function messageFromRow(r: StoredRow): Message {
 	const m: Message = {
@@ -184,6 +231,10 @@ export function messageFromRow(r: StoredRow): Message {
 	};
 	if (r.client_id !== null) m.id = r.client_id;
 	if (r.files) m.files = JSON.parse(r.files) as FileRef[];
+	if (r.edited !== null && r.edited !== undefined) m.edited = Number(r.edited);
+	if (r.deleted) m.deleted = true;
+	if (r.reactions) m.reactions = JSON.parse(r.reactions) as NonNullable<Message["reactions"]>;
+	if (r.change_seq !== null && r.change_seq !== undefined) m.change = Number(r.change_seq);
 	return m;
 }
 
@@ -211,6 +262,37 @@ export function uploadFromRow(r: Record<string, unknown>): UploadRow {
 
 /** Rows of uploads `forgetFiles` looks at in one sweep. */
 export const FORGET_STEP = 500;
+
+export type Reactions = NonNullable<Message["reactions"]>;
+
+/**
+ * `name`'s reaction `emoji` added (`on`) or taken back: the new list (each
+ * emoji in the order it was first used), or undefined when adding would pass
+ * `max` distinct emoji. Names are compared by `key`.
+ */
+export function toggleReaction(
+	list: Reactions,
+	emoji: string,
+	name: string,
+	on: boolean,
+	key: (name: string) => string,
+	max: number,
+): Reactions | undefined {
+	const k = key(name);
+	const next = list.map((r) => ({ emoji: r.emoji, names: [...r.names] }));
+	let entry = next.find((r) => r.emoji === emoji);
+	if (on) {
+		if (!entry) {
+			if (next.length >= max) return undefined;
+			entry = { emoji, names: [] };
+			next.push(entry);
+		}
+		if (!entry.names.some((n) => key(n) === k)) entry.names.push(name);
+	} else if (entry) {
+		entry.names = entry.names.filter((n) => key(n) !== k);
+	}
+	return next.filter((r) => r.names.length > 0);
+}
 
 /** A new history's name: 8 base36 characters from 40 random bits, short for the wire and unique enough. */
 export function newEpoch(): string {
