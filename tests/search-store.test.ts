@@ -216,7 +216,7 @@ test("a SQLite database made before search opens with its messages searchable", 
 	// Nor the file tables of schema 4.
 	for (const t of ["uploads", "message_files"]) raw.run(`DROP TABLE ${t}`);
 	raw.run("ALTER TABLE messages DROP COLUMN files");
-	// Nor what came after search (schema 4: edits and deletions).
+	// Nor what came after search (schema 5: edits and deletions).
 	raw.run("DROP INDEX messages_change");
 	for (const c of ["edited", "deleted", "reactions", "change_seq"])
 		raw.run(`ALTER TABLE messages DROP COLUMN ${c}`);
