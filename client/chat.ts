@@ -67,6 +67,17 @@ export interface RoomView extends RoomState {
 	presence: PresenceLine[];
 	joined: boolean;
 	loadingHistory: boolean;
+	/**
+	 * Opened at a search result (history `around`): messages newer than the
+	 * last in `messages` exist and are not here yet. Pages `after` it are
+	 * fetched as the reader goes down; live messages wait in `held` until those
+	 * pages reach them, so the room never shows a hole or a message twice.
+	 */
+	newer: boolean;
+	/** Live messages (ascending, gap-free) past the hole that `newer` stands for. */
+	held: Message[];
+	/** The message opened from a search result, highlighted. */
+	focus?: number;
 }
 
 export type Status =
@@ -114,7 +125,10 @@ export type Change =
 	| { kind: "update"; room: string; message: Message }
 	/** The server answered a protocol 1.2 request of ours (`ref`): done, or refused with `error`. */
 	| { kind: "answer"; ref: string; error?: string; code?: string }
-	| { kind: "directory" };
+	| { kind: "directory" }
+	/** An answer to a search of ours (client/search.ts), or its refusal. */
+	| { kind: "search"; frame: ServerFrameOf<"search"> }
+	| { kind: "search-error"; ref: string; code: string; text: string };
 
 /** Protocol 1.2 requests that carry a `ref`, so their answer or refusal finds its way back. */
 type Request = Extract<
@@ -132,6 +146,13 @@ type Request = Extract<
 			| "react";
 	}
 >;
+
+type ClientFrameOf<T extends ClientFrame["type"]> = Extract<ClientFrame, { type: T }>;
+
+/** What a `history` request asked for; the answer does not say, and answers come in the order asked. */
+type HistoryAsk = "before" | "around" | "after";
+/** Messages per page going down from a search result to the live end. */
+const NEWER_PAGE = 100;
 
 export interface ChatOptions {
 	url: string;
@@ -201,6 +222,12 @@ export class Chat {
 	private joining?: string;
 	private readonly joinRetries = new Map<string, number>();
 	private readonly joinTimers = new Set<ReturnType<typeof setTimeout>>();
+	/** Per room, the history requests out on this socket, oldest first. */
+	private readonly asks = new Map<string, HistoryAsk[]>();
+	/** Per room, the seq of a search result to read `around` once the room is joined. */
+	private readonly wantAround = new Map<string, number>();
+	/** Refs of searches out on this socket: an error carrying one answers that search. */
+	private readonly searches = new Set<string>();
 	private readonly listeners = new Set<(c: Change) => void>();
 	private readonly storage?: Pick<Storage, "getItem" | "setItem">;
 	private readonly delay: (attempt: number) => number;
@@ -314,7 +341,14 @@ export class Chat {
 		clearTimeout(this.pongTimer);
 		this.heartbeat = undefined;
 		this.pongTimer = undefined;
-		for (const r of this.rooms.values()) r.joined = false;
+		for (const r of this.rooms.values()) {
+			r.joined = false;
+			r.loadingHistory = false;
+		}
+		// Their answers will not come; a search result still to open is read after the next join.
+		this.asks.clear();
+		for (const ref of this.searches) this.emit({ kind: "search-error", ref, code: "disconnected", text: "" });
+		this.searches.clear();
 	}
 
 	/**
@@ -593,6 +627,8 @@ export class Chat {
 	send(text: string): boolean {
 		if (text.trim() === "" || [...text].length > LIMITS.textChars || !this.name) return false;
 		const r = this.room(this.current);
+		// Writing while reading an old part of the room: the message goes at the live end, so show that.
+		if (r.newer) this.toLive(r);
 		const pending: Pending = { id: newId(), text, ts: Date.now() };
 		// A message ends "is typing" for the others, so the next keystroke may say it again at once.
 		this.lastTypingSent = 0;
@@ -615,7 +651,7 @@ export class Chat {
 		const r = this.rooms.get(room);
 		const first = r?.messages[0];
 		if (!r?.more || r.loadingHistory || !r.joined || !first) return;
-		r.loadingHistory = this.raw({ type: "history", room, before: first.seq, limit: 50 });
+		r.loadingHistory = this.ask(room, "before", { type: "history", room, before: first.seq, limit: 50 });
 	}
 
 	/** Names typing in a room now, expired ones dropped. */
@@ -624,6 +660,137 @@ export class Chat {
 		if (!r) return [];
 		for (const [name, until] of r.typing) if (until <= now) r.typing.delete(name);
 		return [...r.typing.keys()];
+	}
+
+	// ---- search (protocol 1.1): asking, and opening a result in its room
+
+	/** Sends a search; its answer comes as a `search` change (or `search-error`) carrying `ref`. */
+	search(frame: Omit<ClientFrameOf<"search">, "type" | "limit"> & { ref: string; limit?: number }): boolean {
+		if (!this.identified || !this.raw({ type: "search", limit: 20, ...frame })) return false;
+		this.searches.add(frame.ref);
+		return true;
+	}
+
+	/**
+	 * Opens a search result: switches to `room` (joining it if need be) and
+	 * shows message `seq` with its neighbours, read with history `around`. The
+	 * room stays whole: see `newer`.
+	 */
+	openAt(room: string, seq: number): boolean {
+		if (!this.open(room)) return false;
+		const r = this.room(room);
+		r.focus = seq;
+		if (r.messages.some((m) => m.seq === seq)) this.wantAround.delete(room);
+		else {
+			this.wantAround.set(room, seq);
+			if (r.joined) this.readAround(r, seq);
+		}
+		this.emit({ kind: "room", room });
+		return true;
+	}
+
+	/** Asks for the next page below a search result (the reader scrolled down to the end of what is here). */
+	loadNewer(room = this.current): void {
+		const r = this.rooms.get(room);
+		const last = r?.messages.at(-1)?.seq;
+		if (!r?.newer || !r.joined || last === undefined || this.asks.get(room)?.includes("after")) return;
+		this.ask(room, "after", { type: "history", room, after: last, limit: NEWER_PAGE });
+	}
+
+	/** Leaves the search result's part of the room for its live end (what `held` has), if that is here. */
+	private toLive(r: RoomView): void {
+		if (r.held.length === 0) return;
+		r.messages = r.held;
+		r.held = [];
+		r.newer = false;
+		r.more = true;
+		r.focus = undefined;
+		this.emit({ kind: "room", room: r.name });
+	}
+
+	private ask(room: string, kind: HistoryAsk, frame: ClientFrameOf<"history">): boolean {
+		if (!this.raw(frame)) return false;
+		const asks = this.asks.get(room) ?? [];
+		asks.push(kind);
+		this.asks.set(room, asks);
+		return true;
+	}
+
+	private readAround(r: RoomView, seq: number): void {
+		if (this.asks.get(r.name)?.includes("around")) return;
+		this.ask(r.name, "around", { type: "history", room: r.name, around: seq, limit: 50 });
+	}
+
+	private aroundPage(r: RoomView, frame: ServerFrameOf<"history">): void {
+		const seq = this.wantAround.get(r.name);
+		this.wantAround.delete(r.name);
+		const page = frame.messages;
+		const first = r.messages[0]?.seq;
+		const lastOfPage = page.at(-1)?.seq;
+		if (lastOfPage === undefined || (seq !== undefined && !page.some((m) => m.seq === seq))) {
+			this.emit({ kind: "error", room: r.name, text: "That message is no longer in the room's history." });
+			if (lastOfPage === undefined) return;
+		}
+		if (!r.newer && first !== undefined && lastOfPage >= first - 1) {
+			// It reaches what is shown already (which goes on to the live end): one run, older part added.
+			const older = page.filter((m) => m.seq < first);
+			r.messages = [...older, ...r.messages];
+			if (older.length > 0) r.more = frame.more;
+			this.emit({ kind: "history", room: r.name, added: older.length });
+			return;
+		}
+		// A part of the room away from what is shown: that becomes the live end's part, held below a hole.
+		if (!r.newer) r.held = r.messages;
+		r.messages = page;
+		r.more = frame.more;
+		r.newer = frame.newer ?? r.held.length > 0;
+		this.closeHole(r);
+		this.emit({ kind: "history", room: r.name, added: page.length });
+		this.loadNewer(r.name);
+	}
+
+	private afterPage(r: RoomView, frame: ServerFrameOf<"history">): void {
+		if (!r.newer) return;
+		const last = r.messages.at(-1)?.seq ?? 0;
+		const added = frame.messages.filter((m) => m.seq > last);
+		r.messages.push(...added);
+		// A page of nothing would ask again forever: with nothing after `last`, nothing is newer.
+		r.newer = added.length > 0 && frame.newer === true;
+		this.closeHole(r);
+		this.emit({ kind: "history", room: r.name, added: added.length });
+	}
+
+	/** Joins the held live end on once the pages reach it (or once nothing newer is left to read). */
+	private closeHole(r: RoomView): void {
+		const last = r.messages.at(-1)?.seq ?? 0;
+		r.held = r.held.filter((m) => m.seq > last);
+		if (r.newer && r.held[0]?.seq !== last + 1) return;
+		r.messages.push(...r.held);
+		r.held = [];
+		r.newer = false;
+	}
+
+	/** A refused `history` (busy server): take its place in the queue back and ask again later. */
+	private historyFailed(frame: ServerFrameOf<"error">): boolean {
+		const room = frame.room;
+		const asks = room === undefined || room === this.joining ? undefined : this.asks.get(room);
+		const kind = asks?.shift();
+		if (room === undefined || kind === undefined) return false;
+		const r = this.rooms.get(room);
+		if (!r) return true;
+		if (kind === "before") r.loadingHistory = false;
+		const again = () => {
+			if (kind === "before") this.loadOlder(room);
+			else if (kind === "after") this.loadNewer(room);
+			else {
+				const seq = this.wantAround.get(room);
+				if (seq !== undefined && r.joined) this.readAround(r, seq);
+			}
+		};
+		if (frame.code === "rate_limited" || frame.code === "server_error")
+			setTimeout(again, SERVER_ERROR_RETRY_MS);
+		else this.emit({ kind: "error", room, text: frame.message });
+		return true;
 	}
 
 	// ---- what the server says
@@ -638,6 +805,9 @@ export class Chat {
 				return this.message(frame);
 			case "history":
 				return this.history(frame);
+			case "search":
+				if (frame.ref !== undefined) this.searches.delete(frame.ref);
+				return this.emit({ kind: "search", frame });
 			case "presence":
 				return this.presence(frame);
 			case "typing":
@@ -739,7 +909,8 @@ export class Chat {
 		const r = this.rooms.get(frame.room);
 		if (!r) return;
 		r.change = Math.max(r.change, frame.change);
-		if (applyUpdates(r.messages, [frame.message]) > 0)
+		// Held live messages (below a search result's hole) change too.
+		if (applyUpdates(r.messages, [frame.message]) + applyUpdates(r.held, [frame.message]) > 0)
 			this.emit({ kind: "update", room: r.name, message: frame.message });
 	}
 
@@ -775,6 +946,9 @@ export class Chat {
 			for (const r of this.rooms.values()) {
 				r.messages = [];
 				r.more = false;
+				r.newer = false;
+				r.held = [];
+				r.focus = undefined;
 			}
 			this.emit({ kind: "system", text: "The server's history was replaced; showing it afresh." });
 		}
@@ -870,6 +1044,9 @@ export class Chat {
 		const since = r.messages.at(-1)?.seq;
 		// `reset` (a newer server): our position is past the room's end, so what we hold is not its history.
 		const reset = frame.reset === true;
+		// A join answers with everything after `since` (or the newest, with `more`): a hole below the live end is closed.
+		r.newer = false;
+		r.held = [];
 		// Changes to messages we hold (edits, deletions, reactions) made while we were away.
 		if (frame.updates && since !== undefined && !reset) applyUpdates(r.messages, frame.updates);
 		if (frame.change !== undefined) r.change = frame.change;
@@ -909,19 +1086,23 @@ export class Chat {
 		this.emit({ kind: "members", room: r.name });
 		// Resend what was never acknowledged, with the same ids: the server stores each once.
 		for (const p of r.pending) this.raw({ type: "send", room: r.name, id: p.id, text: p.text });
+		const around = this.wantAround.get(r.name);
+		if (around !== undefined) this.readAround(r, around);
 	}
 
 	private message(m: Message): void {
 		const r = this.rooms.get(m.room);
 		if (!r) return;
-		const last = r.messages.at(-1)?.seq ?? 0;
+		const last = (r.newer ? r.held.at(-1)?.seq : undefined) ?? r.messages.at(-1)?.seq ?? 0;
 		const settled = this.settlePending(r, [m]);
 		if (m.seq <= last) {
 			// An echo of something already shown (a resend the server had stored).
 			if (settled) this.emit({ kind: "pending", room: r.name });
 			return;
 		}
-		r.messages.push(m);
+		// Below a hole (reading from a search result), a live message waits until the pages reach it.
+		if (r.newer) r.held.push(m);
+		else r.messages.push(m);
 		r.typing.delete(m.from);
 		this.count(r, [m]);
 		this.emit({ kind: "message", room: r.name, message: m });
@@ -958,6 +1139,9 @@ export class Chat {
 	private history(frame: ServerFrameOf<"history">): void {
 		const r = this.rooms.get(frame.room);
 		if (!r) return;
+		const asked = this.asks.get(frame.room)?.shift();
+		if (asked === "around") return this.aroundPage(r, frame);
+		if (asked === "after") return this.afterPage(r, frame);
 		r.loadingHistory = false;
 		const first = r.messages[0]?.seq ?? Number.POSITIVE_INFINITY;
 		const older = frame.messages.filter((m) => m.seq < first);
@@ -989,6 +1173,10 @@ export class Chat {
 	private failed(frame: ServerFrameOf<"error">): void {
 		// A refused 1.2 request (create, edit, react…) is told to whoever asked, never taken for a join's answer.
 		if (this.answered(frame.ref, frame)) return;
+		if (frame.ref !== undefined && this.searches.delete(frame.ref)) {
+			return this.emit({ kind: "search-error", ref: frame.ref, code: frame.code, text: frame.message });
+		}
+		if (this.historyFailed(frame)) return;
 		// An error answering a join names its room (newer servers); from an older one, an error without a
 		// `ref` while a join is out is that join's (joins go one at a time, sends always carry their id).
 		const named = "room" in frame && typeof frame.room === "string" ? frame.room : undefined;
@@ -1056,6 +1244,8 @@ function emptyRoom(name: string): RoomView {
 		people: [],
 		change: 0,
 		lastRead: 0,
+		newer: false,
+		held: [],
 	};
 }
 

@@ -21,9 +21,20 @@ const GROUP_MS = 5 * 60_000;
 export type Row =
 	| { kind: "start"; key: string; text: string }
 	| { kind: "loading"; key: string }
+	/** Below a search result: newer messages are on their way (chat.ts `newer`). */
+	| { kind: "newer"; key: string }
 	| { kind: "day"; key: string; label: string }
 	| { kind: "presence"; key: string; text: string }
-	| { kind: "message"; key: string; message: Message; head: boolean; mine: boolean; mention: boolean }
+	| {
+			kind: "message";
+			key: string;
+			message: Message;
+			head: boolean;
+			mine: boolean;
+			mention: boolean;
+			/** The message opened from a search result. */
+			found?: boolean;
+	  }
 	| { kind: "pending"; key: string; pending: Pending; head: boolean; from: string };
 
 /**
@@ -77,7 +88,12 @@ export function rows(r: RoomView, from: number, me: string | undefined, now = Da
 			head,
 			mine: m.from === me,
 			mention: m.from !== me && mentions(m.text, me),
+			...(m.seq === r.focus ? { found: true } : {}),
 		});
+	}
+	if (r.newer) {
+		out.push({ kind: "newer", key: "newer" });
+		return out;
 	}
 	presenceUpTo(Number.POSITIVE_INFINITY);
 	for (const pending of r.pending) {
@@ -120,7 +136,13 @@ export class RowView extends Component<{ row: Row }> {
 		const b = next.row;
 		if (a.kind !== b.kind) return true;
 		if (a.kind === "message" && b.kind === "message")
-			return a.message !== b.message || a.head !== b.head || a.mine !== b.mine || a.mention !== b.mention;
+			return (
+				a.message !== b.message ||
+				a.head !== b.head ||
+				a.mine !== b.mine ||
+				a.mention !== b.mention ||
+				a.found !== b.found
+			);
 		if (a.kind === "pending" && b.kind === "pending") return a.pending !== b.pending || a.head !== b.head;
 		return JSON.stringify(a) !== JSON.stringify(b);
 	}
@@ -132,6 +154,8 @@ export class RowView extends Component<{ row: Row }> {
 				return <li class="start">{row.text}</li>;
 			case "loading":
 				return <li class="start">Loading older messages…</li>;
+			case "newer":
+				return <li class="start newer">Loading newer messages…</li>;
 			case "day":
 				return (
 					<li class="day">
@@ -142,9 +166,21 @@ export class RowView extends Component<{ row: Row }> {
 				return <li class="system">{row.text}</li>;
 			case "message": {
 				const m = row.message;
-				const cls = ["message", row.head ? "head" : "cont", row.mine && "mine", row.mention && "mention"];
+				const cls = [
+					"message",
+					row.head ? "head" : "cont",
+					row.mine && "mine",
+					row.mention && "mention",
+					row.found && "found",
+				];
 				return (
-					<li class={cls.filter(Boolean).join(" ")} data-seq={m.seq} data-id={m.id}>
+					<li
+						class={cls.filter(Boolean).join(" ")}
+						data-seq={m.seq}
+						data-id={m.id}
+						// The search result opened takes focus, so the keyboard and a screen reader start there.
+						tabIndex={row.found ? -1 : undefined}
+					>
 						{row.head && <Avatar name={m.from} />}
 						{row.head && (
 							<span class="from">

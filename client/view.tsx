@@ -5,6 +5,7 @@ import { AccountMenu } from "./account-menu.tsx";
 import type { Change, Chat, RoomView } from "./chat.ts";
 import { Composer, type Suggestion } from "./composer.tsx";
 import { announcement, charCount, colourOf, initials, MAX_TEXT } from "./format.ts";
+import { SearchUi } from "./search.tsx";
 import { RowView, rows } from "./timeline.tsx";
 
 /** Rows of messages drawn at most; older ones are dropped from the DOM and drawn again on scroll. */
@@ -81,6 +82,9 @@ export class View {
 	private focusComposer = false;
 	private readonly resized?: ResizeObserver;
 	private observed?: HTMLElement;
+	private readonly searchUi: SearchUi;
+	/** The search result last scrolled to ("room:seq"), so it is scrolled to once. */
+	private shownFocus?: string;
 
 	constructor(
 		private readonly chat: Chat,
@@ -94,6 +98,21 @@ export class View {
 			options.schedule ?? ((draw) => (doc.defaultView ?? window).requestAnimationFrame(() => draw()));
 		this.drafts = load(options.storage, "hubbub.drafts", {});
 		this.muted = load(options.storage, "hubbub.muted", []);
+		this.searchUi = new SearchUi(chat, {
+			redraw: () => this.later(),
+			openHit: (hit) => {
+				this.searchUi.shown = false;
+				this.rememberScroll();
+				this.drawer = false;
+				this.composeError = "";
+				this.shownFocus = undefined;
+				chat.openAt(hit.room, hit.seq);
+				this.later();
+			},
+			closed: () => {
+				this.focusComposer = true;
+			},
+		});
 		chat.on((c) => this.changed(c));
 		doc.addEventListener("keydown", (e) => this.shortcut(e));
 		// A smaller list (a phone's keyboard opening, a narrower window) keeps a reader who was at the bottom there.
@@ -294,6 +313,7 @@ export class View {
 	}
 
 	private shortcut(e: KeyboardEvent): void {
+		if (this.searchUi.key(e)) return;
 		if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "k") {
 			e.preventDefault();
 			this.switcher = true;
@@ -345,6 +365,7 @@ export class View {
 		} else if (bottom && r.messages.length - from > WINDOW_MAX) {
 			this.later();
 		}
+		if (bottom && r.newer) this.chat.loadNewer(room);
 	};
 
 	private windowStart(r: RoomView): number {
@@ -378,6 +399,10 @@ export class View {
 		// Keep the drawn window bounded: a reader at the bottom only needs the newest rows.
 		let from = this.windowStart(r);
 		if (atBottom && r.messages.length - from > WINDOW_MAX) from = r.messages.length - WINDOW_KEEP;
+		const focusKey = r.focus === undefined ? undefined : `${room}:${r.focus}`;
+		const focusAt = focusKey !== this.shownFocus ? r.messages.findIndex((m) => m.seq === r.focus) : -1;
+		// A search result just opened is drawn, with some of what came before it.
+		if (focusAt >= 0 && (focusAt < from || focusAt - from > WINDOW_MAX)) from = Math.max(0, focusAt - 50);
 		this.from.set(room, from);
 
 		render(this.app(r, from), this.root);
@@ -392,12 +417,20 @@ export class View {
 			const saved = this.scroll.get(room);
 			if (!sameRoom) {
 				after.scrollTop = saved && !saved.bottom ? saved.top : after.scrollHeight;
-			} else if (atBottom) {
+			} else if (atBottom && !r.newer) {
 				after.scrollTop = after.scrollHeight;
 			} else if (anchor) {
 				const row = after.querySelector<HTMLElement>(`li[data-seq="${anchor.seq}"]`);
 				if (row) after.scrollTop = row.offsetTop - anchor.offset;
 			}
+			const found = focusAt >= 0 ? after.querySelector<HTMLElement>(`li[data-seq="${r.focus}"]`) : null;
+			if (found) {
+				this.shownFocus = focusKey;
+				found.scrollIntoView?.({ block: "center" });
+				found.focus({ preventScroll: true });
+			}
+			// Below a search result, the next page comes once the reader is at the end of what is here.
+			if (r.newer && after.scrollHeight - after.scrollTop - after.clientHeight < 40) chat.loadNewer(room);
 		}
 		this.shownRoom = room;
 		this.drawTitle();
@@ -406,6 +439,7 @@ export class View {
 			this.focusComposer = false;
 			this.doc.getElementById("text")?.focus();
 		}
+		this.searchUi.drawn();
 	}
 
 	/** Timers for what changes with time alone: a countdown, typing that expires. */
@@ -483,6 +517,7 @@ export class View {
 					</button>
 				)}
 				<h1>hubbub</h1>
+				{named && this.searchUi.field()}
 				<p id="status" data-state={status.state}>
 					{this.chat.status.kind === "ended" ? (
 						<>
@@ -511,7 +546,14 @@ export class View {
 			);
 			return [header, asking ? this.hello() : waiting, announcer];
 		}
-		return [header, this.layout(r, from), this.switcher ? this.roomSwitcher() : null, announcer];
+		return [
+			header,
+			// Next to the field in the tab order; drawn over the room.
+			this.searchUi.panel(),
+			this.layout(r, from),
+			this.switcher ? this.roomSwitcher() : null,
+			announcer,
+		];
 	}
 
 	private hello() {
