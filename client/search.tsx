@@ -113,7 +113,9 @@ export class SearchUi {
 						// ↓ from the field goes to the results (Tab goes through the filters first).
 						if (e.key === "ArrowDown" && this.search.hits.length > 0) {
 							e.preventDefault();
-							this.show("results");
+							const first = this.results.current?.querySelector<HTMLElement>(".hit");
+							if (first) first.focus();
+							else this.show("results");
 						}
 					}}
 					onFocus={() => {
