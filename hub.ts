@@ -11,7 +11,14 @@ import { localPresence, type Presence } from "./lib/presence.ts";
 import { FEED_DEFAULTS, RoomFeed } from "./lib/room-feed.ts";
 import type { Session } from "./lib/session.ts";
 import type { Appended, Page, Store } from "./lib/store.ts";
-import { CLOSE, type FileRef, LIMITS, type Message, type ServerFrame } from "./protocol.ts";
+import {
+	CLOSE,
+	type FileRef,
+	LIMITS,
+	type Message,
+	type ServerFrame,
+	type ServerFrameOf,
+} from "./protocol.ts";
 
 /** What hubbub keeps on each socket (`ws.data`): the connection's session, owned by lib/session.ts. */
 export type Conn = Session;
@@ -62,6 +69,9 @@ export interface HubFiles {
 }
 
 export const topicOf = (room: string) => `room:${room}`;
+
+/** What `joined` carries under --auth accounts (protocol 1.2, lib/rooms.ts): the room as this account sees it, and all its members. */
+export type JoinedExtra = Pick<ServerFrameOf<"joined">, "info" | "people">;
 
 export function encode(frame: ServerFrame): string {
 	return JSON.stringify(frame);
@@ -223,11 +233,11 @@ export class Hub implements BusHandler {
 	 * skipped: the socket subscribes in the same turn as `joined` is sent, and
 	 * `joined` holds exactly the messages up to the room's topic head.
 	 */
-	async join(ws: Socket, room: string, since: number | undefined): Promise<void> {
+	async join(ws: Socket, room: string, since: number | undefined, extra?: JoinedExtra): Promise<void> {
 		const conn = ws.data;
 		// Joins of one room by one socket run one after another, so two `joined` never overlap.
 		const previous = conn.joins.get(room);
-		const run = (previous ?? Promise.resolve()).then(() => this.joinNow(ws, room, since));
+		const run = (previous ?? Promise.resolve()).then(() => this.joinNow(ws, room, since, extra));
 		const settled = run.catch(() => {});
 		conn.joins.set(room, settled);
 		void settled.then(() => {
@@ -236,7 +246,12 @@ export class Hub implements BusHandler {
 		return run;
 	}
 
-	private async joinNow(ws: Socket, room: string, since: number | undefined): Promise<void> {
+	private async joinNow(
+		ws: Socket,
+		room: string,
+		since: number | undefined,
+		extra: JoinedExtra | undefined,
+	): Promise<void> {
 		const conn = ws.data;
 		if (conn.closed) return;
 		const name = conn.name as string;
@@ -287,6 +302,7 @@ export class Hub implements BusHandler {
 							messages: fitted.messages,
 							more: fitted.more,
 							...(reset ? { reset: true } : {}),
+							...extra,
 						});
 						if (isNew && !returning && news)
 							this.announce(room, { type: "presence", room, name, online: true }, ws);

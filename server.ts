@@ -29,13 +29,15 @@ import { localPresence, type Presence } from "./lib/presence.ts";
 import { RedisPresence } from "./lib/presence-redis.ts";
 import { ForeignStoreError, RedisLink } from "./lib/redis-link.ts";
 import { startRetention } from "./lib/retention.ts";
+import { RoomFrames } from "./lib/room-frames.ts";
+import { Rooms } from "./lib/rooms.ts";
 import { Session, websocketHandler } from "./lib/session.ts";
 import { type QuotaOptions, type Store, StoreError } from "./lib/store.ts";
 import { PostgresStore, redact } from "./lib/store-postgres.ts";
 import { type SqliteOptions, SqliteStore } from "./lib/store-sqlite.ts";
 import { UpgradeGate } from "./lib/upgrade-gate.ts";
 import pkg from "./package.json" with { type: "json" };
-import { CLOSE, PROTOCOL_VERSION } from "./protocol.ts";
+import { CLOSE } from "./protocol.ts";
 
 export const VERSION: string = pkg.version;
 
@@ -49,6 +51,8 @@ export interface StartOptions {
 	cluster?: { bus: Bus; presence: Presence };
 	/** The account tables (see Accounts.open); required with --auth accounts, closed by stop(). */
 	accounts?: Accounts;
+	/** The room tables (see Rooms.open, after the store and accounts); required with --auth accounts, closed by stop(). */
+	rooms?: Rooms;
 	/** TLS certificate and key already read (see readTls); otherwise read from config here. */
 	tls?: Tls;
 	/** Hub tuning for tests (e.g. the room feeds' retry policy, the presence grace). */
@@ -236,13 +240,23 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	const accounts = config.auth === "accounts" ? options.accounts : undefined;
 	if (config.auth === "accounts" && !accounts)
 		throw new StartError("--auth accounts needs the account tables (Accounts.open) to be opened first");
+	const rooms = accounts ? options.rooms : undefined;
+	if (accounts && !rooms)
+		throw new StartError("--auth accounts needs the room tables (Rooms.open) to be opened first");
 	const live = accounts ? new LiveSessions<Session>(accounts) : undefined;
 	const auth = new AuthHttp({
 		accounts,
 		config,
 		tls: tls !== undefined,
 		log,
-		post: (from, room, id, text) => hub.post(from, room, id, text),
+		post: async (from, room, id, text) => {
+			const appended = await hub.post(from, room, id, text);
+			rooms
+				?.mentions(appended.message)
+				.catch((e: Error) => log.warn("mentions_failed", { error: e.message }));
+			return appended;
+		},
+		mayPost: rooms && ((bot, room) => rooms.botMayPost(bot, room)),
 		refuseSends: () => disk.problem,
 	});
 	/** The live session a request's cookie names (--auth accounts). */
@@ -407,9 +421,10 @@ export function start(config: Config, options: StartOptions = {}): Running {
 							? "the server's disk is nearly full, so it cannot store messages; try again later"
 							: undefined,
 					(address) => gate.punish(address),
+					rooms && new RoomFrames(rooms),
 				),
-				hub,
 				live,
+				rooms,
 			),
 		});
 	} catch (e) {
@@ -436,6 +451,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			},
 		})
 		.catch((e: unknown) => log.error("presence_start_failed", { error: (e as Error).message }));
+	rooms?.start(hub).catch((e: Error) => log.error("room_events_start_failed", { error: e.message }));
 	if (accounts) {
 		accounts
 			.watchRevocations((e) => log.warn("revocation_poll_failed", { error: e.message }))
@@ -497,6 +513,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 				await hub.closeAll(CLOSE.goingAway, "server shutting down");
 				await bus.close();
 				await presence.close();
+				await rooms?.close();
 				await store.close();
 				await accounts?.close();
 				await listening.stop(true);
@@ -509,14 +526,15 @@ export function start(config: Config, options: StartOptions = {}): Running {
 
 /**
  * --auth accounts: the account names the connection at open, and `welcome`
- * goes out at once (no `hello` needed); an ended session's sockets are closed.
+ * (with the account's rooms, lib/rooms.ts) goes out as soon as they are read,
+ * no `hello` needed; an ended session's sockets are closed.
  */
 function withAccounts(
 	handler: ReturnType<typeof websocketHandler>,
-	hub: Hub,
 	live: LiveSessions<Session> | undefined,
+	rooms: Rooms | undefined,
 ): ReturnType<typeof websocketHandler> {
-	if (!live) return handler;
+	if (!live || !rooms) return handler;
 	const { open, close } = handler;
 	return {
 		...handler,
@@ -525,15 +543,11 @@ function withAccounts(
 			const account = live.add(ws);
 			if (!account || ws.data.closed) return;
 			ws.data.name = account.name;
-			hub.sendTo(ws, {
-				type: "welcome",
-				name: account.name,
-				version: PROTOCOL_VERSION,
-				epoch: hub.store.epoch,
-			});
+			rooms.connect(ws, account);
 		},
 		close(ws, code, reason) {
 			live.remove(ws);
+			rooms.disconnect(ws);
 			close?.(ws, code, reason);
 		},
 	};
@@ -602,7 +616,10 @@ async function main(): Promise<void> {
 		if (cluster) cluster.link.onForeignStore = (e) => exitWith(2, e.message);
 		await cluster?.link.start();
 		const accounts = config.auth === "accounts" ? await Accounts.open(config.db) : undefined;
-		running = start(config, { store, metrics, log, cluster, accounts, tls });
+		const rooms = accounts
+			? await Rooms.open(config.db, accounts.store, (what, e) => log.warn(what, { error: e.message }))
+			: undefined;
+		running = start(config, { store, metrics, log, cluster, accounts, rooms, tls });
 	} catch (e) {
 		if (e instanceof StoreError || e instanceof StartError || e instanceof ForeignStoreError)
 			exitWith(2, e.message);

@@ -10,6 +10,8 @@ import { join } from "node:path";
 import { AccountStore } from "../lib/account-store.ts";
 import { hashToken } from "../lib/accounts.ts";
 import { nameKey } from "../lib/names.ts";
+import { RoomStore } from "../lib/room-store.ts";
+import { SqliteStore } from "../lib/store-sqlite.ts";
 import type { Job, StepResult } from "./generator.ts";
 import { freePort, ONE_ADDRESS_MANY_PEOPLE, waitForPort } from "./net.ts";
 
@@ -18,9 +20,25 @@ const clients = Number(process.argv[2] ?? 500);
 const rates = process.argv.slice(3).map(Number);
 if (rates.length === 0) rates.push(200, 800);
 
-/** N accounts b0…bN-1, each with the session whose cookie is `bench-<i>`, in one transaction. */
+/** N accounts b0…bN-1, each with the session whose cookie is `bench-<i>`, in one transaction; and the open room #fanout. */
 async function seed(db: string, n: number): Promise<void> {
+	// In the server's order: messages, accounts, then rooms (a join makes no room under accounts).
+	await new SqliteStore(db).close();
 	await (await AccountStore.open(db)).close();
+	const rooms = await RoomStore.open(db);
+	await rooms.insertRoom(
+		{
+			room: "fanout",
+			kind: "open",
+			title: null,
+			topic: "",
+			creator: null,
+			created: Date.now(),
+			archived: null,
+		},
+		[],
+	);
+	await rooms.close();
 	const sqlite = new Database(db);
 	const now = Date.now();
 	const account = sqlite.query(

@@ -5,15 +5,18 @@ import type { Account } from "./accounts.ts";
 export interface Reader {
 	name: string;
 	account?: Account;
+	/** --auth accounts: the rooms the account is a member of (lib/rooms.ts keeps it per process, up to date). */
+	memberOf?: ReadonlySet<string>;
 }
 
 /**
- * True when `reader` may read `room`'s stored messages. Today every room is
- * open to every identified person (there is no per-room access yet, issue 12),
- * so this allows everything; issue 12 tightens it HERE, and search results and
- * attachment downloads follow without another change. It must stay cheap and
- * synchronous: search calls it once per candidate row.
+ * True when `reader` may read `room`'s stored messages. Under --auth none
+ * every room is open to every identified person; under --auth accounts only
+ * a room's members may read it (lib/rooms.ts: joining an open room makes one
+ * a member). It must stay cheap and synchronous: search calls it once per
+ * candidate row. HTTP paths build the Reader from Rooms.readerFor (async).
  */
-export function mayRead(_reader: Reader, _room: string): boolean {
-	return true;
+export function mayRead(reader: Reader, room: string): boolean {
+	if (reader.account === undefined) return true;
+	return reader.memberOf?.has(room) ?? false;
 }

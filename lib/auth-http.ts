@@ -4,6 +4,7 @@ import type { Server } from "bun";
 import { parseClientFrame } from "../protocol.ts";
 import type { Role } from "./account-store.ts";
 import {
+	type Account,
 	type AccountError,
 	AccountFailure,
 	type Accounts,
@@ -55,6 +56,8 @@ export interface AuthDeps {
 	post(from: string, room: string, id: string | undefined, text: string): Promise<Appended>;
 	/** A reason sends are refused now (e.g. disk floor), or undefined. */
 	refuseSends?: () => string | undefined;
+	/** --auth accounts: may the bot post to the room (lib/rooms.ts: private rooms only as a member)? */
+	mayPost?: (bot: Account, room: string) => Promise<"ok" | "not_found" | "read_only">;
 }
 
 const STATUS: Record<AccountError, number> = {
@@ -544,6 +547,12 @@ export class AuthHttp {
 		if (parsed.frame.type !== "send") return refuse(400, "bad_request", "not a message");
 		const refusal = this.deps.refuseSends?.();
 		if (refusal) return refuse(503, "server_error", refusal);
+		// The same answer for a room that does not exist and one the bot may not see.
+		const access = (await this.deps.mayPost?.(bot, parsed.frame.room)) ?? "ok";
+		if (access === "not_found")
+			return refuse(404, "not_found", `no room #${parsed.frame.room} that this bot can see`);
+		if (access === "read_only")
+			return refuse(409, "read_only", `#${parsed.frame.room} is archived: it can be read, not written`);
 		const { message, created } = await this.deps.post(
 			bot.name,
 			parsed.frame.room,

@@ -1,6 +1,7 @@
 // The per-connection protocol: one Session per socket owns what is per connection (name, rooms, limits), and turns each frame into a hub call or an `error`.
 import type { ServerWebSocket, WebSocketHandler } from "bun";
 import {
+	type AccountsFrame,
 	CLOSE,
 	type ClientFrame,
 	type ClientFrameType,
@@ -11,8 +12,9 @@ import {
 	parseClientFrame,
 	parseName,
 	type ServerFrame,
+	type ServerFrameOf,
 } from "../protocol.ts";
-import { mayRead } from "./access.ts";
+import { mayRead, type Reader } from "./access.ts";
 import { AddressQuota } from "./address-quota.ts";
 import { UnknownFile } from "./attachments-index.ts";
 import { accountOf, helloMatchesAccount } from "./auth-ws.ts";
@@ -21,6 +23,7 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { addressGroup } from "./origin.ts";
 import { FRAME_RATES, INVALID_RATE, TokenBucket } from "./rate-limit.ts";
+import { RoomRefusal } from "./rooms.ts";
 import { BadCursor } from "./search.ts";
 import { around, forward } from "./search-context.ts";
 import { type Page, QuotaExceeded, type Store, StoreError } from "./store.ts";
@@ -178,11 +181,41 @@ export interface SessionHub {
 	disconnect(ws: Socket): void;
 	sendTo(ws: Socket, frame: ServerFrame): void;
 	identify(ws: Socket, name: string): Promise<boolean>;
-	join(ws: Socket, room: string, since: number | undefined): Promise<void>;
+	join(
+		ws: Socket,
+		room: string,
+		since: number | undefined,
+		extra?: Pick<ServerFrameOf<"joined">, "info" | "people">,
+	): Promise<void>;
 	leave(ws: Socket, room: string): void;
 	send(ws: Socket, room: string, id: string | undefined, text: string, files?: string[]): Promise<Message>;
 	typing(ws: Socket, room: string): void;
 	history(room: string, before: number | undefined, limit: number, ws?: Socket): Promise<Page>;
+}
+
+/** Protocol 1.2 frames about rooms (edit, delete and react are the message store's). */
+export type RoomFrame = Exclude<AccountsFrame, { type: "edit" | "delete" | "react" }>;
+
+/** Rooms with access control under --auth accounts (lib/room-frames.ts); absent under --auth none. */
+export interface SessionRooms {
+	/** Answers a room frame; a refusal is thrown as RoomRefusal. */
+	handle(ws: Socket, frame: RoomFrame): Promise<void>;
+	/** Runs `run` (the hub's join) if the account may read the room, with the fields `joined` gains; else throws RoomRefusal. */
+	join(
+		ws: Socket,
+		room: string,
+		run: (extra: Pick<ServerFrameOf<"joined">, "info" | "people">) => Promise<void>,
+	): Promise<void>;
+	/** Ends the account's membership: every device of it gets `left` (if joined) and `room_gone`. */
+	leave(ws: Socket, room: string): Promise<void>;
+	/** True when the room is archived: no send, typing, edit or reaction. */
+	readOnly(room: string): boolean;
+	/** Who is searching, with the rooms the account may read (lib/access.ts). */
+	reader(ws: Socket): Reader;
+	/** A message was stored (its mentions are recorded). */
+	sent(message: Message): Promise<void>;
+	/** Sends `welcome` with the account's rooms again (a `hello` naming the connection's account). */
+	welcome(ws: Socket): Promise<void>;
 }
 
 /**
@@ -201,6 +234,7 @@ export function websocketHandler(
 	log: Logger,
 	refuseSends: () => string | undefined = () => undefined,
 	floodClosed: (address: string) => void = () => {},
+	rooms?: SessionRooms,
 ): WebSocketHandler<Session> {
 	const { metrics } = hub;
 	const addressQuota = new AddressQuota(limits.addressQuotaPerDay);
@@ -265,6 +299,7 @@ export function websocketHandler(
 		return work.then(undefined, (e: unknown) => {
 			if (e instanceof QuotaExceeded) return sendError(ws, "quota_exceeded", e.message, ref, room);
 			if (e instanceof UnknownFile) return sendError(ws, "unknown_file", e.message, ref, room);
+			if (e instanceof RoomRefusal) return sendError(ws, e.code, e.message, ref, room);
 			if (e instanceof BadCursor) return sendError(ws, "bad_frame", e.message, ref);
 			if (e instanceof StoreError) metrics.storeErrors.inc();
 			log.error("request_failed", { conn: ws.data.id, error: (e as Error).message });
@@ -276,6 +311,7 @@ export function websocketHandler(
 		const session = ws.data;
 		if (session.name !== undefined && helloMatchesAccount(session, raw)) {
 			// --auth accounts: `welcome` was sent at open; a hello naming the same account gets it again.
+			if (rooms) return void run(ws, rooms.welcome(ws), undefined);
 			hub.sendTo(ws, {
 				type: "welcome",
 				name: session.name,
@@ -322,7 +358,7 @@ export function websocketHandler(
 	/** Searches the rooms this connection may read (lib/access.ts); no join needed. */
 	function search(ws: Socket, frame: Extract<ClientFrame, { type: "search" }>): Promise<void> {
 		const session = ws.data;
-		const reader = { name: session.name as string, account: accountOf(session) };
+		const reader = rooms ? rooms.reader(ws) : { name: session.name as string, account: accountOf(session) };
 		const { type: _, ref, query: text, ...filters } = frame;
 		const reply = hub.store
 			.search({ text, ...filters }, (room) => mayRead(reader, room))
@@ -365,7 +401,10 @@ export function websocketHandler(
 					);
 				}
 				log.debug("join", { conn: session.id, name: session.name, room: frame.room, since: frame.since });
-				return run(ws, hub.join(ws, frame.room, frame.since), undefined, frame.room);
+				const joining = rooms
+					? rooms.join(ws, frame.room, (extra) => hub.join(ws, frame.room, frame.since, extra))
+					: hub.join(ws, frame.room, frame.since);
+				return run(ws, joining, undefined, frame.room);
 			};
 			return session.queue(join, refuse);
 		}
@@ -375,11 +414,25 @@ export function websocketHandler(
 				() => refused(ws, frame, session.strike(), ref),
 			);
 		if (isAccountsFrame(frame)) {
-			// Protocol 1.2 (docs/PROTOCOL.md "Rooms, edits and read positions"); built for --auth accounts only.
-			return sendError(ws, "not_available", `'${frame.type}' needs --auth accounts`, ref);
+			// Protocol 1.2 (docs/PROTOCOL.md "Rooms, direct messages and read positions"); --auth accounts only.
+			if (rooms && frame.type !== "edit" && frame.type !== "delete" && frame.type !== "react")
+				return void run(ws, rooms.handle(ws, frame), ref, roomOf(frame));
+			const why = rooms ? "is not available on this server yet" : "needs --auth accounts";
+			return sendError(ws, "not_available", `'${frame.type}' ${why}`, ref);
 		}
+		// --auth accounts: leaving ends the membership, on every device (each gets `left` and `room_gone`).
+		if (frame.type === "leave" && rooms)
+			return void run(ws, rooms.leave(ws, frame.room), undefined, frame.room);
 		if (!session.rooms.has(frame.room))
 			return sendError(ws, "not_joined", `join ${frame.room} first`, ref, frame.room);
+		if ((frame.type === "send" || frame.type === "typing") && rooms?.readOnly(frame.room))
+			return sendError(
+				ws,
+				"read_only",
+				`#${frame.room} is archived: it can be read, not written`,
+				ref,
+				frame.room,
+			);
 		switch (frame.type) {
 			case "leave":
 				hub.leave(ws, frame.room);
@@ -406,10 +459,15 @@ export function websocketHandler(
 						frame.id,
 						frame.room,
 					);
-				const sent = hub.send(ws, frame.room, frame.id, frame.text, frame.files).catch((e: unknown) => {
-					addressQuota.refund(group, bytes);
-					throw e;
-				});
+				const sent = hub.send(ws, frame.room, frame.id, frame.text, frame.files).then(
+					// Mentions are counted after the message is safe; failing to count one does not fail the send.
+					(message) =>
+						rooms?.sent(message).catch((e: Error) => log.warn("mentions_failed", { error: e.message })),
+					(e: unknown) => {
+						addressQuota.refund(group, bytes);
+						throw e;
+					},
+				);
 				void run(ws, sent, frame.id, frame.room);
 				return;
 			}

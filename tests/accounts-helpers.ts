@@ -4,10 +4,13 @@ import { join } from "node:path";
 import { Accounts } from "../lib/accounts.ts";
 import type { Config } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
+import { Rooms } from "../lib/rooms.ts";
+import { SqliteStore } from "../lib/store-sqlite.ts";
 import { startServer, type TestServer, tempDir } from "./helpers.ts";
 
 export interface AccountsServer extends TestServer {
 	accounts: Accounts;
+	rooms: Rooms;
 	/** Every log line this server wrote. */
 	logs: string[];
 }
@@ -18,17 +21,23 @@ export async function startAccountsServer(
 ): Promise<AccountsServer> {
 	const dir = options.dbPath ? undefined : tempDir("hubbub-acct-");
 	const dbPath = options.dbPath ?? join((dir as { path: string }).path, "hubbub.db");
+	// In the order the server opens them: the room tables read the message and account tables.
+	const store = new SqliteStore(dbPath);
 	const accounts = await Accounts.open(dbPath);
+	const rooms = await Rooms.open(dbPath, accounts.store);
 	const logs: string[] = [];
 	const s = startServer({
 		dbPath,
+		store,
 		accounts,
+		rooms,
 		log: createLogger("debug", (line) => logs.push(line)),
 		config: { auth: "accounts", ...options.config },
 	});
 	return {
 		...s,
 		accounts,
+		rooms,
 		logs,
 		async [Symbol.asyncDispose]() {
 			await s[Symbol.asyncDispose]();

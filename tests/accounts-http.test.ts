@@ -234,7 +234,7 @@ describe("the authenticated WebSocket", () => {
 		expect(await upgrade(s, { ...admin.wsHeaders(), origin: "http://evil.example" })).toBe("403");
 
 		const c = await Client.connect(wsUrl(s), { headers: admin.wsHeaders() });
-		expect(await c.next()).toMatchObject({ type: "welcome", name: "alice", version: "1.0.0" });
+		expect(await c.next()).toMatchObject({ type: "welcome", name: "alice", version: "1.2.0", role: "admin" });
 		c.send({ type: "hello", name: "mallory" });
 		expect(await c.next()).toMatchObject({ type: "error", code: "already_identified" });
 		c.send({ type: "hello", name: "ALICE" });
@@ -369,6 +369,8 @@ describe("bot API", () => {
 		const token = String(made.body.token);
 		const watcher = await Client.connect(wsUrl(s), { headers: admin.wsHeaders() });
 		await watcher.expect("welcome");
+		watcher.send({ type: "create", room: "deploys", kind: "open" });
+		await watcher.expect("room");
 		await watcher.join("deploys");
 		const post = (key: string, text: string, auth = `Bearer ${token}`) =>
 			fetch(`${s.url}/api/rooms/deploys/messages`, {
@@ -408,6 +410,9 @@ test("the README's bot curl example, as printed, posts to #deploys once however 
 	const made = await admin.call("POST", "/api/admin/bots", { name: "deploy-bot" });
 	const watcher = await Client.connect(s.ws, { headers: admin.wsHeaders() });
 	await watcher.expect("welcome");
+	// Under accounts a room is made with `create` (a join makes none); the bot becomes a member by posting.
+	watcher.send({ type: "create", room: "deploys", kind: "open" });
+	await watcher.expect("room");
 	await watcher.join("deploys");
 	// Asynchronously: the server answering curl runs in this process.
 	const run = async () => {

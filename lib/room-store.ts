@@ -1,0 +1,471 @@
+// Where rooms, their members, read positions and mentions are kept (protocol 1.2, --auth accounts):
+// the same database as the messages and accounts (SQLite file or PostgreSQL), through Bun.SQL, one code path for both.
+import { SQL } from "bun";
+import { StoreError } from "./store.ts";
+
+/**
+ * The room tables carry their own schema version (key 'schema' in
+ * hubbub_room_meta), so they migrate independently of the message and
+ * account tables. Open them after both (they read the messages table for
+ * counts and the accounts table for names).
+ */
+const SCHEMA_VERSION = 1;
+/** pg_advisory_xact_lock key: one migration at a time when several processes start together. */
+const MIGRATION_LOCK = 4_817_232;
+/** Unread counts stop here: counting is bounded by it however far behind a reader is. */
+export const UNREAD_CAP = 1000;
+/** The room every account joins when it is first seen, and that always exists. */
+export const FIRST_ROOM = "general";
+
+export type RoomKind = "open" | "private" | "direct";
+
+export interface RoomRow {
+	room: string;
+	kind: RoomKind;
+	/** Null: show the room id (direct rooms never have one). */
+	title: string | null;
+	topic: string;
+	/** Account id of its creator; null for rooms from before protocol 1.2 and direct rooms. */
+	creator: string | null;
+	created: number;
+	archived: number | null;
+}
+
+/** One room as one member sees it, with the counts read from the store. */
+export interface MemberView extends RoomRow {
+	creatorName: string | null;
+	members: number;
+	lastSeq: number;
+	lastRead: number;
+	unread: number;
+	mentions: number;
+}
+
+export interface RoomEvent {
+	seq: number;
+	room: string;
+	accountId: string | null;
+	kind: string;
+}
+
+const POSTGRES_URL = /^postgres(ql)?:\/\//i;
+
+type Row = Record<string, unknown>;
+const num = (v: unknown) => Number(v ?? 0);
+
+function roomOf(r: Row): RoomRow {
+	return {
+		room: String(r.room),
+		kind: r.kind === "private" ? "private" : r.kind === "direct" ? "direct" : "open",
+		title: r.title === null || r.title === undefined ? null : String(r.title),
+		topic: String(r.topic ?? ""),
+		creator: r.creator === null || r.creator === undefined ? null : String(r.creator),
+		created: num(r.created),
+		archived: r.archived === null || r.archived === undefined ? null : num(r.archived),
+	};
+}
+
+function isUniqueViolation(e: unknown): boolean {
+	const err = e as { errno?: unknown; code?: unknown; message?: unknown };
+	return (
+		err?.errno === "23505" ||
+		String(err?.code).includes("23505") ||
+		String(err?.code).startsWith("SQLITE_CONSTRAINT") ||
+		/UNIQUE constraint failed|duplicate key/i.test(String(err?.message))
+	);
+}
+
+/** Rows only: who may do what is decided in lib/rooms.ts. */
+export class RoomStore {
+	/** The message store's tables, which differ by engine (lib/store-sqlite.ts, lib/store-postgres.ts). */
+	private readonly messages: string;
+	/** SQL for a room's last seq, with the room as $1 (retention may have removed every message). */
+	private readonly lastSeqSql: string;
+
+	private constructor(
+		private readonly sql: SQL,
+		readonly engine: "sqlite" | "postgres",
+	) {
+		const pg = engine === "postgres";
+		this.messages = pg ? "hubbub_messages" : "messages";
+		this.lastSeqSql = pg
+			? "COALESCE((SELECT last_seq FROM hubbub_rooms WHERE room = r.room), 0)"
+			: `MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE room = r.room), 0),
+				COALESCE((SELECT floor FROM room_floors WHERE room = r.room), 0))`;
+	}
+
+	/**
+	 * A statement written with PostgreSQL's numbered placeholders ($1, $2…).
+	 * SQLite numbers `$n` by first appearance, not by its digits; `?n` is its
+	 * explicit form, so the text is translated for it.
+	 */
+	private unsafe(tx: SQL, text: string, params: unknown[] = []) {
+		return tx.unsafe(this.engine === "sqlite" ? text.replace(/\$(\d+)/g, "?$1") : text, params);
+	}
+
+	/** Opens `db` (a postgres:// URL or a SQLite path) and creates or migrates the room tables. */
+	static async open(db: string, now = Date.now()): Promise<RoomStore> {
+		const postgres = POSTGRES_URL.test(db);
+		const sql = postgres
+			? new SQL({ url: db, max: 4, connectionTimeout: 3, idleTimeout: 60 })
+			: new SQL({ adapter: "sqlite", filename: db === "" ? ":memory:" : db, create: true });
+		try {
+			if (!postgres) {
+				await sql`PRAGMA busy_timeout = 2000`;
+				await sql`PRAGMA journal_mode = WAL`;
+			}
+			const store = new RoomStore(sql, postgres ? "postgres" : "sqlite");
+			await store.migrate(now);
+			return store;
+		} catch (e) {
+			await sql.close({ timeout: 0 }).catch(() => {});
+			throw new StoreError(`cannot open the room tables: ${(e as Error).message}`);
+		}
+	}
+
+	private async tableExists(tx: SQL, name: string): Promise<boolean> {
+		const rows =
+			this.engine === "postgres"
+				? await tx`SELECT to_regclass(${name}) IS NOT NULL AS found`
+				: await tx`SELECT COUNT(*) > 0 AS found FROM sqlite_master WHERE type = 'table' AND name = ${name}`;
+		const found = (rows as Row[])[0]?.found;
+		return found === true || num(found) === 1;
+	}
+
+	private async migrate(now: number): Promise<void> {
+		const pg = this.engine === "postgres";
+		const serial = pg ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT";
+		await this.sql.begin(async (tx) => {
+			if (pg) await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK})`;
+			if (!(await this.tableExists(tx, this.messages)) || !(await this.tableExists(tx, "hubbub_accounts")))
+				throw new Error("the message and account tables must be opened before the room tables");
+			await tx`CREATE TABLE IF NOT EXISTS hubbub_room_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`;
+			const [row] = await tx`SELECT value FROM hubbub_room_meta WHERE key = 'schema'`;
+			const version = row ? Number(row.value) : 0;
+			if (version > SCHEMA_VERSION)
+				throw new Error(`room schema version ${version} is newer than this hubbub understands`);
+			if (version < 1) {
+				await tx.unsafe(`CREATE TABLE hubbub_room_info (
+					room TEXT PRIMARY KEY,
+					kind TEXT NOT NULL,
+					title TEXT,
+					topic TEXT NOT NULL,
+					creator TEXT,
+					created BIGINT NOT NULL,
+					archived BIGINT
+				)`);
+				await tx.unsafe(`CREATE TABLE hubbub_room_members (
+					room TEXT NOT NULL,
+					account_id TEXT NOT NULL,
+					joined BIGINT NOT NULL,
+					last_read BIGINT NOT NULL,
+					PRIMARY KEY (room, account_id)
+				)`);
+				await tx.unsafe("CREATE INDEX hubbub_room_members_account ON hubbub_room_members (account_id)");
+				await tx.unsafe(`CREATE TABLE hubbub_mentions (
+					account_id TEXT NOT NULL,
+					room TEXT NOT NULL,
+					seq BIGINT NOT NULL,
+					PRIMARY KEY (account_id, room, seq)
+				)`);
+				// Membership and room changes, so every process tells its sockets (polled; see lib/rooms.ts).
+				await tx.unsafe(`CREATE TABLE hubbub_room_events (
+					seq ${serial},
+					room TEXT NOT NULL,
+					account_id TEXT,
+					kind TEXT NOT NULL,
+					at BIGINT NOT NULL
+				)`);
+				// Accounts the room tables have seen: each was made a member of FIRST_ROOM once, when first seen.
+				await tx.unsafe(
+					"CREATE TABLE hubbub_room_newcomers (account_id TEXT PRIMARY KEY, at BIGINT NOT NULL)",
+				);
+				// An older database: its people stay members of the rooms they wrote in (the rooms are adopted below).
+				await this.adopt(tx, now);
+				await this.unsafe(
+					tx,
+					`INSERT INTO hubbub_room_members (room, account_id, joined, last_read)
+					SELECT DISTINCT m.room, a.id, CAST($1 AS BIGINT), 0 FROM ${this.messages} m
+					JOIN hubbub_accounts a ON a.name_key = m.sender_key WHERE true
+					ON CONFLICT DO NOTHING`,
+					[now],
+				);
+				// Their read positions start at each room's newest message: history is not "unread".
+				await tx.unsafe(
+					`UPDATE hubbub_room_members SET last_read =
+					(SELECT ${this.lastSeqSql} FROM hubbub_room_info r WHERE r.room = hubbub_room_members.room)`,
+				);
+				await tx`INSERT INTO hubbub_room_meta (key, value) VALUES ('schema', ${String(SCHEMA_VERSION)})
+					ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`;
+			}
+			await this.adopt(tx, now);
+		});
+	}
+
+	/**
+	 * Every room that has messages but no row becomes an open room (a database
+	 * from before protocol 1.2, or rooms made while it ran under --auth none),
+	 * and FIRST_ROOM exists whenever no room does.
+	 */
+	private async adopt(tx: SQL, now: number): Promise<void> {
+		// One index probe per room (a loose index scan), not a scan of every message.
+		const distinct =
+			this.engine === "postgres"
+				? "SELECT room FROM hubbub_rooms"
+				: `WITH RECURSIVE r(room) AS (
+						SELECT MIN(room) FROM messages
+						UNION ALL SELECT (SELECT MIN(room) FROM messages WHERE room > r.room) FROM r WHERE r.room IS NOT NULL)
+					SELECT room FROM r WHERE room IS NOT NULL UNION SELECT room FROM room_floors`;
+		await this.unsafe(
+			tx,
+			`INSERT INTO hubbub_room_info (room, kind, title, topic, creator, created, archived)
+			SELECT d.room, 'open', CAST(NULL AS TEXT), '', CAST(NULL AS TEXT), CAST($1 AS BIGINT), CAST(NULL AS BIGINT) FROM (${distinct}) d
+			WHERE NOT EXISTS (SELECT 1 FROM hubbub_room_info i WHERE i.room = d.room)`,
+			[now],
+		);
+		await tx`INSERT INTO hubbub_room_info (room, kind, title, topic, creator, created, archived)
+			SELECT CAST(${FIRST_ROOM} AS TEXT), 'open', CAST(NULL AS TEXT), '', CAST(NULL AS TEXT), CAST(${now} AS BIGINT), CAST(NULL AS BIGINT)
+			WHERE NOT EXISTS (SELECT 1 FROM hubbub_room_info)`;
+	}
+
+	// ---- rooms
+
+	async room(room: string): Promise<RoomRow | undefined> {
+		const [r] = await this.sql`SELECT * FROM hubbub_room_info WHERE room = ${room}`;
+		return r ? roomOf(r) : undefined;
+	}
+
+	/** Inserts a room and makes `members` its members in one transaction; "taken" when the id exists. */
+	async insertRoom(row: RoomRow, members: string[]): Promise<"ok" | "taken"> {
+		try {
+			return await this.sql.begin(async (tx) => {
+				await tx`INSERT INTO hubbub_room_info (room, kind, title, topic, creator, created, archived)
+					VALUES (${row.room}, ${row.kind}, ${row.title}, ${row.topic}, ${row.creator}, ${row.created}, ${row.archived})`;
+				for (const id of members)
+					await tx`INSERT INTO hubbub_room_members (room, account_id, joined, last_read)
+						VALUES (${row.room}, ${id}, ${row.created}, 0) ON CONFLICT DO NOTHING`;
+				return "ok" as const;
+			});
+		} catch (e) {
+			if (isUniqueViolation(e)) return "taken";
+			throw e;
+		}
+	}
+
+	async updateRoom(
+		room: string,
+		change: { title?: string | null; topic?: string; archived?: number | null },
+	): Promise<void> {
+		await this.sql.begin(async (tx) => {
+			if (change.title !== undefined)
+				await tx`UPDATE hubbub_room_info SET title = ${change.title} WHERE room = ${room}`;
+			if (change.topic !== undefined)
+				await tx`UPDATE hubbub_room_info SET topic = ${change.topic} WHERE room = ${room}`;
+			if (change.archived !== undefined)
+				await tx`UPDATE hubbub_room_info SET archived = ${change.archived} WHERE room = ${room}`;
+		});
+	}
+
+	/** Open rooms that are not archived, whose id or title contains `query` (any case), by id. */
+	async directory(
+		query: string,
+		limit: number,
+	): Promise<{ room: string; title: string | null; topic: string; members: number }[]> {
+		const like = `%${query.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+		const rows = (await this.sql`SELECT r.room, r.title, r.topic,
+				(SELECT COUNT(*) FROM hubbub_room_members m WHERE m.room = r.room) AS members
+			FROM hubbub_room_info r
+			WHERE r.kind = 'open' AND r.archived IS NULL
+				AND (LOWER(r.room) LIKE ${like} ESCAPE '\\' OR LOWER(COALESCE(r.title, '')) LIKE ${like} ESCAPE '\\')
+			ORDER BY r.room LIMIT ${limit}`) as Row[];
+		return rows.map((r) => ({
+			room: String(r.room),
+			title: r.title === null ? null : String(r.title),
+			topic: String(r.topic),
+			members: num(r.members),
+		}));
+	}
+
+	// ---- members
+
+	async isMember(room: string, accountId: string): Promise<boolean> {
+		const [r] = await this
+			.sql`SELECT 1 AS one FROM hubbub_room_members WHERE room = ${room} AND account_id = ${accountId}`;
+		return r !== undefined;
+	}
+
+	/** Makes the account a member, its read position at the room's newest message; false when it already was. */
+	async addMember(room: string, accountId: string, now: number): Promise<boolean> {
+		const r = await this.unsafe(
+			this.sql,
+			`INSERT INTO hubbub_room_members (room, account_id, joined, last_read)
+			SELECT r.room, CAST($2 AS TEXT), CAST($3 AS BIGINT), ${this.lastSeqSql} FROM hubbub_room_info r WHERE r.room = $1
+			ON CONFLICT DO NOTHING`,
+			[room, accountId, now],
+		);
+		return r.count > 0;
+	}
+
+	/** Ends a membership (and its mentions); false when there was none. */
+	async removeMember(room: string, accountId: string): Promise<boolean> {
+		return this.sql.begin(async (tx) => {
+			const r = await tx`DELETE FROM hubbub_room_members WHERE room = ${room} AND account_id = ${accountId}`;
+			await tx`DELETE FROM hubbub_mentions WHERE account_id = ${accountId} AND room = ${room}`;
+			return r.count > 0;
+		});
+	}
+
+	/** The rooms the account is a member of. */
+	async memberships(accountId: string): Promise<string[]> {
+		const rows = (await this
+			.sql`SELECT room FROM hubbub_room_members WHERE account_id = ${accountId} ORDER BY room`) as Row[];
+		return rows.map((r) => String(r.room));
+	}
+
+	/** Display names of the room's members (active accounts or not), by name key. */
+	async people(room: string): Promise<string[]> {
+		const rows = (await this.sql`SELECT a.name FROM hubbub_room_members m
+			JOIN hubbub_accounts a ON a.id = m.account_id WHERE m.room = ${room} ORDER BY a.name_key`) as Row[];
+		return rows.map((r) => String(r.name));
+	}
+
+	/** Names of the members of every private and direct room the account is in (or only `only`), by room. */
+	async peopleOf(accountId: string, only?: string): Promise<Map<string, string[]>> {
+		const rows = (await this.unsafe(
+			this.sql,
+			`SELECT m.room, a.name FROM hubbub_room_members m
+			JOIN hubbub_accounts a ON a.id = m.account_id JOIN hubbub_room_info r ON r.room = m.room
+			WHERE r.kind <> 'open' AND m.room IN (SELECT room FROM hubbub_room_members WHERE account_id = $1)
+			${only === undefined ? "" : "AND m.room = $2"} ORDER BY m.room, a.name_key`,
+			only === undefined ? [accountId] : [accountId, only],
+		)) as Row[];
+		const byRoom = new Map<string, string[]>();
+		for (const r of rows) {
+			const list = byRoom.get(String(r.room)) ?? [];
+			list.push(String(r.name));
+			byRoom.set(String(r.room), list);
+		}
+		return byRoom;
+	}
+
+	/** Rooms that are archived (read-only), for the synchronous check at send. */
+	async archivedRooms(): Promise<string[]> {
+		const rows = (await this.sql`SELECT room FROM hubbub_room_info WHERE archived IS NOT NULL`) as Row[];
+		return rows.map((r) => String(r.room));
+	}
+
+	/** The members of `room` whose name key is one of `keys` (the people a message mentions). */
+	async membersByKey(room: string, keys: string[]): Promise<string[]> {
+		if (keys.length === 0) return [];
+		const rows = (await this.sql`SELECT m.account_id FROM hubbub_room_members m
+			JOIN hubbub_accounts a ON a.id = m.account_id
+			WHERE m.room = ${room} AND a.name_key IN ${this.sql(keys)}`) as Row[];
+		return rows.map((r) => String(r.account_id));
+	}
+
+	/**
+	 * The rooms the account is a member of (or only `only`), with its counts:
+	 * `unread` is the messages after its read position not sent by it (name key
+	 * `key`), at most UNREAD_CAP, read as a bounded seq range (seqs have no gaps).
+	 */
+	async views(accountId: string, key: string, only?: string): Promise<MemberView[]> {
+		const rows = (await this.unsafe(
+			this.sql,
+			`SELECT r.*, c.name AS creator_name, m.last_read,
+				(SELECT COUNT(*) FROM hubbub_room_members x WHERE x.room = r.room) AS members,
+				(SELECT COUNT(*) FROM ${this.messages} g WHERE g.room = r.room AND g.seq > m.last_read
+					AND g.seq <= m.last_read + ${UNREAD_CAP} AND g.sender_key <> $2) AS unread,
+				(SELECT COUNT(*) FROM hubbub_mentions n WHERE n.account_id = m.account_id AND n.room = r.room
+					AND n.seq > m.last_read) AS mentions,
+				${this.lastSeqSql} AS last_seq
+			FROM hubbub_room_members m JOIN hubbub_room_info r ON r.room = m.room
+			LEFT JOIN hubbub_accounts c ON c.id = r.creator
+			WHERE m.account_id = $1 ${only === undefined ? "" : "AND m.room = $3"}
+			ORDER BY r.room`,
+			only === undefined ? [accountId, key] : [accountId, key, only],
+		)) as Row[];
+		return rows.map((r) => ({
+			...roomOf(r),
+			creatorName: r.creator_name === null || r.creator_name === undefined ? null : String(r.creator_name),
+			members: num(r.members),
+			lastSeq: num(r.last_seq),
+			lastRead: Math.min(num(r.last_read), num(r.last_seq)),
+			unread: num(r.unread),
+			mentions: num(r.mentions),
+		}));
+	}
+
+	/** Moves the read position forward to `seq` (never back, never past the room's newest message). */
+	async markRead(room: string, accountId: string, seq: number): Promise<boolean> {
+		const r = await this.unsafe(
+			this.sql,
+			`UPDATE hubbub_room_members SET last_read = (
+				SELECT CASE WHEN CAST($3 AS BIGINT) < top THEN CAST($3 AS BIGINT) ELSE top END FROM (SELECT ${this.lastSeqSql} AS top FROM hubbub_room_info r WHERE r.room = $1) t)
+			WHERE room = $1 AND account_id = $2 AND last_read < CAST($3 AS BIGINT)`,
+			[room, accountId, seq],
+		);
+		return r.count > 0;
+	}
+
+	/** Records that the message `seq` of `room` mentions these accounts. */
+	async addMentions(room: string, seq: number, accountIds: string[]): Promise<void> {
+		if (accountIds.length === 0) return;
+		await this.sql.begin(async (tx) => {
+			for (const id of accountIds)
+				await tx`INSERT INTO hubbub_mentions (account_id, room, seq) VALUES (${id}, ${room}, ${seq})
+					ON CONFLICT DO NOTHING`;
+		});
+	}
+
+	/** True the first time an account is seen here: it is then made a member of FIRST_ROOM (if open and not archived). */
+	async welcomeNewcomer(accountId: string, now: number): Promise<boolean> {
+		return this.sql.begin(async (tx) => {
+			const claimed =
+				await tx`INSERT INTO hubbub_room_newcomers (account_id, at) VALUES (${accountId}, ${now})
+				ON CONFLICT DO NOTHING RETURNING account_id`;
+			if (claimed.length === 0) return false;
+			await this.unsafe(
+				tx,
+				`INSERT INTO hubbub_room_members (room, account_id, joined, last_read)
+				SELECT r.room, CAST($2 AS TEXT), CAST($3 AS BIGINT), ${this.lastSeqSql} FROM hubbub_room_info r
+				WHERE r.room = $1 AND r.kind = 'open' AND r.archived IS NULL
+				ON CONFLICT DO NOTHING`,
+				[FIRST_ROOM, accountId, now],
+			);
+			return true;
+		});
+	}
+
+	// ---- the event log every process polls
+
+	async appendEvent(room: string, accountId: string | null, kind: string, now: number): Promise<number> {
+		const [r] = await this.sql`INSERT INTO hubbub_room_events (room, account_id, kind, at)
+			VALUES (${room}, ${accountId}, ${kind}, ${now}) RETURNING seq`;
+		return num(r?.seq);
+	}
+
+	async eventsAfter(seq: number): Promise<RoomEvent[]> {
+		const rows = (await this.sql`SELECT seq, room, account_id, kind FROM hubbub_room_events
+			WHERE seq > ${seq} ORDER BY seq LIMIT 10000`) as Row[];
+		return rows.map((r) => ({
+			seq: num(r.seq),
+			room: String(r.room),
+			accountId: r.account_id === null ? null : String(r.account_id),
+			kind: String(r.kind),
+		}));
+	}
+
+	async lastEvent(): Promise<number> {
+		const [r] = await this.sql`SELECT MAX(seq) AS seq FROM hubbub_room_events`;
+		return num(r?.seq);
+	}
+
+	/** Drops events older than `before`: every process has long applied them. */
+	async pruneEvents(before: number): Promise<void> {
+		await this.sql`DELETE FROM hubbub_room_events WHERE at < ${before}`;
+	}
+
+	async close(): Promise<void> {
+		await this.sql.close({ timeout: 1 });
+	}
+}
