@@ -197,11 +197,15 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	// Bun.serve needs the hub's socket handlers, the hub needs the server's topics: the server is
 	// assigned in this same turn, before any socket can open.
 	let server: Server<Session> | undefined;
+	const rooms = config.auth === "accounts" ? options.rooms : undefined;
+	if (config.auth === "accounts" && options.accounts && !rooms)
+		throw new StartError("--auth accounts needs the room tables (Rooms.open) to be opened first");
 	// Files in messages: uploads need accounts (--auth none has none to name), kept in a folder beside the database.
 	const messageFiles = new MessageFiles(
 		store,
 		config.auth === "accounts" ? new AttachmentStore(uploadDir(config), config.maxUpload) : undefined,
-		{ log },
+		// A download has no connection that knows its rooms: the room store is asked (every process agrees).
+		{ log, mayRead: rooms && ((reader, room) => rooms.mayRead(reader, room)) },
 	);
 	const hub = new Hub({
 		files: messageFiles,
@@ -240,9 +244,6 @@ export function start(config: Config, options: StartOptions = {}): Running {
 	const accounts = config.auth === "accounts" ? options.accounts : undefined;
 	if (config.auth === "accounts" && !accounts)
 		throw new StartError("--auth accounts needs the account tables (Accounts.open) to be opened first");
-	const rooms = accounts ? options.rooms : undefined;
-	if (accounts && !rooms)
-		throw new StartError("--auth accounts needs the room tables (Rooms.open) to be opened first");
 	const live = accounts ? new LiveSessions<Session>(accounts) : undefined;
 	const auth = new AuthHttp({
 		accounts,

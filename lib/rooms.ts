@@ -217,9 +217,9 @@ export class Rooms {
 		return this.personOf(ws)?.memberOf ?? new Set();
 	}
 
-	/** The Reader (lib/access.ts) of an account on an HTTP path (downloads), its memberships read from the store. */
-	async readerFor(account: Account): Promise<Reader> {
-		return { name: account.name, account, memberOf: new Set(await this.store.memberships(account.id)) };
+	/** lib/access.ts mayRead for an HTTP path (downloads): the membership is read from the store. */
+	async mayRead(reader: Reader, room: string): Promise<boolean> {
+		return reader.account !== undefined && (await this.store.isMember(room, reader.account.id));
 	}
 
 	/** Sends `welcome` with every room of the account, reading them afresh. */

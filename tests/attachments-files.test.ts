@@ -146,8 +146,11 @@ describe.each(backends)("%s", (_, fresh) => {
 		await using h = await fresh();
 		const files = new MessageFiles(h.store, h.blobs);
 		const f = await upload(files, "acc-alice", "plans");
-		const bob = { name: "bob", account: { id: "acc-bob" } } as Parameters<MessageFiles["mayDownload"]>[0];
-		const alice = { name: "alice", account: { id: "acc-alice" } } as typeof bob;
+		// Members of #general (lib/access.ts mayRead: an account reads the rooms it is a member of).
+		const memberOf = new Set(["general"]);
+		type Reader = Parameters<MessageFiles["mayDownload"]>[0];
+		const bob = { name: "bob", account: { id: "acc-bob" } as Reader["account"], memberOf };
+		const alice = { name: "alice", account: { id: "acc-alice" } as Reader["account"], memberOf };
 		expect(await files.mayDownload(alice, f.id)).toBe(true);
 		expect(await files.mayDownload(bob, f.id)).toBe(false);
 		await send(h.store, "general", "plans", await files.resolve("acc-alice", [f.id]));
