@@ -87,8 +87,9 @@ export class AttachmentRoutes {
 		const held = declared ?? Math.min(left, files.maxBytes);
 		if (quota > 0) this.streaming.set(account.id, (this.streaming.get(account.id) ?? 0) + held);
 		try {
-			const stored = await files.put(req.body, declared, left);
-			await this.deps.files.record(account.id, stored, name);
+			const received = await files.receive(req.body, declared, left);
+			await this.deps.files.record(account.id, received, name);
+			const { temp: _, ...stored } = received;
 			this.deps.log.info("upload_stored", { id: stored.id, size: stored.size, type: stored.type });
 			return json(201, {
 				ok: true,

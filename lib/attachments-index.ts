@@ -1,14 +1,11 @@
 // Files in messages: which uploads a send may carry, who may download a file, and deleting files no message holds.
 import type { FileRef } from "../protocol.ts";
 import { mayRead, type Reader } from "./access.ts";
-import type { AttachmentStore, StoredFile } from "./attachments.ts";
+import type { AttachmentStore, Received } from "./attachments.ts";
 import type { Logger } from "./log.ts";
-import { type FileIndex, FORGET_STEP } from "./store.ts";
+import { type FileIndex, FORGET_STEP, UnknownFile } from "./store.ts";
 
-/** A send named a file its account did not upload (or one since deleted); nothing was stored. */
-export class UnknownFile extends Error {
-	override name = "UnknownFile";
-}
+export { UnknownFile };
 
 /** How long an upload not yet sent keeps its file (the page uploads first, then sends). */
 export const UNSENT_KEEP_MS = 86_400_000;
@@ -47,19 +44,33 @@ export class MessageFiles {
 		this.mayRead = options.mayRead ?? mayRead;
 	}
 
-	/** Records `account`'s upload of `file` under `name` (cleaned): it may send it now, and it counts against its quota. */
-	record(account: string, file: StoredFile, name: string): Promise<void> {
-		return this.index.recordUpload({
-			account,
-			id: file.id,
-			name,
-			type: file.type,
-			size: file.size,
-			width: file.width,
-			height: file.height,
-			inline: file.inline,
-			created: Date.now(),
-		});
+	/**
+	 * Records `account`'s upload of `file` under `name` (cleaned) and puts its
+	 * bytes in place, in one transaction of the store (so a deletion of the same
+	 * bytes cannot slip between): it may send it now, and it counts against its quota.
+	 */
+	async record(account: string, file: Received, name: string): Promise<void> {
+		const blobs = this.blobs;
+		if (!blobs) throw new UnknownFile("this server takes no files: it runs without accounts (--auth none)");
+		try {
+			await this.index.recordUpload(
+				{
+					account,
+					id: file.id,
+					name,
+					type: file.type,
+					size: file.size,
+					width: file.width,
+					height: file.height,
+					inline: file.inline,
+					created: Date.now(),
+				},
+				() => blobs.place(file),
+			);
+		} finally {
+			// Placed, it is gone from the temporary folder; otherwise it must not stay there.
+			await blobs.discard(file);
+		}
 	}
 
 	/**
@@ -123,10 +134,37 @@ export class MessageFiles {
 		}
 	}
 
-	/** Sweeps every `everyMs` (failures logged; the next round tries again). */
-	startSweeping(everyMs = 600_000): { stop(): void } {
+	/**
+	 * Deletes stored bytes nothing refers to (no upload row, no message): left
+	 * by a crash, by uploads from before hubbub recorded them, or by a
+	 * database put back from a backup; and temporary files of uploads cut off
+	 * by a crash. Each is decided again under the store's lock (forgetFiles),
+	 * so an upload of the same bytes happening meanwhile keeps them.
+	 */
+	async sweepFolder(): Promise<number> {
+		const blobs = this.blobs;
+		if (!blobs) return 0;
+		let removed = await blobs.removeStaleTemp(this.unsentKeepMs);
+		for await (const ids of blobs.ids()) {
+			for (let i = 0; i < ids.length; i += FORGET_STEP) {
+				const chunk = ids.slice(i, i + FORGET_STEP);
+				const known = await this.index.knownFiles(chunk);
+				const unknown = chunk.filter((id) => !known.has(id));
+				if (unknown.length > 0) removed += await this.forget(unknown);
+			}
+		}
+		return removed;
+	}
+
+	/**
+	 * Sweeps every `everyMs`, and the folder every `folderEvery`th round
+	 * (failures logged; the next round tries again).
+	 */
+	startSweeping(everyMs = 600_000, folderEvery = 36): { stop(): void } {
+		let round = 0;
 		const timer = setInterval(() => {
-			this.sweep().catch((e: unknown) =>
+			const folder = ++round % folderEvery === 0;
+			(folder ? this.sweep().then(() => this.sweepFolder()) : this.sweep()).catch((e: unknown) =>
 				this.log?.error("files_sweep_failed", { error: (e as Error).message }),
 			);
 		}, everyMs);
@@ -140,8 +178,10 @@ export class MessageFiles {
 	}
 
 	private async forget(ids: string[] | undefined): Promise<number> {
-		const gone = await this.index.forgetFiles(ids, Date.now() - this.unsentKeepMs);
-		for (const id of gone) await this.blobs?.remove(id);
+		const blobs = this.blobs;
+		const gone = await this.index.forgetFiles(ids, Date.now() - this.unsentKeepMs, (id) =>
+			blobs?.removeNow(id),
+		);
 		if (gone.length > 0) this.log?.info("files_deleted", { files: gone.length });
 		return gone.length;
 	}

@@ -1,7 +1,7 @@
 // Uploaded files: streamed to disk under a size bound, stored once by their sha256, typed from their bytes, served with safe headers.
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
-import { open, rename, stat, unlink } from "node:fs/promises";
+import { existsSync, mkdirSync, renameSync, unlinkSync } from "node:fs";
+import { open, readdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 
 /** What is known of a stored file: all of it read from its bytes, none of it from the uploader. */
@@ -15,6 +15,11 @@ export interface StoredFile {
 	inline: boolean;
 	width?: number;
 	height?: number;
+}
+
+/** A file received into the temporary folder (`temp`), not yet where downloads find it. */
+export interface Received extends StoredFile {
+	temp: string;
 }
 
 /** The body is larger than the bound; nothing was kept. */
@@ -61,12 +66,17 @@ export class AttachmentStore {
 	}
 
 	/**
-	 * Streams `body` to disk, hashing as it goes; never holds more than one
-	 * chunk and the first 64 KiB in memory. Refuses past `maxBytes` (or a lower `limit`: a quota's rest)
-	 * (UploadTooLarge), short of `declared` bytes (UploadInterrupted), or on a
-	 * full disk (DiskFull); then the partial file is removed.
+	 * Streams `body` to a temporary file, hashing as it goes; never holds more
+	 * than one chunk and the first 64 KiB in memory. Refuses past `maxBytes`
+	 * (or a lower `limit`: a quota's rest) (UploadTooLarge), short of
+	 * `declared` bytes (UploadInterrupted), or on a full disk (DiskFull); then
+	 * the partial file is removed. `place` (or `discard`) the result.
 	 */
-	async put(body: ReadableStream<Uint8Array>, declared?: number, limit = this.maxBytes): Promise<StoredFile> {
+	async receive(
+		body: ReadableStream<Uint8Array>,
+		declared?: number,
+		limit = this.maxBytes,
+	): Promise<Received> {
 		const bound = Math.min(limit, this.maxBytes);
 		if (declared !== undefined && declared > bound) throw new UploadTooLarge(bound);
 		const temp = join(this.tmp, randomBytes(12).toString("hex"));
@@ -102,13 +112,30 @@ export class AttachmentStore {
 			throw e;
 		}
 		await file.close();
-		const id = hasher.digest("hex");
-		const folder = join(this.dir, id.slice(0, 2));
-		mkdirSync(folder, { recursive: true });
-		// The same bytes stored before: keep that copy (the rename would replace it with identical content anyway).
-		if (await exists(join(folder, id))) await unlink(temp).catch(() => {});
-		else await rename(temp, join(folder, id));
-		return { id, size, ...sniff(head.subarray(0, headLength)) };
+		return { id: hasher.digest("hex"), size, ...sniff(head.subarray(0, headLength)), temp };
+	}
+
+	/**
+	 * Puts a received file where downloads find it (synchronous, so a store
+	 * can run it inside the transaction that records it: see FileIndex.recordUpload).
+	 * The same bytes stored before: that copy stays.
+	 */
+	place(received: Received): void {
+		mkdirSync(join(this.dir, received.id.slice(0, 2)), { recursive: true });
+		if (existsSync(this.path(received.id))) unlinkSync(received.temp);
+		else renameSync(received.temp, this.path(received.id));
+	}
+
+	/** Drops a received file that will not be placed. */
+	async discard(received: Received): Promise<void> {
+		await unlink(received.temp).catch(() => {});
+	}
+
+	/** `receive` and `place` at once (no record of who uploaded it). */
+	async put(body: ReadableStream<Uint8Array>, declared?: number, limit?: number): Promise<StoredFile> {
+		const { temp, ...file } = await this.receive(body, declared, limit);
+		this.place({ ...file, temp });
+		return file;
 	}
 
 	/** The stored file `id`, described from its bytes; undefined when there is none (or `id` is not an id). */
@@ -128,18 +155,47 @@ export class AttachmentStore {
 		return join(this.dir, id.slice(0, 2), id);
 	}
 
-	/** Removes a stored file (a deleted message's); a missing one is fine. */
-	async remove(id: string): Promise<void> {
-		if (ID.test(id)) await unlink(this.path(id)).catch(() => {});
+	/**
+	 * Removes a stored file (one no message holds); a missing one is fine.
+	 * Synchronous, so a store runs it inside the transaction that decided it
+	 * (see FileIndex.forgetFiles).
+	 */
+	removeNow(id: string): void {
+		if (!ID.test(id)) return;
+		try {
+			unlinkSync(this.path(id));
+		} catch (e) {
+			if ((e as { code?: string }).code !== "ENOENT") throw e;
+		}
 	}
-}
 
-async function exists(path: string): Promise<boolean> {
-	try {
-		await stat(path);
-		return true;
-	} catch {
-		return false;
+	/** Ids of every stored file, a folder (1/256 of them) at a time. */
+	async *ids(): AsyncGenerator<string[]> {
+		const folders = await readdir(this.dir).catch(() => [] as string[]);
+		for (const folder of folders) {
+			if (!/^[0-9a-f]{2}$/.test(folder)) continue;
+			const names = await readdir(join(this.dir, folder)).catch(() => [] as string[]);
+			yield names.filter((n) => ID.test(n) && n.startsWith(folder));
+		}
+	}
+
+	/** Removes temporary files older than `ms` (uploads cut off by a crash); resolves with how many. */
+	async removeStaleTemp(ms: number): Promise<number> {
+		let removed = 0;
+		for (const name of await readdir(this.tmp).catch(() => [] as string[])) {
+			const path = join(this.tmp, name);
+			const info = await stat(path).catch(() => undefined);
+			if (
+				info &&
+				Date.now() - info.mtimeMs > ms &&
+				(await unlink(path).then(
+					() => true,
+					() => false,
+				))
+			)
+				removed++;
+		}
+		return removed;
 	}
 }
 

@@ -23,6 +23,7 @@ import {
 	type StoredRow,
 	StoreError,
 	toggleReaction,
+	UnknownFile,
 	type UploadRow,
 	uploadFromRow,
 } from "./store.ts";
@@ -30,6 +31,18 @@ import {
 const SCHEMA_VERSION = 5;
 /** pg_advisory_xact_lock key: one migration at a time when several processes start together. */
 const MIGRATION_LOCK = 4_817_230;
+/**
+ * pg_advisory_xact_lock(FILE_LOCK, hashtext(file id)): taken by an upload's
+ * record, a deletion's decision and an append naming the file, so none of
+ * them interleaves with another of the same file.
+ */
+const FILE_LOCK = 4_817_232;
+
+/** Locks files `ids` for this transaction, in one order so two transactions cannot deadlock. */
+async function lockFiles(tx: SQL, ids: Iterable<string>): Promise<void> {
+	for (const id of [...new Set(ids)].sort())
+		await tx`SELECT pg_advisory_xact_lock(${FILE_LOCK}, hashtext(${id}))`;
+}
 
 interface Pending {
 	input: NewMessage;
@@ -189,8 +202,8 @@ export class PostgresStore implements Store {
 		const done = this.commitBatch(room, batch).then(
 			(results) => {
 				for (const [i, p] of batch.entries()) {
-					const result = results[i] as Appended | QuotaExceeded;
-					if (result instanceof QuotaExceeded) p.reject(result);
+					const result = results[i] as Appended | QuotaExceeded | UnknownFile;
+					if (result instanceof Error) p.reject(result);
 					else p.resolve(result);
 				}
 			},
@@ -205,7 +218,10 @@ export class PostgresStore implements Store {
 		);
 	}
 
-	private async commitBatch(room: string, batch: Pending[]): Promise<(Appended | QuotaExceeded)[]> {
+	private async commitBatch(
+		room: string,
+		batch: Pending[],
+	): Promise<(Appended | QuotaExceeded | UnknownFile)[]> {
 		const t0 = performance.now();
 		for (let attempt = 0; ; attempt++) {
 			try {
@@ -231,10 +247,14 @@ export class PostgresStore implements Store {
 						seen.add(k);
 						return true;
 					});
+					// Naming a file deleted since the send resolved it: refused alone, like the quota below.
+					const fileless = await this.missingFiles(tx, candidates);
+					const filelessKeys = new Set([...fileless].flatMap((p) => dedupeKey(p.input) ?? []));
+					const withFiles = fileless.size > 0 ? candidates.filter((p) => !fileless.has(p)) : candidates;
 					// Over their sender's quota: refused alone, they take no seq (nor do repeats of their id).
-					const refused = this.dailyQuota > 0 ? await this.overQuota(tx, candidates) : new Set<Pending>();
+					const refused = this.dailyQuota > 0 ? await this.overQuota(tx, withFiles) : new Set<Pending>();
 					const refusedKeys = new Set([...refused].flatMap((p) => dedupeKey(p.input) ?? []));
-					const fresh = candidates.length - refused.size;
+					const fresh = withFiles.length - refused.size;
 					let seq = 0;
 					if (fresh > 0) {
 						const [counter] = await tx`INSERT INTO hubbub_rooms (room, last_seq) VALUES (${room}, ${fresh})
@@ -244,10 +264,12 @@ export class PostgresStore implements Store {
 					const rows: Record<string, string | number | null>[] = [];
 					const links: { hash: string; room: string; seq: number }[] = [];
 					const sent: { account: string; ids: string[] }[] = [];
-					const results = batch.map((p): Appended | QuotaExceeded => {
+					const results = batch.map((p): Appended | QuotaExceeded | UnknownFile => {
 						const k = dedupeKey(p.input);
 						const stored = k === undefined ? undefined : known.get(k);
 						if (stored) return { message: stored.message, created: false };
+						if (fileless.has(p) || (k !== undefined && filelessKeys.has(k)))
+							return new UnknownFile("a file of this message was deleted meanwhile: upload it again");
 						if (refused.has(p) || (k !== undefined && refusedKeys.has(k)))
 							return new QuotaExceeded(this.dailyQuota);
 						const row = {
@@ -284,6 +306,23 @@ export class PostgresStore implements Store {
 				throw new StoreError(`write failed: ${(e as Error).message}`);
 			}
 		}
+	}
+
+	/**
+	 * Of `candidates`, those naming a file their sender's upload row no longer
+	 * holds. The files are locked first, so a deletion deciding about one of
+	 * them commits wholly before this check or waits for this append.
+	 */
+	private async missingFiles(tx: SQL, candidates: Pending[]): Promise<Set<Pending>> {
+		const ids = candidates.flatMap((p) => (p.input.files ?? []).map((f) => f.id));
+		if (ids.length === 0) return new Set();
+		await lockFiles(tx, ids);
+		const rows = await tx<{ account: string; hash: string }[]>`
+			SELECT account, hash FROM hubbub_uploads WHERE hash IN ${tx([...new Set(ids)])}`;
+		const held = new Set(rows.map((r) => `${r.account}\n${r.hash}`));
+		return new Set(
+			candidates.filter((p) => (p.input.files ?? []).some((f) => !held.has(`${p.input.account}\n${f.id}`))),
+		);
 	}
 
 	/** Rows arrive newest first (oldest first when `ascending`) with one extra row that only tells whether there is more. */
@@ -432,14 +471,18 @@ export class PostgresStore implements Store {
 		}
 	}
 
-	recordUpload(row: Omit<UploadRow, "sent">): Promise<void> {
-		return this.io("write", async () => {
-			await this
-				.sql`INSERT INTO hubbub_uploads (account, hash, name, type, size, width, height, inline, created, sent)
-				VALUES (${row.account}, ${row.id}, ${row.name}, ${row.type}, ${row.size}, ${row.width ?? null},
-					${row.height ?? null}, ${row.inline}, ${row.created}, FALSE)
-				ON CONFLICT (account, hash) DO UPDATE SET name = EXCLUDED.name, created = EXCLUDED.created, sent = FALSE`;
-		});
+	recordUpload(row: Omit<UploadRow, "sent">, place?: () => void): Promise<void> {
+		return this.io("write", () =>
+			this.sql.begin(async (tx) => {
+				await lockFiles(tx, [row.id]);
+				await tx`INSERT INTO hubbub_uploads (account, hash, name, type, size, width, height, inline, created, sent)
+					VALUES (${row.account}, ${row.id}, ${row.name}, ${row.type}, ${row.size}, ${row.width ?? null},
+						${row.height ?? null}, ${row.inline}, ${row.created}, FALSE)
+					ON CONFLICT (account, hash) DO UPDATE SET name = EXCLUDED.name, created = EXCLUDED.created, sent = FALSE`;
+				// Under the file's lock: no deletion of it decides until it is in place and the row committed.
+				place?.();
+			}),
+		);
 	}
 
 	uploads(account: string, ids: string[]): Promise<UploadRow[]> {
@@ -479,7 +522,11 @@ export class PostgresStore implements Store {
 		);
 	}
 
-	forgetFiles(ids: string[] | undefined, unsentSince: number): Promise<string[]> {
+	forgetFiles(
+		ids: string[] | undefined,
+		unsentSince: number,
+		remove?: (id: string) => void,
+	): Promise<string[]> {
 		return this.io("write", () =>
 			this.sql.begin(async (tx) => {
 				const candidates =
@@ -492,6 +539,7 @@ export class PostgresStore implements Store {
 							LIMIT ${FORGET_STEP}`
 					).map((r) => r.hash);
 				if (candidates.length === 0) return [];
+				await lockFiles(tx, candidates);
 				const held = await tx<{ hash: string }[]>`
 					SELECT hash FROM hubbub_message_files WHERE hash IN ${tx(candidates)}
 					UNION SELECT hash FROM hubbub_uploads
@@ -499,6 +547,8 @@ export class PostgresStore implements Store {
 				const kept = new Set(held.map((r) => r.hash));
 				const gone = [...new Set(candidates)].filter((id) => !kept.has(id));
 				if (gone.length > 0) await tx`DELETE FROM hubbub_uploads WHERE hash IN ${tx(gone)}`;
+				// Under the files' locks: an upload of the same bytes waits, then puts them back.
+				for (const id of gone) remove?.(id);
 				return gone;
 			}),
 		);
@@ -595,6 +645,16 @@ export class PostgresStore implements Store {
 		} catch (e) {
 			throw new StoreError(`read failed: ${(e as Error).message}`);
 		}
+	}
+
+	knownFiles(ids: string[]): Promise<Set<string>> {
+		if (ids.length === 0) return Promise.resolve(new Set());
+		return this.io("read", async () => {
+			const rows = await this.sql<{ hash: string }[]>`
+				SELECT hash FROM hubbub_uploads WHERE hash IN ${this.sql(ids)}
+				UNION SELECT hash FROM hubbub_message_files WHERE hash IN ${this.sql(ids)}`;
+			return new Set(rows.map((r) => r.hash));
+		});
 	}
 
 	async probe(): Promise<string | undefined> {

@@ -24,6 +24,7 @@ import {
 	type StoredRow,
 	StoreError,
 	toggleReaction,
+	UnknownFile,
 	type UploadRow,
 	uploadFromRow,
 } from "./store.ts";
@@ -360,7 +361,7 @@ export class SqliteStore implements Store {
 			for (const p of batch) p.reject(new StoreError(gone));
 			return;
 		}
-		let results: (Appended | QuotaExceeded)[];
+		let results: (Appended | QuotaExceeded | UnknownFile)[];
 		let t0 = 0;
 		try {
 			results = await whileBusy(
@@ -392,14 +393,14 @@ export class SqliteStore implements Store {
 		this.onCommit?.((performance.now() - t0) / 1000, batch.length);
 		this.scheduleIndex();
 		for (let i = 0; i < batch.length; i++) {
-			const result = results[i] as Appended | QuotaExceeded;
-			if (result instanceof QuotaExceeded) batch[i]?.reject(result);
+			const result = results[i] as Appended | QuotaExceeded | UnknownFile;
+			if (result instanceof Error) batch[i]?.reject(result);
 			else batch[i]?.resolve(result);
 		}
 	}
 
 	/** One transaction for the batch; a message over its sender's quota is refused alone, the rest commit. */
-	private commit(batch: Pending[]): (Appended | QuotaExceeded)[] {
+	private commit(batch: Pending[]): (Appended | QuotaExceeded | UnknownFile)[] {
 		return this.db
 			.transaction(() => {
 				const version = this.q.dataVersion.get()?.data_version ?? -1;
@@ -412,7 +413,7 @@ export class SqliteStore implements Store {
 					try {
 						return this.insert(p.input);
 					} catch (e) {
-						if (e instanceof QuotaExceeded) return e;
+						if (e instanceof QuotaExceeded || e instanceof UnknownFile) return e;
 						throw e;
 					}
 				});
@@ -427,6 +428,7 @@ export class SqliteStore implements Store {
 			const existing = this.q.bySenderId.get(input.room, key, clientId);
 			if (existing) return { message: messageFromRow(existing), created: false };
 		}
+		if (input.files?.length) this.checkFiles(input);
 		if (this.dailyQuota > 0) this.charge(input);
 		const seq = (this.seqs.get(input.room) ?? this.q.lastSeq.get(input.room)?.seq ?? 0) + 1;
 		const files = filesColumn(input.files);
@@ -467,6 +469,25 @@ export class SqliteStore implements Store {
 			this.db.query<{ floor: number }, [string]>("SELECT floor FROM room_floors WHERE room = ?").get(room)
 				?.floor ?? 0
 		);
+	}
+
+	/**
+	 * The sender's uploads of the message's files are still there: a deletion
+	 * (forgetFiles) that took one since the send resolved it committed first,
+	 * and this write transaction is the only one now. Throws UnknownFile.
+	 */
+	private checkFiles(input: NewMessage): void {
+		const ids = (input.files ?? []).map((f) => f.id);
+		const found =
+			input.account === undefined
+				? 0
+				: (this.db
+						.query<{ n: number }, string[]>(
+							`SELECT COUNT(*) AS n FROM uploads WHERE account = ? AND hash IN (${ids.map(() => "?").join(", ")})`,
+						)
+						.get(input.account, ...ids)?.n ?? 0);
+		if (found !== ids.length)
+			throw new UnknownFile("a file of this message was deleted meanwhile: upload it again");
 	}
 
 	/** Counts the text against its sender's quota for the day, inside the append's transaction; throws QuotaExceeded. */
@@ -710,7 +731,7 @@ export class SqliteStore implements Store {
 		}
 	}
 
-	recordUpload(row: Omit<UploadRow, "sent">): Promise<void> {
+	recordUpload(row: Omit<UploadRow, "sent">, place?: () => void): Promise<void> {
 		return this.write(() => {
 			this.db.run(
 				`INSERT INTO uploads (account, hash, name, type, size, width, height, inline, created, sent)
@@ -728,6 +749,8 @@ export class SqliteStore implements Store {
 					row.created,
 				],
 			);
+			// Inside the write transaction: no forgetFiles of this file can run until it is in place.
+			place?.();
 		});
 	}
 
@@ -774,7 +797,11 @@ export class SqliteStore implements Store {
 		});
 	}
 
-	forgetFiles(ids: string[] | undefined, unsentSince: number): Promise<string[]> {
+	forgetFiles(
+		ids: string[] | undefined,
+		unsentSince: number,
+		remove?: (id: string) => void,
+	): Promise<string[]> {
 		return this.write(() => {
 			const candidates =
 				ids ??
@@ -794,10 +821,25 @@ export class SqliteStore implements Store {
 			for (const id of candidates) {
 				if ((held.get(id, unsentSince)?.n ?? 0) > 0) continue;
 				this.db.run("DELETE FROM uploads WHERE hash = ?", [id]);
+				// Still inside the write transaction: an upload of the same bytes waits, then puts them back.
+				remove?.(id);
 				gone.push(id);
 			}
 			return gone;
 		});
+	}
+
+	async knownFiles(ids: string[]): Promise<Set<string>> {
+		if (ids.length === 0) return new Set();
+		const list = ids.map(() => "?").join(", ");
+		return new Set(
+			this.db
+				.query<{ hash: string }, string[]>(
+					`SELECT hash FROM uploads WHERE hash IN (${list}) UNION SELECT hash FROM message_files WHERE hash IN (${list})`,
+				)
+				.all(...ids, ...ids)
+				.map((r) => r.hash),
+		);
 	}
 
 	/** A sentence when the file we opened is no longer the one at our path. */

@@ -38,8 +38,13 @@ export interface UploadRow {
  * hold it, so downloads can be checked per room and files no message holds deleted.
  */
 export interface FileIndex {
-	/** Records (or refreshes, as un-sent and new) `row.account`'s upload of `row.id`. */
-	recordUpload(row: Omit<UploadRow, "sent">): Promise<void>;
+	/**
+	 * Records (or refreshes, as un-sent and new) `row.account`'s upload of
+	 * `row.id`, and runs `place` (which puts its bytes where downloads find
+	 * them) inside the same transaction: a `forgetFiles` of the same file runs
+	 * wholly before or wholly after, so it never deletes bytes a new row needs.
+	 */
+	recordUpload(row: Omit<UploadRow, "sent">, place?: () => void): Promise<void>;
 	/** `account`'s uploads among `ids` (in no particular order; unknown ids are absent). */
 	uploads(account: string, ids: string[]): Promise<UploadRow[]>;
 	/** Bytes of every file `account` has uploaded and that is still stored. */
@@ -51,10 +56,16 @@ export interface FileIndex {
 	/**
 	 * Of `ids` (or, when undefined, of every uploaded file, a few hundred at a
 	 * time), those no message holds and no un-sent upload newer than
-	 * `unsentSince` refers to: their upload rows are removed and they are
-	 * returned, for their bytes to be deleted.
+	 * `unsentSince` refers to: their upload rows are removed and `remove`
+	 * deletes their bytes, in the transaction that decided it. Resolves with them.
 	 */
-	forgetFiles(ids: string[] | undefined, unsentSince: number): Promise<string[]>;
+	forgetFiles(
+		ids: string[] | undefined,
+		unsentSince: number,
+		remove?: (id: string) => void,
+	): Promise<string[]>;
+	/** Which of `ids` an upload row or a message still refers to (the rest are bytes nothing needs). */
+	knownFiles(ids: string[]): Promise<Set<string>>;
 }
 
 export interface Appended {
@@ -190,6 +201,15 @@ export class QuotaExceeded extends Error {
 	constructor(readonly quota: number) {
 		super(`the daily quota of ${quota} bytes of text for this name is used up; try again tomorrow (UTC)`);
 	}
+}
+
+/**
+ * A send named a file its account did not upload, or one deleted meanwhile:
+ * nothing was stored. Checked again inside the append's transaction, so a
+ * message is never stored with a file a deletion took at the same moment.
+ */
+export class UnknownFile extends Error {
+	override name = "UnknownFile";
 }
 
 /** A store that could not do what was asked; the message is safe to log, not to show users. */

@@ -91,9 +91,9 @@ async function upload(
 	name = "notes.txt",
 ): Promise<StoredFile> {
 	const blobs = files.blobs as AttachmentStore;
-	const stored = await blobs.put(new Response(text).body as ReadableStream<Uint8Array>);
-	await files.record(account, stored, name);
-	return stored;
+	const received = await blobs.receive(new Response(text).body as ReadableStream<Uint8Array>);
+	await files.record(account, received, name);
+	return received;
 }
 
 const send = (store: Store, room: string, text: string, files: FileRef[], account = "acc-alice") =>
@@ -206,6 +206,37 @@ describe.each(backends)("%s", (_, fresh) => {
 		expect(await h.store.prune({ keep: 1 })).toBe(1);
 		expect(await files.sweep()).toBe(1);
 		expect(existsSync(h.blobs.path(old.id))).toBe(false);
+		expect(existsSync(h.blobs.path(kept.id))).toBe(true);
+	});
+
+	test("a send whose file was deleted after the send looked it up stores nothing and takes no seq", async () => {
+		await using h = await fresh();
+		const files = new MessageFiles(h.store, h.blobs);
+		const f = await upload(files, "acc-alice", "soon gone");
+		const refs = await files.resolve("acc-alice", [f.id]);
+		// Sent once and that message deleted: the file goes, while a second send still holds its description.
+		const first = await send(h.store, "general", "first", refs);
+		await files.releaseMessage("general", first.message.seq);
+		expect(existsSync(h.blobs.path(f.id))).toBe(false);
+		await expect(send(h.store, "general", "second", refs)).rejects.toBeInstanceOf(UnknownFile);
+		const next = await h.store.append({ room: "general", from: "alice", text: "plain", ts: Date.now() });
+		expect(next.message.seq).toBe(2);
+		expect(await h.store.fileRooms(f.id, 10)).toEqual([]);
+	});
+
+	test("the folder sweep deletes bytes nothing refers to and cut-off temporary files, and keeps the rest", async () => {
+		await using h = await fresh();
+		const files = new MessageFiles(h.store, h.blobs, { unsentKeepMs: 0 });
+		const kept = await upload(files, "acc-alice", "recorded and sent");
+		await send(h.store, "general", "", await files.resolve("acc-alice", [kept.id]));
+		// Bytes without a record (a crash between storing and recording, or an older hubbub's upload).
+		const orphan = await h.blobs.put(new Response("nobody's").body as ReadableStream<Uint8Array>);
+		const temp = join(h.blobs.dir, "tmp", "cut-off");
+		await Bun.write(temp, "half an upload");
+		await Bun.sleep(5);
+		expect(await files.sweepFolder()).toBe(2);
+		expect(existsSync(h.blobs.path(orphan.id))).toBe(false);
+		expect(existsSync(temp)).toBe(false);
 		expect(existsSync(h.blobs.path(kept.id))).toBe(true);
 	});
 
