@@ -46,6 +46,11 @@ const backends: [string, () => Promise<Fresh>][] = [
 					db.run("ALTER TABLE messages DROP COLUMN files");
 					db.run("DROP TABLE uploads");
 					db.run("DROP TABLE message_files");
+					// Nor what came after files (schema 5: edits and deletions).
+					db.run("DROP INDEX messages_change");
+					for (const c of ["edited", "deleted", "reactions", "change_seq"])
+						db.run(`ALTER TABLE messages DROP COLUMN ${c}`);
+					db.run("ALTER TABLE room_floors DROP COLUMN changes");
 					db.run("UPDATE meta SET value = '3' WHERE key = 'schema'");
 					db.close();
 				},
@@ -71,6 +76,11 @@ const backends: [string, () => Promise<Fresh>][] = [
 					await sql`ALTER TABLE hubbub_messages DROP COLUMN files`;
 					await sql`DROP TABLE hubbub_uploads`;
 					await sql`DROP TABLE hubbub_message_files`;
+					// Nor what came after files (schema 5: edits and deletions).
+					await sql`DROP INDEX hubbub_messages_change`;
+					await sql`ALTER TABLE hubbub_messages DROP COLUMN edited, DROP COLUMN deleted, DROP COLUMN reactions,
+						DROP COLUMN change_seq`;
+					await sql`ALTER TABLE hubbub_rooms DROP COLUMN changes`;
 					await sql`UPDATE hubbub_meta SET value = '3' WHERE key = 'schema'`;
 					await sql.close();
 				},
