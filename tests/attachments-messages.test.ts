@@ -182,7 +182,7 @@ describe("upload quota", () => {
 	});
 });
 
-test("a cluster on PostgreSQL with one shared folder: a file sent on one process is served on the other to readers only", async () => {
+test("a cluster on PostgreSQL with one shared folder: a file sent on one process is served on the other to the room's readers only", async () => {
 	using dir = tempDir("hubbub-files-cluster-");
 	using pg = await startPostgres();
 	await using redis = await startRedis();
@@ -210,6 +210,24 @@ test("a cluster on PostgreSQL with one shared folder: a file sent on one process
 		expect(after.headers.get("content-type")).toBe("image/png");
 		expect(new Uint8Array(await after.arrayBuffer())).toEqual(png(800, 600));
 		expect(storedFiles(shared)).toEqual([up.body.id]);
+
+		// A private room on process a: bob, not a member, gets on process b what a missing file gets.
+		onA.send({ type: "create", ref: "c1", room: "plans", kind: "private" });
+		await onA.expect("room", (f) => f.ref === "c1");
+		await onA.join("plans");
+		const secret = await upload(alice, "secret.png", png(300, 200));
+		onA.send({ type: "send", room: "plans", id: "s1", text: "", files: [secret.body.id] });
+		await onA.expect("message", (m) => m.id === "s1", 10_000);
+		const refused = await download(bob, secret.body.id, b.url);
+		const missing = await download(bob, "0".repeat(64), b.url);
+		expect([refused.status, await refused.json()]).toEqual([missing.status, await missing.json()]);
+		expect(refused.status).toBe(404);
+		// Made a member on process a: process b lets him have it at his next request.
+		onA.send({ type: "member_add", ref: "m1", room: "plans", name: "bob" });
+		await onA.expect("room", (f) => f.ref === "m1");
+		const allowed = await download(bob, secret.body.id, b.url);
+		expect(allowed.status).toBe(200);
+		expect(new Uint8Array(await allowed.arrayBuffer())).toEqual(png(300, 200));
 		onA.close();
 		onB.close();
 	} finally {
