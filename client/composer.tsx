@@ -19,6 +19,8 @@ export interface ComposerProps {
 	/** Suggestions for a word being typed ("@al", ":smi"), best first. */
 	suggest(word: string): Suggestion[];
 	onEmojiButton(): void;
+	/** Up arrow in an empty box: edit the last message sent (true when there was one to edit). */
+	onEditLast?(): boolean;
 }
 
 interface State {
@@ -104,6 +106,10 @@ export class Composer extends Component<ComposerProps, State> {
 				this.setState({ suggestions: [] });
 				return;
 			}
+		}
+		if (e.key === "ArrowUp" && this.box.current?.value === "" && this.props.onEditLast?.()) {
+			e.preventDefault();
+			return;
 		}
 		if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
 			e.preventDefault();

@@ -43,7 +43,9 @@ new View(chat, document, {
 		shortcodes(word, () => document.getElementById("text")?.dispatchEvent(new Event("input"))),
 });
 
-chat.open(roomFromHash() ?? chat.rooms.keys().next().value ?? "general");
+// Under --auth accounts the server's list of rooms wins, except a room this address names: that one is joined.
+chat.linked = roomFromHash();
+chat.open(chat.linked ?? chat.rooms.keys().next().value ?? "general");
 chat.on((change) => {
 	if (change.kind === "room" && chat.current && location.hash !== `#${chat.current}`) {
 		history.replaceState(null, "", `#${chat.current}`);
@@ -55,6 +57,9 @@ addEventListener("hashchange", () => {
 });
 addEventListener("online", () => chat.checkConnection());
 addEventListener("offline", () => chat.wentOffline());
+// Messages are read when the tab is in front and has the focus (read positions are kept by the server).
+addEventListener("focus", () => chat.setAttentive(document.visibilityState === "visible"));
+addEventListener("blur", () => chat.setAttentive(false));
 document.addEventListener("visibilitychange", () => {
 	const visible = document.visibilityState === "visible";
 	chat.setAttentive(visible);

@@ -14,6 +14,7 @@ import {
 	renderMarkdown,
 	sameDay,
 } from "./format.ts";
+import { EditBox, MessageExtras, Tombstone } from "./message-actions.tsx";
 
 /** Messages from one person closer together than this share one name and avatar. */
 const GROUP_MS = 5 * 60_000;
@@ -25,6 +26,8 @@ export type Row =
 	| { kind: "newer"; key: string }
 	| { kind: "day"; key: string; label: string }
 	| { kind: "presence"; key: string; text: string }
+	/** "New since you were here", above the first message the person had not read when the room opened. */
+	| { kind: "line"; key: string }
 	| {
 			kind: "message";
 			key: string;
@@ -34,6 +37,9 @@ export type Row =
 			mention: boolean;
 			/** The message opened from a search result. */
 			found?: boolean;
+			/** What the person may do to it (message-actions.tsx `withActions`); absent under --auth none. */
+			can?: string;
+			editing?: boolean;
 	  }
 	| { kind: "pending"; key: string; pending: Pending; head: boolean; from: string };
 
@@ -77,9 +83,15 @@ export function rows(r: RoomView, from: number, me: string | undefined, now = Da
 		last = { from: who, ts };
 		return head;
 	};
+	let lined = r.lineAfter === undefined;
 	for (let i = from; i < r.messages.length; i++) {
 		const m = r.messages[i] as Message;
 		presenceUpTo(m.seq);
+		if (!lined && m.seq > (r.lineAfter as number)) {
+			lined = true;
+			out.push({ kind: "line", key: "line" });
+			last = undefined;
+		}
 		const head = place(m.from, m.ts);
 		out.push({
 			kind: "message",
@@ -141,7 +153,9 @@ export class RowView extends Component<{ row: Row }> {
 				a.head !== b.head ||
 				a.mine !== b.mine ||
 				a.mention !== b.mention ||
-				a.found !== b.found
+				a.found !== b.found ||
+				a.can !== b.can ||
+				a.editing !== b.editing
 			);
 		if (a.kind === "pending" && b.kind === "pending") return a.pending !== b.pending || a.head !== b.head;
 		return JSON.stringify(a) !== JSON.stringify(b);
@@ -164,6 +178,12 @@ export class RowView extends Component<{ row: Row }> {
 				);
 			case "presence":
 				return <li class="system">{row.text}</li>;
+			case "line":
+				return (
+					<li class="new-line">
+						<span>New since you were here</span>
+					</li>
+				);
 			case "message": {
 				const m = row.message;
 				const cls = [
@@ -178,8 +198,9 @@ export class RowView extends Component<{ row: Row }> {
 						class={cls.filter(Boolean).join(" ")}
 						data-seq={m.seq}
 						data-id={m.id}
-						// The search result opened takes focus, so the keyboard and a screen reader start there.
-						tabIndex={row.found ? -1 : undefined}
+						// The search result opened takes focus, so the keyboard and a screen reader start there; with
+						// actions (accounts), arrow keys in the list move between messages, so a row's actions need no tab stop each.
+						tabIndex={row.found || row.can !== undefined ? -1 : undefined}
 					>
 						{row.head && <Avatar name={m.from} />}
 						{row.head && (
@@ -190,7 +211,14 @@ export class RowView extends Component<{ row: Row }> {
 						<time dateTime={new Date(m.ts).toISOString()} title={fullTime(m.ts)}>
 							{clock(m.ts)}
 						</time>
-						<Text source={m} text={m.text} />
+						{m.deleted ? (
+							<Tombstone />
+						) : row.editing ? (
+							<EditBox message={m} />
+						) : (
+							<Text source={m} text={m.text} />
+						)}
+						{row.can !== undefined && <MessageExtras message={m} can={row.can} />}
 					</li>
 				);
 			}

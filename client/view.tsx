@@ -5,6 +5,8 @@ import { AccountMenu } from "./account-menu.tsx";
 import type { Change, Chat, RoomView } from "./chat.ts";
 import { Composer, type Suggestion } from "./composer.tsx";
 import { announcement, charCount, colourOf, initials, MAX_TEXT } from "./format.ts";
+import { Handlers, withActions } from "./message-actions.tsx";
+import { RoomsUi } from "./rooms-ui.tsx";
 import { SearchUi } from "./search.tsx";
 import { RowView, rows } from "./timeline.tsx";
 
@@ -85,6 +87,9 @@ export class View {
 	private readonly searchUi: SearchUi;
 	/** The search result last scrolled to ("room:seq"), so it is scrolled to once. */
 	private shownFocus?: string;
+	private readonly roomsUi: RoomsUi;
+	/** An element to focus after the next draw (a dialog's first field). */
+	private focusId?: string;
 
 	constructor(
 		private readonly chat: Chat,
@@ -111,6 +116,25 @@ export class View {
 			},
 			closed: () => {
 				this.focusComposer = true;
+			},
+		});
+		this.roomsUi = new RoomsUi(chat, {
+			redraw: () => this.later(),
+			openRoom: (room) => this.openRoom(room),
+			leaveNow: (room) => this.leaveRoom(room),
+			say: (text) => {
+				this.composeError = text;
+				this.later();
+			},
+			focus: (id) => {
+				if (id === "") this.focusComposer = true;
+				else this.focusId = id;
+			},
+			pickEmoji: options.emojiPicker,
+			showMembers: () => {
+				this.drawer = true;
+				this.focusId = "members-panel";
+				this.later();
 			},
 		});
 		chat.on((c) => this.changed(c));
@@ -154,6 +178,7 @@ export class View {
 
 	private changed(c: Change): void {
 		if (c.kind === "members" || c.kind === "typing") return this.soon();
+		this.roomsUi.changed(c);
 		switch (c.kind) {
 			case "identity":
 				this.helloWaiting = false;
@@ -277,6 +302,19 @@ export class View {
 		this.later();
 	}
 
+	/** Scrolls to the newest message; being there marks the room read. */
+	private jumpToNewest(): void {
+		const list = this.list();
+		const r = this.chat.peek(this.chat.current);
+		this.from.set(r.name, Math.max(0, r.messages.length - WINDOW_KEEP));
+		this.scroll.set(r.name, { top: 0, bottom: true });
+		this.chat.setAtNewest(true);
+		this.draw();
+		if (list) list.scrollTop = list.scrollHeight;
+		this.focusComposer = true;
+		this.later();
+	}
+
 	private send(text: string): boolean {
 		const chat = this.chat;
 		const n = charCount(text);
@@ -323,6 +361,8 @@ export class View {
 		} else if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown")) {
 			e.preventDefault();
 			this.moveRoom(e.key === "ArrowUp" ? -1 : 1);
+		} else if (e.key === "Escape" && this.roomsUi.escape()) {
+			e.preventDefault();
 		} else if (e.key === "Escape") {
 			const closing = this.switcher || this.drawer;
 			this.switcher = false;
@@ -356,6 +396,7 @@ export class View {
 		const from = this.windowStart(r);
 		const bottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
 		this.scroll.set(room, { top: list.scrollTop, bottom });
+		this.chat.setAtNewest(bottom);
 		if (list.scrollTop < 80) {
 			// Near the top: draw older messages already here, or ask the server for more.
 			if (from > 0) {
@@ -435,6 +476,11 @@ export class View {
 		this.shownRoom = room;
 		this.drawTitle();
 		this.tick();
+		if (this.focusId !== undefined) {
+			this.doc.getElementById(this.focusId)?.focus();
+			this.focusId = undefined;
+			this.focusComposer = false;
+		}
 		if (this.focusComposer) {
 			this.focusComposer = false;
 			this.doc.getElementById("text")?.focus();
@@ -552,6 +598,7 @@ export class View {
 			this.searchUi.panel(),
 			this.layout(r, from),
 			this.switcher ? this.roomSwitcher() : null,
+			this.roomsUi.dialog(),
 			announcer,
 		];
 	}
@@ -609,41 +656,7 @@ export class View {
 			<div class="layout">
 				<div id="drawer" class="drawer" data-open={this.drawer}>
 					<nav class="rooms-panel" aria-label="Rooms">
-						<h2>Rooms</h2>
-						<ul id="rooms">
-							{[...chat.rooms.values()].map((x) => (
-								<li key={x.name}>
-									<button
-										type="button"
-										class="room"
-										aria-current={x.name === room ? "page" : undefined}
-										aria-label={
-											x.unread === 0
-												? undefined
-												: x.mentions > 0
-													? `#${x.name}, ${x.unread} unread, ${x.mentions} mentioning you`
-													: `#${x.name}, ${x.unread} unread`
-										}
-										onClick={() => this.openRoom(x.name)}
-									>
-										#{x.name}
-										{x.unread > 0 && " "}
-										{x.unread > 0 && (
-											<span class={x.mentions > 0 ? "unread mention" : "unread"}>{x.unread}</span>
-										)}
-									</button>
-									<button
-										type="button"
-										class="leave"
-										aria-label={`Leave #${x.name}`}
-										title={`Leave #${x.name}`}
-										onClick={() => this.leaveRoom(x.name)}
-									>
-										×
-									</button>
-								</li>
-							))}
-						</ul>
+						{this.roomsUi.list()}
 						{this.undo && (
 							<p class="undo">
 								Left #{this.undo}.{" "}
@@ -653,59 +666,73 @@ export class View {
 									onClick={() => {
 										const back = this.undo as string;
 										this.undo = undefined;
-										this.openRoom(back);
+										if (!this.roomsUi.comeBack(back)) this.openRoom(back);
 									}}
 								>
 									Undo
 								</button>
 							</p>
 						)}
-						<form
-							id="join-form"
-							class="join"
-							onSubmit={(e) => {
-								e.preventDefault();
-								const input = (e.currentTarget as HTMLFormElement).elements.namedItem(
-									"room",
-								) as HTMLInputElement;
-								const name = input.value.trim().toLowerCase().replace(/^#/, "");
-								if (ROOM_PATTERN.test(name)) {
-									input.value = "";
-									this.joinError = "";
-									this.openRoom(name);
-								} else {
-									this.joinError = ROOM_RULE;
-									this.later();
-								}
-							}}
-						>
-							<label for="join-room">Join a room</label>
-							<div class="row">
-								<input id="join-room" name="room" placeholder="room-name" autocomplete="off" maxlength={33} />
-								<button type="submit">Join</button>
-							</div>
-							<p id="join-error" class="error" role="alert">
-								{this.joinError}
-							</p>
-						</form>
+						{!chat.accounts && (
+							<form
+								id="join-form"
+								class="join"
+								onSubmit={(e) => {
+									e.preventDefault();
+									const input = (e.currentTarget as HTMLFormElement).elements.namedItem(
+										"room",
+									) as HTMLInputElement;
+									const name = input.value.trim().toLowerCase().replace(/^#/, "");
+									if (ROOM_PATTERN.test(name)) {
+										input.value = "";
+										this.joinError = "";
+										this.openRoom(name);
+									} else {
+										this.joinError = ROOM_RULE;
+										this.later();
+									}
+								}}
+							>
+								<label for="join-room">Join a room</label>
+								<div class="row">
+									<input
+										id="join-room"
+										name="room"
+										placeholder="room-name"
+										autocomplete="off"
+										maxlength={33}
+									/>
+									<button type="submit">Join</button>
+								</div>
+								<p id="join-error" class="error" role="alert">
+									{this.joinError}
+								</p>
+							</form>
+						)}
 						<p class="hint">Ctrl+K: switch rooms · Alt+↑/↓: next room</p>
 					</nav>
-					<aside class="members-panel" aria-label="Members">
-						<h2>
-							Members <span id="member-count">{r.members.length}</span>
-						</h2>
-						<ul id="members">
-							{r.members.map((name) => (
-								<li key={name}>
-									<span
-										class={`avatar small c${colourOf(name)}`}
-										data-initials={initials(name)}
-										aria-hidden="true"
-									/>
-									<bdi>{name === chat.name ? `${name} (you)` : name}</bdi>
-								</li>
-							))}
-						</ul>
+					<aside id="members-panel" class="members-panel" aria-label="Members" tabIndex={-1}>
+						{r.info ? (
+							this.roomsUi.members(r)
+						) : (
+							<>
+								<h2>
+									Members <span id="member-count">{r.members.length}</span>
+								</h2>
+								<ul id="members">
+									{r.members.map((name) => (
+										<li key={name}>
+											<span
+												class={`avatar small c${colourOf(name)}`}
+												data-initials={initials(name)}
+												aria-hidden="true"
+											/>
+											<bdi>{name === chat.name ? `${name} (you)` : name}</bdi>
+										</li>
+									))}
+								</ul>
+							</>
+						)}
 					</aside>
 				</div>
 				<main class="chat">
@@ -717,10 +744,16 @@ export class View {
 					) : (
 						<>
 							<div class="room-header">
-								<h2 id="room-title">#{room}</h2>
-								<span class="members-count">
-									{r.members.length === 1 ? "1 person here" : `${r.members.length} people here`}
-								</span>
+								{r.info ? (
+									this.roomsUi.header(r)
+								) : (
+									<>
+										<h2 id="room-title">#{room}</h2>
+										<span class="members-count">
+											{r.members.length === 1 ? "1 person here" : `${r.members.length} people here`}
+										</span>
+									</>
+								)}
 								{perm === "default" && (
 									<button
 										type="button"
@@ -746,12 +779,31 @@ export class View {
 									</button>
 								)}
 							</div>
-							{/* biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable list must take focus so keyboard users can scroll it */}
-							<ol id="messages" aria-label={`Messages in #${room}`} tabIndex={0} onScroll={this.onScroll}>
-								{rows(r, from, chat.name).map((row) => (
-									<RowView key={row.key} row={row} />
-								))}
-							</ol>
+							<Handlers.Provider value={this.roomsUi.handlers}>
+								<ol
+									id="messages"
+									aria-label={`Messages in #${room}`}
+									// biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable list must take focus so keyboard users can scroll it
+									tabIndex={0}
+									onScroll={this.onScroll}
+									onKeyDown={r.info ? moveBetweenMessages : undefined}
+								>
+									{withActions(
+										rows(r, from, chat.name),
+										r,
+										chat.name,
+										chat.role,
+										this.roomsUi.editingSeq(),
+									).map((row) => (
+										<RowView key={row.key} row={row} />
+									))}
+								</ol>
+							</Handlers.Provider>
+							{!chat.atNewest && (
+								<button type="button" class="jump" onClick={() => this.jumpToNewest()}>
+									{r.unread > 0 ? `Jump to newest (${r.unread} new)` : "Jump to newest"}
+								</button>
+							)}
 							<p id="typing" class="typing">
 								{typing.length === 0
 									? ""
@@ -765,13 +817,17 @@ export class View {
 								room={room}
 								draft={this.draft(room)}
 								error={this.composeError}
-								disabled={false}
+								disabled={r.info?.archived !== undefined}
 								onDraft={(text) => this.setDraft(room, text)}
 								onSend={(text) => this.send(text)}
 								onTyping={() => chat.typing()}
 								suggest={(word) => this.suggest(word)}
 								onEmojiButton={() => this.options.emojiPicker?.((emoji) => this.insert(emoji))}
+								onEditLast={() => this.roomsUi.editLast()}
 							/>
+							{r.info?.archived !== undefined && (
+								<p class="hint archived-note">This room is archived: it can be read, not written in.</p>
+							)}
 						</>
 					)}
 				</main>
@@ -832,6 +888,20 @@ export class View {
 			</div>
 		);
 	}
+}
+
+/** Up and down arrows in the message list move between messages, so a message's actions are a Tab away. */
+function moveBetweenMessages(e: KeyboardEvent): void {
+	if (e.key !== "ArrowUp" && e.key !== "ArrowDown") return;
+	const list = e.currentTarget as HTMLElement;
+	const rows = [...list.querySelectorAll<HTMLElement>("li.message[data-seq]")];
+	if (rows.length === 0 || (e.target as HTMLElement).closest("textarea")) return;
+	const at = rows.findIndex((row) => row.contains(e.target as Node));
+	const next = at < 0 ? (e.key === "ArrowUp" ? rows.length - 1 : 0) : at + (e.key === "ArrowUp" ? -1 : 1);
+	const row = rows[Math.max(0, Math.min(rows.length - 1, next))];
+	e.preventDefault();
+	row?.focus();
+	row?.scrollIntoView({ block: "nearest" });
 }
 
 /** The first message row at least partly in view, and its distance from the list's top edge. */

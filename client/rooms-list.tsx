@@ -1,0 +1,132 @@
+// The room list: rooms and direct messages in two groups, each with its unread and mention badges and a way to leave.
+import type { Chat, RoomView } from "./chat.ts";
+import { colourOf, initials } from "./format.ts";
+import { roomLabel } from "./rooms-model.ts";
+
+export interface RoomsListProps {
+	chat: Chat;
+	onOpen(room: string): void;
+	onLeave(room: string): void;
+	/** --auth accounts: the directory, a new room, a new direct message. */
+	onBrowse?(): void;
+	onCreate?(): void;
+	onDirect?(): void;
+}
+
+const collator = new Intl.Collator(undefined, { sensitivity: "base" });
+
+function Item({
+	r,
+	current,
+	onOpen,
+	onLeave,
+}: { r: RoomView; current: boolean } & Pick<RoomsListProps, "onOpen" | "onLeave">) {
+	const label = roomLabel(r.name, r.info);
+	const kind = r.info?.kind;
+	const described =
+		r.unread === 0
+			? undefined
+			: r.mentions > 0
+				? `${label}, ${r.unread} unread, ${r.mentions} mentioning you`
+				: `${label}, ${r.unread} unread`;
+	return (
+		<li>
+			<button
+				type="button"
+				class={r.unread > 0 ? "room has-unread" : "room"}
+				aria-current={current ? "page" : undefined}
+				aria-label={described}
+				data-room={r.name}
+				onClick={() => onOpen(r.name)}
+			>
+				{kind === "direct" && (
+					<span
+						class={`avatar small c${colourOf(label)}`}
+						data-initials={initials(label)}
+						aria-hidden="true"
+					/>
+				)}
+				{kind === "private" && (
+					<span class="lock" role="img" aria-label="private">
+						🔒
+					</span>
+				)}
+				<bdi class="room-name">{label}</bdi>
+				{r.info?.archived !== undefined && <span class="tag">archived</span>}
+				{r.unread > 0 && " "}
+				{r.unread > 0 && <span class={r.mentions > 0 ? "unread mention" : "unread"}>{r.unread}</span>}
+			</button>
+			<button
+				type="button"
+				class="leave"
+				aria-label={`Leave ${label}`}
+				title={`Leave ${label}`}
+				onClick={() => onLeave(r.name)}
+			>
+				×
+			</button>
+		</li>
+	);
+}
+
+export function RoomsList(props: RoomsListProps) {
+	const { chat } = props;
+	const all = [...chat.rooms.values()];
+	const accounts = all.some((r) => r.info);
+	const item = (r: RoomView) => (
+		<Item
+			key={r.name}
+			r={r}
+			current={r.name === chat.current}
+			onOpen={props.onOpen}
+			onLeave={props.onLeave}
+		/>
+	);
+	if (!accounts) {
+		return (
+			<>
+				<h2>Rooms</h2>
+				<ul id="rooms">{all.map(item)}</ul>
+			</>
+		);
+	}
+	const byLabel = (a: RoomView, b: RoomView) =>
+		collator.compare(
+			roomLabel(a.name, a.info).replace(/^#/, ""),
+			roomLabel(b.name, b.info).replace(/^#/, ""),
+		);
+	const rooms = all.filter((r) => r.info?.kind !== "direct").sort(byLabel);
+	const directs = all.filter((r) => r.info?.kind === "direct").sort(byLabel);
+	return (
+		<>
+			<div class="group-head">
+				<h2 id="rooms-title">Rooms</h2>
+				<button type="button" class="icon" aria-label="New room" title="New room" onClick={props.onCreate}>
+					+
+				</button>
+			</div>
+			<ul id="rooms" aria-labelledby="rooms-title">
+				{rooms.map(item)}
+			</ul>
+			<button type="button" class="link browse" onClick={props.onBrowse}>
+				Browse rooms
+			</button>
+			<div class="group-head">
+				<h2 id="directs-title">Direct messages</h2>
+				<button
+					type="button"
+					class="icon"
+					aria-label="New direct message"
+					title="New direct message"
+					onClick={props.onDirect}
+				>
+					+
+				</button>
+			</div>
+			<ul id="directs" aria-labelledby="directs-title">
+				{directs.map(item)}
+			</ul>
+			{directs.length === 0 && <p class="hint">Write to someone from their name in a room's members.</p>}
+		</>
+	);
+}
