@@ -799,11 +799,14 @@ export class View {
 									))}
 								</ol>
 							</Handlers.Provider>
-							{!chat.atNewest && (
-								<button type="button" class="jump" onClick={() => this.jumpToNewest()}>
-									{r.unread > 0 ? `Jump to newest (${r.unread} new)` : "Jump to newest"}
-								</button>
-							)}
+							{/* Always there and of no height, so the button showing never moves the list. */}
+							<div class="jump-anchor">
+								{!chat.atNewest && (
+									<button type="button" class="jump" onClick={() => this.jumpToNewest()}>
+										{r.unread > 0 ? `Jump to newest (${r.unread} new)` : "Jump to newest"}
+									</button>
+								)}
+							</div>
 							<p id="typing" class="typing">
 								{typing.length === 0
 									? ""
