@@ -503,7 +503,8 @@ export class Chat {
 
 	/** The person sees the newest messages of `r`: it is the room shown, the tab is in front and not scrolled up. */
 	private looking(r: RoomView): boolean {
-		return r.name === this.current && this.attentive && this.atNewest;
+		// Reading around a search result (`newer`), the newest messages are not on screen.
+		return r.name === this.current && this.attentive && this.atNewest && !r.newer;
 	}
 
 	/** Marks `r` read when the person is looking at it. */
