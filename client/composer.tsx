@@ -10,6 +10,8 @@ export interface Suggestion {
 
 export interface ComposerProps {
 	room: string;
+	/** How the room is named ("#general", "bob"); the room id with # when absent. */
+	label?: string;
 	draft: string;
 	error: string;
 	disabled: boolean;
@@ -122,7 +124,7 @@ export class Composer extends Component<ComposerProps, State> {
 		const { suggestions, active } = this.state;
 		const count = charCount(draft);
 		const over = count - MAX_TEXT;
-		const label = room ? `Message #${room}` : "Message";
+		const label = room ? `Message ${this.props.label ?? `#${room}`}` : "Message";
 		return (
 			<form
 				id="compose"

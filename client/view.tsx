@@ -6,6 +6,7 @@ import type { Change, Chat, RoomView } from "./chat.ts";
 import { Composer, type Suggestion } from "./composer.tsx";
 import { announcement, charCount, colourOf, initials, MAX_TEXT } from "./format.ts";
 import { Handlers, withActions } from "./message-actions.tsx";
+import { roomLabel } from "./rooms-model.ts";
 import { RoomsUi } from "./rooms-ui.tsx";
 import { SearchUi } from "./search.tsx";
 import { RowView, rows } from "./timeline.tsx";
@@ -201,7 +202,13 @@ export class View {
 					this.announce(announcement(c.message.from, c.message.text));
 				break;
 			case "unseen":
-				this.notify(c.room, c.message.from, c.message.text, c.mention);
+				// Direct messages notify like mentions: they are written to this person.
+				this.notify(
+					c.room,
+					c.message.from,
+					c.message.text,
+					c.mention || this.chat.rooms.get(c.room)?.info?.kind === "direct",
+				);
 				break;
 			case "status":
 				this.announceStatus();
@@ -245,7 +252,8 @@ export class View {
 	private notify(room: string, from: string, text: string, mention: boolean): void {
 		const n = this.options.notifications;
 		if (!n || !mention || this.muted.includes(room) || !this.doc.hidden) return;
-		if (n.permission() === "granted") n.show(`${from} in #${room}`, announcement(from, text), room);
+		const where = roomLabel(room, this.chat.rooms.get(room)?.info);
+		if (n.permission() === "granted") n.show(`${from} in ${where}`, announcement(from, text), room);
 	}
 
 	private toggleMute(room: string): void {
@@ -505,7 +513,8 @@ export class View {
 
 	private drawTitle(): void {
 		const total = this.chat.unreadTotal;
-		const room = this.chat.current ? `#${this.chat.current} · hubbub` : "hubbub";
+		const current = this.chat.current;
+		const room = current ? `${roomLabel(current, this.chat.rooms.get(current)?.info)} · hubbub` : "hubbub";
 		this.doc.title = total > 0 ? `(${total}) ${room}` : room;
 		const icon = this.doc.querySelector<HTMLLinkElement>("link[rel=icon]");
 		const href = favicon(total);
@@ -782,7 +791,7 @@ export class View {
 							<Handlers.Provider value={this.roomsUi.handlers}>
 								<ol
 									id="messages"
-									aria-label={`Messages in #${room}`}
+									aria-label={`Messages in ${roomLabel(room, r.info)}`}
 									// biome-ignore lint/a11y/noNoninteractiveTabindex: a scrollable list must take focus so keyboard users can scroll it
 									tabIndex={0}
 									onScroll={this.onScroll}
@@ -818,6 +827,7 @@ export class View {
 							</p>
 							<Composer
 								room={room}
+								label={roomLabel(room, r.info)}
 								draft={this.draft(room)}
 								error={this.composeError}
 								disabled={r.info?.archived !== undefined}
@@ -840,7 +850,9 @@ export class View {
 
 	private roomSwitcher() {
 		const query = this.switcherQuery.trim().toLowerCase().replace(/^#/, "");
-		const matches = [...this.chat.rooms.keys()].filter((n) => n.includes(query));
+		const matches = [...this.chat.rooms.keys()].filter(
+			(n) => n.includes(query) || roomLabel(n, this.chat.rooms.get(n)?.info).toLowerCase().includes(query),
+		);
 		const create = query !== "" && ROOM_PATTERN.test(query) && !this.chat.rooms.has(query);
 		const close = () => {
 			this.switcher = false;
@@ -875,7 +887,7 @@ export class View {
 						{matches.map((n) => (
 							<li key={n}>
 								<button type="button" class="room" onClick={() => this.openRoom(n)}>
-									#{n}
+									{roomLabel(n, this.chat.rooms.get(n)?.info)}
 								</button>
 							</li>
 						))}

@@ -377,6 +377,10 @@ describe("dialogs", () => {
 		});
 		expect(chat.current).toBe("dm-abc");
 		expect($("#room-title").textContent).toBe("bob");
+		// Named by the people in it everywhere, never by its id.
+		expect(document.title).toBe("(2) bob · hubbub"); // two unread in Ops
+		expect($("#text").getAttribute("placeholder")).toBe("Message bob");
+		expect($("#messages").getAttribute("aria-label")).toBe("Messages in bob");
 	});
 
 	test("leaving a private room asks first; an open one leaves at once with Undo", async () => {
