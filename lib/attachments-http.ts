@@ -7,6 +7,7 @@ import type { Config } from "./config.ts";
 import { secured } from "./http.ts";
 import type { Logger } from "./log.ts";
 import { checkOrigin } from "./origin.ts";
+import { UpgradeRate } from "./rate-limit.ts";
 import { isPostgresUrl } from "./store.ts";
 
 /**
@@ -33,6 +34,13 @@ export interface AttachmentDeps {
 
 const ID = /^[0-9a-f]{64}$/;
 
+/**
+ * Uploads per account: a burst of 30 (a page pasting or dropping a handful of
+ * files at once), then 1 a second. Each costs an fsync and rows however small
+ * the file, which the byte quota alone would not bound.
+ */
+export const UPLOAD_RATE = { rate: 1, burst: 30 };
+
 function quotaMessage(quota: number, left: number): string {
 	return `this file would take your account past its quota of ${quota} bytes of stored files (${left} left, --upload-quota); delete messages with files to make room`;
 }
@@ -50,6 +58,7 @@ const refuse = (status: number, code: string, message: string, headers: Record<s
 export class AttachmentRoutes {
 	/** Account id → bytes of its uploads streaming now on this process: counted against its quota meanwhile. */
 	private readonly streaming = new Map<string, number>();
+	private readonly rate = new UpgradeRate(UPLOAD_RATE.rate, UPLOAD_RATE.burst);
 
 	constructor(private readonly deps: AttachmentDeps) {}
 
@@ -68,6 +77,12 @@ export class AttachmentRoutes {
 			return refuse(403, "origin_not_allowed", "uploads are taken only from this server's own page");
 		const account = await this.deps.signedIn(req, address);
 		if (!account) return refuse(401, "not_signed_in", "sign in first");
+		const wait = this.rate.take(account.id);
+		if (wait > 0)
+			return refuse(429, "too_many_uploads", `too many uploads at once; try again in ${wait} s`, {
+				"retry-after": String(wait),
+				connection: "close",
+			});
 		const length = req.headers.get("content-length");
 		const declared = length === null || !Number.isFinite(Number(length)) ? undefined : Number(length);
 		// Refused before a byte of the body is read; the connection is closed rather than drained.

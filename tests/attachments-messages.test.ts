@@ -132,6 +132,21 @@ function storedFiles(dir: string): string[] {
 }
 
 describe("upload quota", () => {
+	test("an account uploading more than 30 files at once gets 429 too_many_uploads with Retry-After; others are not held back", async () => {
+		await using s = await startAccountsServer();
+		const alice = await setupAdmin(s);
+		// 40 at once: 30 in the burst, and a few more refilled meanwhile on a slow machine.
+		const answers = await Promise.all(
+			Array.from({ length: 40 }, (_, i) => upload(alice, `n${i}.txt`, `note ${i}`)),
+		);
+		const refused = answers.filter((a) => a.status === 429);
+		expect(refused.length).toBeGreaterThanOrEqual(5);
+		expect(answers.filter((a) => a.status === 201).length).toBe(40 - refused.length);
+		expect(refused[0]?.body).toMatchObject({ code: "too_many_uploads" });
+		const bob = await invite(s, alice, "bob", "bob password");
+		expect((await upload(bob, "b.txt", "bob's")).status).toBe(201);
+	});
+
 	test("past --upload-quota an upload is 413 upload_quota: before its body when its length says so, and cut off when streamed", async () => {
 		await using s = await startAccountsServer({ config: { uploadQuota: 1000 } });
 		const alice = await setupAdmin(s);
