@@ -214,7 +214,15 @@ export class Composer extends Component<ComposerProps, State> {
 								title="Attach files (or drop them here, or paste a screenshot)"
 								onClick={() => this.picker.current?.click()}
 							>
-								📎
+								<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true" focusable="false">
+									<path
+										d="M16.5 6.5 8.9 14.1a1.5 1.5 0 0 0 2.1 2.1l7.1-7.1a3.5 3.5 0 0 0-5-5L6 11.2a5.5 5.5 0 0 0 7.8 7.8l6.4-6.4"
+										fill="none"
+										stroke="currentColor"
+										stroke-width="1.8"
+										stroke-linecap="round"
+									/>
+								</svg>
 							</button>
 						</>
 					)}
