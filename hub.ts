@@ -3,8 +3,10 @@ import type { ServerWebSocket } from "bun";
 import { UnknownFile } from "./lib/attachments-index.ts";
 import { accountOf } from "./lib/auth-ws.ts";
 import type { Bus, BusHandler } from "./lib/bus.ts";
+import { ChangeFeed, type Update } from "./lib/change-feed.ts";
 import { Connections } from "./lib/connections.ts";
 import type { Logger } from "./lib/log.ts";
+import { ChangeRefused, type RoomFacts, refusal } from "./lib/message-changes.ts";
 import type { Metrics } from "./lib/metrics.ts";
 import { nameKey } from "./lib/names.ts";
 import { localPresence, type Presence } from "./lib/presence.ts";
@@ -13,6 +15,7 @@ import type { Session } from "./lib/session.ts";
 import type { Appended, Page, Store } from "./lib/store.ts";
 import {
 	CLOSE,
+	type ClientFrame,
 	type FileRef,
 	LIMITS,
 	type Message,
@@ -33,7 +36,14 @@ interface RoomState {
 	pending: number;
 	/** Hands the room's committed messages to its topic, once and in order. */
 	feed: RoomFeed;
+	/** The same for its edits, deletions and reactions (--auth accounts). */
+	changes: ChangeFeed;
+	/** Change number → the socket here that asked for it, its `ref` and the update, until that goes out. */
+	refs: Map<number, { ws: Socket; ref: string; update: Update }>;
 }
+
+/** An edit, delete or react frame (protocol 1.2). */
+export type MessageChange = Extract<ClientFrame, { type: "edit" | "delete" | "react" }>;
 
 /** Where frames to a room's sockets go: Bun's server topics (a test may count them instead). */
 export interface Topics {
@@ -58,6 +68,8 @@ export interface HubOptions {
 	feed?: Partial<typeof FEED_DEFAULTS>;
 	/** Files in messages (lib/attachments-index.ts MessageFiles); without it a send may carry none. */
 	files?: HubFiles;
+	/** What the edit/delete rules need to know of a room (its kind, creator, whether archived; lib/message-changes.ts). */
+	roomFacts?: (room: string) => Promise<RoomFacts | undefined>;
 }
 
 /** What the hub asks of lib/attachments-index.ts. */
@@ -111,6 +123,7 @@ export class Hub implements BusHandler {
 	private readonly presenceGraceMs: number;
 	private readonly feedOptions: typeof FEED_DEFAULTS;
 	private readonly files?: HubFiles;
+	private readonly roomFacts?: (room: string) => Promise<RoomFacts | undefined>;
 	private readonly sockets = new Connections<Conn>();
 	private readonly names = new Map<string, Socket>();
 	private readonly rooms = new Map<string, RoomState>();
@@ -131,11 +144,16 @@ export class Hub implements BusHandler {
 		this.presenceGraceMs = options.presenceGraceMs ?? 1000;
 		this.feedOptions = { ...FEED_DEFAULTS, ...options.feed };
 		this.files = options.files;
+		this.roomFacts = options.roomFacts;
 	}
 
 	/** Reads what the store has beyond what was delivered, for `room` or every room served here (the bus was away). */
 	catchUp(only?: string): void {
-		for (const [room, state] of this.rooms) if (only === undefined || room === only) state.feed.catchUp();
+		for (const [room, state] of this.rooms) {
+			if (only !== undefined && room !== only) continue;
+			state.feed.catchUp();
+			state.changes.catchUp();
+		}
 	}
 
 	/** A committed message from the bus; its room's feed hands it on once and in seq order. */
@@ -145,7 +163,9 @@ export class Hub implements BusHandler {
 
 	/** A presence or typing frame from another process, for this process's sockets in the room. */
 	deliverEvent(room: string, frame: ServerFrame): void {
-		if (this.rooms.has(room)) this.publish(room, frame);
+		// A change another process committed: in change order through the room's change feed.
+		if (frame.type === "update") this.rooms.get(room)?.changes.deliver({ ...frame, ref: undefined });
+		else if (this.rooms.has(room)) this.publish(room, frame);
 	}
 
 	/** Sends a transient frame to the room here (except `except`) and on every other process. */
@@ -233,11 +253,17 @@ export class Hub implements BusHandler {
 	 * skipped: the socket subscribes in the same turn as `joined` is sent, and
 	 * `joined` holds exactly the messages up to the room's topic head.
 	 */
-	async join(ws: Socket, room: string, since: number | undefined, extra?: JoinedExtra): Promise<void> {
+	async join(
+		ws: Socket,
+		room: string,
+		since: number | undefined,
+		extra?: JoinedExtra,
+		changes?: number,
+	): Promise<void> {
 		const conn = ws.data;
 		// Joins of one room by one socket run one after another, so two `joined` never overlap.
 		const previous = conn.joins.get(room);
-		const run = (previous ?? Promise.resolve()).then(() => this.joinNow(ws, room, since, extra));
+		const run = (previous ?? Promise.resolve()).then(() => this.joinNow(ws, room, since, extra, changes));
 		const settled = run.catch(() => {});
 		conn.joins.set(room, settled);
 		void settled.then(() => {
@@ -251,6 +277,7 @@ export class Hub implements BusHandler {
 		room: string,
 		since: number | undefined,
 		extra: JoinedExtra | undefined,
+		changes: number | undefined,
 	): Promise<void> {
 		const conn = ws.data;
 		if (conn.closed) return;
@@ -275,9 +302,11 @@ export class Hub implements BusHandler {
 			// False when the name is already in the room on another process (the same person elsewhere).
 			const news = await this.presence.enter(room, name);
 			const elsewhere = await this.presence.members(room);
+			// --auth accounts: the change counter before the read, so the read shows every change up to it.
+			const changeFrom = accountOf(conn) ? await state.changes.start() : undefined;
 			await state.feed.align(
-				() => this.readForJoin(room, since),
-				({ page, reset }, caught) => {
+				() => this.readForJoin(room, since, changes, changeFrom),
+				({ page, reset, updates }, caught) => {
 					settle();
 					if (conn.closed) {
 						// Its close already removed it from rooms it had joined before; a first join is undone here.
@@ -303,7 +332,10 @@ export class Hub implements BusHandler {
 							more: fitted.more,
 							...(reset ? { reset: true } : {}),
 							...extra,
+							...(changeFrom === undefined ? {} : { change: changeFrom }),
+							...(updates && !reset ? { updates } : {}),
 						});
+						if (changeFrom !== undefined) this.sendCaughtChanges(ws, state, changeFrom);
 						if (isNew && !returning && news)
 							this.announce(room, { type: "presence", room, name, online: true }, ws);
 					});
@@ -326,17 +358,31 @@ export class Hub implements BusHandler {
 	private async readForJoin(
 		room: string,
 		since: number | undefined,
-	): Promise<{ top: number; value: { page: Page; reset: boolean } }> {
+		changes?: number,
+		changeFrom?: number,
+	): Promise<{ top: number; value: { page: Page; reset: boolean; updates?: Message[] } }> {
 		if (since === undefined) {
 			const page = await this.store.latest(room, LIMITS.latest);
 			return { top: page.messages.at(-1)?.seq ?? 0, value: { page, reset: false } };
 		}
+		// A resume that says which changes it holds gets those made since to the messages it holds, unless
+		// too many (or a counter this history never reached): then it starts afresh, as for an unknown since.
+		let updates: Message[] | undefined;
+		if (changes !== undefined && changeFrom !== undefined) {
+			const changed =
+				changes <= changeFrom ? await this.store.changes(room, changes, LIMITS.updatesMax, since) : undefined;
+			if (!changed || changed.more || this.tooLarge(changed.messages)) {
+				const latest = await this.store.latest(room, LIMITS.latest);
+				return { top: latest.messages.at(-1)?.seq ?? 0, value: { page: latest, reset: true } };
+			}
+			updates = changed.messages;
+		}
 		for (;;) {
 			const page = await this.store.since(room, since, LIMITS.resume);
 			const last = page.messages.at(-1)?.seq;
-			if (last !== undefined) return { top: last, value: { page, reset: false } };
+			if (last !== undefined) return { top: last, value: { page, reset: false, updates } };
 			const top = await this.lastSeq(room);
-			if (top === since) return { top, value: { page, reset: false } };
+			if (top === since) return { top, value: { page, reset: false, updates } };
 			if (top > since) continue; // stored while we looked
 			const latest = await this.store.latest(room, LIMITS.latest);
 			return { top: latest.messages.at(-1)?.seq ?? 0, value: { page: latest, reset: true } };
@@ -503,6 +549,94 @@ export class Hub implements BusHandler {
 		this.metrics.publishSeconds.observe((performance.now() - t0) / 1000);
 	}
 
+	/** An update in change order (the room's change feed): to the room's sockets here, with `ref` to the one that asked. */
+	private emitUpdate(refs: RoomState["refs"], update: Update): void {
+		const asked = refs.get(update.change);
+		refs.delete(update.change);
+		const to = asked?.ws.isSubscribed(topicOf(update.room)) ? asked : undefined;
+		this.publish(update.room, update, to?.ws);
+		if (to) this.sendTo(to.ws, { ...update, ref: to.ref });
+		if (refs.size === 0) return;
+		// Changes a gap fill passed over (their message changed again since): their askers still get an answer,
+		// older than what they now hold for it, which the page ignores (docs/PROTOCOL.md "update").
+		for (const [change, skipped] of refs) {
+			if (change > update.change) continue;
+			refs.delete(change);
+			this.sendTo(skipped.ws, { ...skipped.update, ref: skipped.ref });
+		}
+	}
+
+	/**
+	 * After `joined` (which shows every change up to `from`), in the same turn:
+	 * the updates the room's change feed emitted since, so the socket's stream
+	 * of changes goes on from `from` with no hole. The feed keeps the last few
+	 * hundred; a join overtaken by more is closed to resume (a rare path).
+	 */
+	private sendCaughtChanges(ws: Socket, state: RoomState, from: number): void {
+		const caught = state.changes.emittedAfter(from);
+		if (!caught) {
+			ws.close(CLOSE.resume, "missed changes; reconnect and resume with since");
+			return;
+		}
+		for (const update of caught) this.sendTo(ws, update);
+	}
+
+	/** More than a reply to a join should carry (the page resets the room instead). */
+	private tooLarge(messages: Message[]): boolean {
+		let bytes = 0;
+		for (const m of messages) bytes += estimatedBytes(m);
+		return bytes > this.maxReplyBytes / 2;
+	}
+
+	/**
+	 * Edits, deletes or reacts to a stored message (--auth accounts; the rules
+	 * are lib/message-changes.ts), then hands the update to this process's
+	 * change feed and the bus. Throws ChangeRefused with the error to answer.
+	 */
+	async change(ws: Socket, frame: MessageChange): Promise<void> {
+		const account = accountOf(ws.data);
+		if (!account) throw new ChangeRefused("not_available", `'${frame.type}' needs --auth accounts`);
+		const { room, seq } = frame;
+		const [message] = seq > 0 ? (await this.store.after(room, seq - 1, 1)).messages : [];
+		if (!message || message.seq !== seq)
+			throw new ChangeRefused("not_found", `no message ${seq} in #${room}`);
+		const refused = refusal(frame.type, account, message, await this.roomFacts?.(room));
+		if (refused) throw refused;
+		const outcome =
+			frame.type === "edit"
+				? await this.store.edit(room, seq, frame.text, Date.now())
+				: frame.type === "delete"
+					? await this.store.remove(room, seq)
+					: await this.store.react(room, seq, frame.emoji, account.name, frame.on);
+		if (!outcome.ok) {
+			if (outcome.reason === "not_found")
+				throw new ChangeRefused("not_found", `no message ${seq} in #${room}`);
+			if (outcome.reason === "deleted") throw new ChangeRefused("forbidden", `message ${seq} was deleted`);
+			throw new ChangeRefused(
+				"forbidden",
+				`a message can carry at most ${LIMITS.reactionsPerMessage} different reactions`,
+			);
+		}
+		if (frame.type === "delete" && this.files) {
+			// Before the update goes out, so whoever sees the deletion finds its files gone too. The deletion
+			// is committed: a failure here must not hold back its update (the files stay until deleted again).
+			try {
+				await this.files.releaseMessage(room, seq);
+			} catch (e) {
+				this.log.error("release_files_failed", { room, seq, error: (e as Error).message });
+			}
+		}
+		const update: Update = { type: "update", room, change: outcome.message.change, message: outcome.message };
+		const state = this.rooms.get(room);
+		if (state && frame.ref !== undefined) {
+			// Its update may already have gone out here (a gap fill read it first): then the answer goes alone.
+			if ((state.changes.head ?? 0) >= update.change) this.sendTo(ws, { ...update, ref: frame.ref });
+			else state.refs.set(update.change, { ws, ref: frame.ref, update });
+		}
+		this.bus.publishEvent(room, update);
+		state?.changes.deliver(update);
+	}
+
 	/**
 	 * A room's feed could not catch up: its sockets have a gap they cannot see.
 	 * They stop receiving the room at once and are closed with CLOSE.resume, so
@@ -558,16 +692,19 @@ export class Hub implements BusHandler {
 	private room(name: string): RoomState {
 		let state = this.rooms.get(name);
 		if (!state) {
-			const feed = new RoomFeed(name, this.store, (m) => this.emit(m), {
+			const options = {
 				...this.feedOptions,
 				onRead: () => this.metrics.gapFills.inc(),
-				onError: (room, error, attempt) => {
+				onError: (room: string, error: Error, attempt: number) => {
 					this.metrics.feedReadFailures.inc();
 					this.log.warn("room_feed_read_failed", { room, attempt, error: error.message });
 				},
-				onLost: (room, reason) => this.lost(room, reason),
-			});
-			state = { members: new Map(), sockets: new Map(), pending: 0, feed };
+				onLost: (room: string, reason: string) => this.lost(room, reason),
+			};
+			const feed = new RoomFeed(name, this.store, (m) => this.emit(m), options);
+			const refs: RoomState["refs"] = new Map();
+			const changes = new ChangeFeed(name, this.store, (u) => this.emitUpdate(refs, u), options);
+			state = { members: new Map(), sockets: new Map(), pending: 0, feed, changes, refs };
 			this.rooms.set(name, state);
 			this.bus.watch(name);
 		}
@@ -578,6 +715,7 @@ export class Hub implements BusHandler {
 		if (state.members.size > 0 || state.pending > 0 || this.rooms.get(room) !== state) return;
 		this.rooms.delete(room);
 		state.feed.close();
+		state.changes.close();
 		this.bus.unwatch(room);
 	}
 }

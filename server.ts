@@ -208,6 +208,15 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		{ log, mayRead: rooms && ((reader, room) => rooms.mayRead(reader, room)) },
 	);
 	const hub = new Hub({
+		// What the edit/delete rules ask of a room (lib/message-changes.ts): its kind, creator, whether archived.
+		roomFacts:
+			rooms &&
+			(async (room) => {
+				const row = await rooms.store.room(room);
+				return (
+					row && { kind: row.kind, creatorId: row.creator ?? undefined, archived: row.archived !== null }
+				);
+			}),
 		files: messageFiles,
 		store,
 		metrics,

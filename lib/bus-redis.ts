@@ -28,6 +28,8 @@ export class RedisBus implements Bus {
 	private readonly unsent = new Map<string, Message>();
 	/** Per room and member, the last presence frame that did not reach Redis. */
 	private readonly unsentPresence = new Map<string, ServerFrame & { type: "presence" }>();
+	/** Per room, the newest change (protocol 1.2 `update`) that did not reach Redis: the others read the ones before it from the store. */
+	private readonly unsentUpdates = new Map<string, ServerFrame & { type: "update" }>();
 
 	constructor(
 		private readonly link: RedisLink,
@@ -64,6 +66,8 @@ export class RedisBus implements Bus {
 	publishEvent(room: string, frame: ServerFrame): void {
 		this.send(room, { o: this.link.id, e: frame }, () => {
 			if (frame.type === "presence") this.unsentPresence.set(`${room}\n${frame.name}`, frame);
+			if (frame.type === "update" && (this.unsentUpdates.get(room)?.change ?? 0) < frame.change)
+				this.unsentUpdates.set(room, frame);
 		});
 	}
 
@@ -81,10 +85,12 @@ export class RedisBus implements Bus {
 	private resend(): void {
 		const messages = [...this.unsent.values()];
 		const presence = [...this.unsentPresence.values()];
+		const updates = [...this.unsentUpdates.values()];
 		this.unsent.clear();
 		this.unsentPresence.clear();
+		this.unsentUpdates.clear();
 		for (const m of messages) this.sendMessage(m);
-		for (const frame of presence) this.publishEvent(frame.room, frame);
+		for (const frame of [...presence, ...updates]) this.publishEvent(frame.room, frame);
 	}
 
 	watch(room: string): void {

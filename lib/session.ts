@@ -20,6 +20,7 @@ import { UnknownFile } from "./attachments-index.ts";
 import { accountOf, helloMatchesAccount } from "./auth-ws.ts";
 import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { ChangeRefused } from "./message-changes.ts";
 import type { Metrics } from "./metrics.ts";
 import { addressGroup } from "./origin.ts";
 import { FRAME_RATES, INVALID_RATE, TokenBucket } from "./rate-limit.ts";
@@ -186,7 +187,11 @@ export interface SessionHub {
 		room: string,
 		since: number | undefined,
 		extra?: Pick<ServerFrameOf<"joined">, "info" | "people">,
+		/** Protocol 1.2: the highest change the client holds (join.changes). */
+		changes?: number,
 	): Promise<void>;
+	/** Protocol 1.2 (--auth accounts): edit, delete or react; throws ChangeRefused (lib/message-changes.ts). */
+	change(ws: Socket, frame: Extract<ClientFrame, { type: "edit" | "delete" | "react" }>): Promise<void>;
 	leave(ws: Socket, room: string): void;
 	send(ws: Socket, room: string, id: string | undefined, text: string, files?: string[]): Promise<Message>;
 	typing(ws: Socket, room: string): void;
@@ -298,6 +303,7 @@ export function websocketHandler(
 	function run(ws: Socket, work: Promise<unknown>, ref: string | undefined, room?: string): Promise<void> {
 		return work.then(undefined, (e: unknown) => {
 			if (e instanceof QuotaExceeded) return sendError(ws, "quota_exceeded", e.message, ref, room);
+			if (e instanceof ChangeRefused) return sendError(ws, e.code, e.message, ref, room);
 			if (e instanceof UnknownFile) return sendError(ws, "unknown_file", e.message, ref, room);
 			if (e instanceof RoomRefusal) return sendError(ws, e.code, e.message, ref, room);
 			if (e instanceof BadCursor) return sendError(ws, "bad_frame", e.message, ref);
@@ -402,8 +408,8 @@ export function websocketHandler(
 				}
 				log.debug("join", { conn: session.id, name: session.name, room: frame.room, since: frame.since });
 				const joining = rooms
-					? rooms.join(ws, frame.room, (extra) => hub.join(ws, frame.room, frame.since, extra))
-					: hub.join(ws, frame.room, frame.since);
+					? rooms.join(ws, frame.room, (extra) => hub.join(ws, frame.room, frame.since, extra, frame.changes))
+					: hub.join(ws, frame.room, frame.since, undefined, frame.changes);
 				return run(ws, joining, undefined, frame.room);
 			};
 			return session.queue(join, refuse);
@@ -413,6 +419,20 @@ export function websocketHandler(
 				() => search(ws, frame),
 				() => refused(ws, frame, session.strike(), ref),
 			);
+		if ((frame.type === "edit" || frame.type === "delete" || frame.type === "react") && accountOf(session)) {
+			if (!session.rooms.has(frame.room))
+				return sendError(ws, "not_joined", `join ${frame.room} first`, ref, frame.room);
+			if (rooms?.readOnly(frame.room))
+				return sendError(
+					ws,
+					"read_only",
+					`#${frame.room} is archived: it can be read, not changed`,
+					ref,
+					frame.room,
+				);
+			void run(ws, hub.change(ws, frame), ref, frame.room);
+			return;
+		}
 		if (isAccountsFrame(frame)) {
 			// Protocol 1.2 (docs/PROTOCOL.md "Rooms, direct messages and read positions"); --auth accounts only.
 			if (rooms && frame.type !== "edit" && frame.type !== "delete" && frame.type !== "react")
