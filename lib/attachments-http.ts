@@ -8,7 +8,7 @@ import { secured } from "./http.ts";
 import type { Logger } from "./log.ts";
 import { checkOrigin } from "./origin.ts";
 import { UpgradeRate } from "./rate-limit.ts";
-import { isPostgresUrl } from "./store.ts";
+import { isPostgresUrl, StoreError } from "./store.ts";
 
 /**
  * Where uploaded files live: --upload-dir, else `<db>.files` beside a SQLite
@@ -121,6 +121,12 @@ export class AttachmentRoutes {
 				return refuse(507, "disk_full", e.message);
 			}
 			if (e instanceof UploadInterrupted) return refuse(400, "interrupted", e.message);
+			if (e instanceof StoreError) {
+				this.deps.log.error("upload_not_recorded", { error: e.message });
+				return refuse(503, "server_error", "the file could not be recorded; try again", {
+					"retry-after": "5",
+				});
+			}
 			throw e;
 		} finally {
 			if (quota > 0) {
@@ -142,8 +148,17 @@ export class AttachmentRoutes {
 		if (!files) return refuse(404, "not_found", "no such file");
 		const account = await this.deps.signedIn(req, address);
 		if (!account) return refuse(401, "not_signed_in", "sign in first");
-		if (!ID.test(id) || !(await this.deps.files.mayDownload({ name: account.name, account }, id)))
-			return refuse(404, "not_found", "no such file");
+		let allowed: boolean;
+		try {
+			allowed = ID.test(id) && (await this.deps.files.mayDownload({ name: account.name, account }, id));
+		} catch (e) {
+			// The database is away: say so, rather than a 404 that would read as "deleted".
+			this.deps.log.error("download_check_failed", { error: (e as Error).message });
+			return refuse(503, "server_error", "the server cannot check this file now; try again", {
+				"retry-after": "5",
+			});
+		}
+		if (!allowed) return refuse(404, "not_found", "no such file");
 		const file = await files.describe(id);
 		if (!file) return refuse(404, "not_found", "no such file");
 		const name = new URL(req.url).searchParams.get("name") ?? id.slice(0, 12);
