@@ -2,6 +2,7 @@
 import {
 	CLOSE,
 	type ClientFrame,
+	type FileRef,
 	LIMITS,
 	type Message,
 	parseServerFrame,
@@ -47,6 +48,14 @@ export interface Pending {
 	id: string;
 	text: string;
 	ts: number;
+	/** Uploaded files sent with the text (protocol 1.1, --auth accounts). */
+	files?: FileRef[];
+}
+
+/** The `send` frame for a pending message: the first time and every resend alike. */
+function sendFrame(room: string, p: Pending): ClientFrame {
+	const files = p.files?.length ? { files: p.files.map((f) => f.id) } : {};
+	return { type: "send", room, id: p.id, text: p.text, ...files };
 }
 
 export interface RoomView extends RoomState {
@@ -625,17 +634,20 @@ export class Chat {
 	 * resent with the same id after a reconnect until its echo arrives.
 	 * Returns false (keep the text) when it cannot be sent at all.
 	 */
-	send(text: string): boolean {
-		if (text.trim() === "" || [...text].length > LIMITS.textChars || !this.name) return false;
+	send(text: string, files: FileRef[] = []): boolean {
+		if ((text.trim() === "" && files.length === 0) || [...text].length > LIMITS.textChars || !this.name)
+			return false;
+		// Files alone go with no text at all (the server refuses text of only spaces).
+		if (text.trim() === "") text = "";
 		const r = this.room(this.current);
 		// Writing while reading an old part of the room: the message goes at the live end, so show that.
 		if (r.newer) this.toLive(r);
-		const pending: Pending = { id: newId(), text, ts: Date.now() };
+		const pending: Pending = { id: newId(), text, ts: Date.now(), ...(files.length ? { files } : {}) };
 		// A message ends "is typing" for the others, so the next keystroke may say it again at once.
 		this.lastTypingSent = 0;
 		r.pending.push(pending);
 		this.emit({ kind: "pending", room: r.name });
-		if (r.joined) this.raw({ type: "send", room: r.name, id: pending.id, text });
+		if (r.joined) this.raw(sendFrame(r.name, pending));
 		return true;
 	}
 
@@ -1086,7 +1098,7 @@ export class Chat {
 		this.emit({ kind: "room", room: r.name });
 		this.emit({ kind: "members", room: r.name });
 		// Resend what was never acknowledged, with the same ids: the server stores each once.
-		for (const p of r.pending) this.raw({ type: "send", room: r.name, id: p.id, text: p.text });
+		for (const p of r.pending) this.raw(sendFrame(r.name, p));
 		const around = this.wantAround.get(r.name);
 		if (around !== undefined) this.readAround(r, around);
 	}
@@ -1207,7 +1219,7 @@ export class Chat {
 				if (r) {
 					setTimeout(() => {
 						const p = r.pending.find((x) => x.id === frame.ref);
-						if (p && r.joined) this.raw({ type: "send", room: r.name, id: p.id, text: p.text });
+						if (p && r.joined) this.raw(sendFrame(r.name, p));
 					}, SERVER_ERROR_RETRY_MS);
 					return;
 				}

@@ -1,6 +1,8 @@
 // The message box: grows with its text, keeps a draft per room, counts as the server counts, completes @names and :shortcodes:.
 import { Component, createRef } from "preact";
+import { UploadList } from "./attachments.tsx";
 import { charCount, MAX_TEXT } from "./format.ts";
+import type { Upload } from "./uploads.ts";
 
 export interface Suggestion {
 	/** What replaces the typed word. */
@@ -23,6 +25,10 @@ export interface ComposerProps {
 	onEmojiButton(): void;
 	/** Up arrow in an empty box: edit the last message sent (true when there was one to edit). */
 	onEditLast?(): boolean;
+	/** Files (--auth accounts): those on their way with the next message, and what to do with new ones. */
+	uploads?: Upload[];
+	onFiles?(files: File[]): void;
+	onCancelUpload?(key: string): void;
 }
 
 interface State {
@@ -71,7 +77,8 @@ export class Composer extends Component<ComposerProps, State> {
 
 	private submit(): void {
 		const box = this.box.current;
-		if (!box || box.value.trim() === "") return;
+		const files = this.props.uploads?.some((u) => u.state !== "failed") ?? false;
+		if (!box || (box.value.trim() === "" && !files)) return;
 		this.props.onDraft(box.value);
 		if (this.props.onSend(box.value)) {
 			box.value = "";
@@ -88,6 +95,16 @@ export class Composer extends Component<ComposerProps, State> {
 		const suggestions = at ? this.props.suggest(at.word).slice(0, 6) : [];
 		this.setState({ suggestions, active: 0 });
 	};
+
+	/** A pasted screenshot (or copied files) becomes an upload; pasted text stays text. */
+	private onPaste = (e: ClipboardEvent): void => {
+		const files = [...(e.clipboardData?.files ?? [])];
+		if (files.length === 0 || !this.props.onFiles) return;
+		e.preventDefault();
+		this.props.onFiles(files);
+	};
+
+	private readonly picker = createRef<HTMLInputElement>();
 
 	private onKeyDown = (e: KeyboardEvent): void => {
 		const { suggestions, active } = this.state;
@@ -153,6 +170,9 @@ export class Composer extends Component<ComposerProps, State> {
 						))}
 					</div>
 				)}
+				{this.props.uploads && (
+					<UploadList uploads={this.props.uploads} onCancel={(key) => this.props.onCancelUpload?.(key)} />
+				)}
 				<label id="compose-label" for="text" class="visually-hidden">
 					{label}
 				</label>
@@ -168,8 +188,44 @@ export class Composer extends Component<ComposerProps, State> {
 						aria-activedescendant={suggestions.length > 0 ? `suggestion-${active}` : undefined}
 						onInput={this.onInput}
 						onKeyDown={this.onKeyDown}
+						onPaste={this.onPaste}
 						onBlur={() => this.setState({ suggestions: [] })}
 					/>
+					{this.props.onFiles && (
+						<>
+							<input
+								ref={this.picker}
+								type="file"
+								multiple
+								hidden
+								tabIndex={-1}
+								aria-hidden="true"
+								onChange={(e) => {
+									const input = e.currentTarget as HTMLInputElement;
+									const files = [...(input.files ?? [])];
+									input.value = "";
+									if (files.length > 0) this.props.onFiles?.(files);
+								}}
+							/>
+							<button
+								type="button"
+								class="icon attach"
+								aria-label="Attach files"
+								title="Attach files (or drop them here, or paste a screenshot)"
+								onClick={() => this.picker.current?.click()}
+							>
+								<svg viewBox="0 0 24 24" width="18" height="18" aria-hidden="true" focusable="false">
+									<path
+										d="M16.5 6.5 8.9 14.1a1.5 1.5 0 0 0 2.1 2.1l7.1-7.1a3.5 3.5 0 0 0-5-5L6 11.2a5.5 5.5 0 0 0 7.8 7.8l6.4-6.4"
+										fill="none"
+										stroke="currentColor"
+										stroke-width="1.8"
+										stroke-linecap="round"
+									/>
+								</svg>
+							</button>
+						</>
+					)}
 					<button
 						type="button"
 						class="icon"

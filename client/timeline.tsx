@@ -1,6 +1,7 @@
 // The room's timeline: which rows to show (grouped messages, day separators, presence lines) and how each row looks.
 import { Component } from "preact";
 import type { Message } from "../protocol.ts";
+import { Attachments } from "./attachments.tsx";
 import type { Pending, RoomView } from "./chat.ts";
 import {
 	clock,
@@ -216,8 +217,9 @@ export class RowView extends Component<{ row: Row }> {
 						) : row.editing ? (
 							<EditBox message={m} />
 						) : (
-							<Text source={m} text={m.text} />
+							m.text !== "" && <Text source={m} text={m.text} />
 						)}
+						{!m.deleted && m.files && m.files.length > 0 && <Attachments files={m.files} />}
 						{row.can !== undefined && <MessageExtras message={m} can={row.can} />}
 					</li>
 				);
@@ -232,7 +234,8 @@ export class RowView extends Component<{ row: Row }> {
 							</span>
 						)}
 						<span class="state">sending…</span>
-						<Text source={row.pending} text={row.pending.text} />
+						{row.pending.text !== "" && <Text source={row.pending} text={row.pending.text} />}
+						{row.pending.files && <Attachments files={row.pending.files} />}
 					</li>
 				);
 		}

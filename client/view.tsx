@@ -10,6 +10,7 @@ import { roomLabel } from "./rooms-model.ts";
 import { RoomsUi } from "./rooms-ui.tsx";
 import { SearchUi } from "./search.tsx";
 import { RowView, rows } from "./timeline.tsx";
+import { type Request, Uploads } from "./uploads.ts";
 
 /** Rows of messages drawn at most; older ones are dropped from the DOM and drawn again on scroll. */
 export const WINDOW_MAX = 300;
@@ -30,6 +31,8 @@ export interface ViewOptions {
 	/** Opens the emoji picker; it calls `pick` with the chosen emoji. */
 	emojiPicker?: (pick: (emoji: string) => void) => void;
 	notifications?: Notifications;
+	/** Makes the request an upload goes in (XMLHttpRequest; a stand-in in tests). */
+	uploadRequest?: () => Request;
 }
 
 /** The browser's Notification API, or a stand-in. */
@@ -86,6 +89,8 @@ export class View {
 	private readonly resized?: ResizeObserver;
 	private observed?: HTMLElement;
 	private readonly searchUi: SearchUi;
+	/** Files on their way, per room (--auth accounts). */
+	private readonly uploads: Uploads;
 	/** The search result last scrolled to ("room:seq"), so it is scrolled to once. */
 	private shownFocus?: string;
 	private readonly roomsUi: RoomsUi;
@@ -104,6 +109,7 @@ export class View {
 			options.schedule ?? ((draw) => (doc.defaultView ?? window).requestAnimationFrame(() => draw()));
 		this.drafts = load(options.storage, "hubbub.drafts", {});
 		this.muted = load(options.storage, "hubbub.muted", []);
+		this.uploads = new Uploads(() => this.later(), options.uploadRequest);
 		this.searchUi = new SearchUi(chat, {
 			redraw: () => this.later(),
 			openHit: (hit) => {
@@ -330,15 +336,38 @@ export class View {
 			this.composeError = "Pick a name first.";
 		} else if (n > MAX_TEXT) {
 			this.composeError = `This message is too long: ${n.toLocaleString()} characters, ${MAX_TEXT.toLocaleString()} at most.`;
-		} else if (chat.send(text)) {
+		} else if (this.uploads.busy(chat.current)) {
+			this.composeError = "Wait for the files to finish uploading (or remove them), then send.";
+		} else if (chat.send(text, this.uploads.ready(chat.current))) {
 			this.composeError = "";
 			this.setDraft(chat.current, "");
+			this.uploads.clear(chat.current);
 			this.later();
 			return true;
 		}
 		this.later();
 		return false;
 	}
+
+	private addFiles(room: string, files: File[]): void {
+		this.composeError = this.uploads.add(room, files) ?? "";
+		this.focusComposer = true;
+		this.later();
+	}
+
+	/** Files dragged over the room may be dropped there (text and links are left to the browser). */
+	private onDragOver = (e: DragEvent): void => {
+		if (!e.dataTransfer?.types.includes("Files")) return;
+		e.preventDefault();
+		e.dataTransfer.dropEffect = "copy";
+	};
+
+	private onDrop = (e: DragEvent): void => {
+		const files = [...(e.dataTransfer?.files ?? [])];
+		if (files.length === 0 || !this.chat.current) return;
+		e.preventDefault();
+		this.addFiles(this.chat.current, files);
+	};
 
 	private suggest(word: string): Suggestion[] {
 		if (word.startsWith("@")) {
@@ -744,7 +773,11 @@ export class View {
 						)}
 					</aside>
 				</div>
-				<main class="chat">
+				<main
+					class="chat"
+					onDragOver={chat.accounts ? this.onDragOver : undefined}
+					onDrop={chat.accounts ? this.onDrop : undefined}
+				>
 					{room === "" ? (
 						<div class="empty">
 							<h2 id="room-title">No rooms</h2>
@@ -837,6 +870,13 @@ export class View {
 								suggest={(word) => this.suggest(word)}
 								onEmojiButton={() => this.options.emojiPicker?.((emoji) => this.insert(emoji))}
 								onEditLast={() => this.roomsUi.editLast()}
+								{...(chat.accounts
+									? {
+											uploads: this.uploads.of(room),
+											onFiles: (files: File[]) => this.addFiles(room, files),
+											onCancelUpload: (key: string) => this.uploads.cancel(room, key),
+										}
+									: {})}
 							/>
 							{r.info?.archived !== undefined && (
 								<p class="hint archived-note">This room is archived: it can be read, not written in.</p>

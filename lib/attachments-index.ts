@@ -126,6 +126,8 @@ export class MessageFiles {
 	 * removed, and uploads never sent within a day. Resolves with how many.
 	 */
 	async sweep(): Promise<number> {
+		// A deletion whose releaseMessage failed (the database was away) left links behind: they go first.
+		await this.index.unlinkGone();
 		let removed = 0;
 		for (;;) {
 			const n = await this.forget(undefined);

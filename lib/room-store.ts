@@ -182,14 +182,17 @@ export class RoomStore {
 				);
 				// An older database: its people stay members of the rooms they wrote in (the rooms are adopted below).
 				await this.adopt(tx, now);
-				await this.unsafe(
-					tx,
-					`INSERT INTO hubbub_room_members (room, account_id, joined, last_read)
-					SELECT DISTINCT m.room, a.id, CAST($1 AS BIGINT), 0 FROM ${this.messages} m
-					JOIN hubbub_accounts a ON a.name_key = m.sender_key WHERE true
-					ON CONFLICT DO NOTHING`,
-					[now],
-				);
+				// The message store keys senders by their lower-cased name (lib/store-sqlite.ts, lib/store-postgres.ts).
+				const byName = new Map<string, string>();
+				for (const a of (await tx`SELECT id, name FROM hubbub_accounts`) as Row[])
+					byName.set(String(a.name).toLowerCase(), String(a.id));
+				const writers = (await tx.unsafe(`SELECT DISTINCT room, sender_key FROM ${this.messages}`)) as Row[];
+				for (const w of writers) {
+					const id = byName.get(String(w.sender_key));
+					if (id)
+						await tx`INSERT INTO hubbub_room_members (room, account_id, joined, last_read)
+							VALUES (${w.room}, ${id}, ${now}, 0) ON CONFLICT DO NOTHING`;
+				}
 				// Their read positions start at each room's newest message: history is not "unread".
 				await tx.unsafe(
 					`UPDATE hubbub_room_members SET last_read =
@@ -205,7 +208,7 @@ export class RoomStore {
 	/**
 	 * Every room that has messages but no row becomes an open room (a database
 	 * from before protocol 1.2, or rooms made while it ran under --auth none),
-	 * and FIRST_ROOM exists whenever no room does.
+	 * and FIRST_ROOM always exists (rooms are archived, never deleted).
 	 */
 	private async adopt(tx: SQL, now: number): Promise<void> {
 		// One index probe per room (a loose index scan), not a scan of every message.
@@ -225,7 +228,7 @@ export class RoomStore {
 		);
 		await tx`INSERT INTO hubbub_room_info (room, kind, title, topic, creator, created, archived)
 			SELECT CAST(${FIRST_ROOM} AS TEXT), 'open', CAST(NULL AS TEXT), '', CAST(NULL AS TEXT), CAST(${now} AS BIGINT), CAST(NULL AS BIGINT)
-			WHERE NOT EXISTS (SELECT 1 FROM hubbub_room_info)`;
+			WHERE NOT EXISTS (SELECT 1 FROM hubbub_room_info WHERE room = ${FIRST_ROOM})`;
 	}
 
 	// ---- rooms
@@ -365,10 +368,11 @@ export class RoomStore {
 
 	/**
 	 * The rooms the account is a member of (or only `only`), with its counts:
-	 * `unread` is the messages after its read position not sent by it (name key
-	 * `key`), at most UNREAD_CAP, read as a bounded seq range (seqs have no gaps).
+	 * `unread` is the messages after its read position not sent by it
+	 * (`senderKey`: its name lower-cased, as the message store keys senders),
+	 * at most UNREAD_CAP, read as a bounded seq range (seqs have no gaps).
 	 */
-	async views(accountId: string, key: string, only?: string): Promise<MemberView[]> {
+	async views(accountId: string, senderKey: string, only?: string): Promise<MemberView[]> {
 		const rows = (await this.unsafe(
 			this.sql,
 			`SELECT r.*, c.name AS creator_name, m.last_read,
@@ -382,7 +386,7 @@ export class RoomStore {
 			LEFT JOIN hubbub_accounts c ON c.id = r.creator
 			WHERE m.account_id = $1 ${only === undefined ? "" : "AND m.room = $3"}
 			ORDER BY r.room`,
-			only === undefined ? [accountId, key] : [accountId, key, only],
+			only === undefined ? [accountId, senderKey] : [accountId, senderKey, only],
 		)) as Row[];
 		return rows.map((r) => ({
 			...roomOf(r),

@@ -59,7 +59,10 @@ export const notFound = (room: string): RoomRefusal =>
 /** One account's sockets on this process and the rooms it is a member of (read by lib/access.ts mayRead). */
 interface Person {
 	account: Account;
+	/** Name key (lib/names.ts): how people are told apart. */
 	key: string;
+	/** How the message store keys this person's messages (lower-cased name). */
+	senderKey: string;
 	sockets: Set<RoomSocket>;
 	memberOf: Set<string>;
 }
@@ -175,7 +178,13 @@ export class Rooms {
 	connect(ws: RoomSocket, account: Account): void {
 		let person = this.people.get(account.id);
 		if (!person) {
-			person = { account, key: nameKey(account.name), sockets: new Set(), memberOf: new Set() };
+			person = {
+				account,
+				key: nameKey(account.name),
+				senderKey: account.name.toLowerCase(),
+				sockets: new Set(),
+				memberOf: new Set(),
+			};
 			this.people.set(account.id, person);
 		}
 		person.sockets.add(ws);
@@ -248,7 +257,7 @@ export class Rooms {
 	/** The account's rooms (or only `only`) as RoomInfo. */
 	private async infos(person: Person, only?: string): Promise<RoomInfo[]> {
 		const [views, people] = await Promise.all([
-			this.store.views(person.account.id, person.key, only),
+			this.store.views(person.account.id, person.senderKey, only),
 			this.store.peopleOf(person.account.id, only),
 		]);
 		return views.map((v) => this.info(person, v, people.get(v.room)));

@@ -670,6 +670,15 @@ export class PostgresStore implements Store {
 		}
 	}
 
+	unlinkGone(): Promise<number> {
+		return this.io("write", async () => {
+			const gone = await this
+				.sql`DELETE FROM hubbub_message_files f WHERE NOT EXISTS (SELECT 1 FROM hubbub_messages m
+				WHERE m.room = f.room AND m.seq = f.seq AND m.files IS NOT NULL)`;
+			return gone.count as number;
+		});
+	}
+
 	knownFiles(ids: string[]): Promise<Set<string>> {
 		if (ids.length === 0) return Promise.resolve(new Set());
 		return this.io("read", async () => {

@@ -829,6 +829,14 @@ export class SqliteStore implements Store {
 		});
 	}
 
+	unlinkGone(): Promise<number> {
+		return this.write(
+			() =>
+				this.db.run(`DELETE FROM message_files WHERE NOT EXISTS (SELECT 1 FROM messages m
+					WHERE m.room = message_files.room AND m.seq = message_files.seq AND m.files IS NOT NULL)`).changes,
+		);
+	}
+
 	async knownFiles(ids: string[]): Promise<Set<string>> {
 		if (ids.length === 0) return new Set();
 		const list = ids.map(() => "?").join(", ");

@@ -64,6 +64,12 @@ export interface FileIndex {
 		unsentSince: number,
 		remove?: (id: string) => void,
 	): Promise<string[]>;
+	/**
+	 * Removes links to messages that no longer hold their files (deleted, or
+	 * whose files were released) in case a releaseFiles after a deletion
+	 * failed; resolves with how many.
+	 */
+	unlinkGone(): Promise<number>;
 	/** Which of `ids` an upload row or a message still refers to (the rest are bytes nothing needs). */
 	knownFiles(ids: string[]): Promise<Set<string>>;
 }

@@ -206,6 +206,19 @@ describe.each(backends)("%s", (_, fresh) => {
 		expect(await h.store.uploadedBytes("acc-alice")).toBe(0);
 	});
 
+	test("a deletion whose release never ran (the database was away) is caught up by the sweep", async () => {
+		await using h = await fresh();
+		const files = new MessageFiles(h.store, h.blobs);
+		const f = await upload(files, "acc-alice", "deleted, then swept");
+		const sent = await send(h.store, "general", "", await files.resolve("acc-alice", [f.id]));
+		expect((await h.store.remove("general", sent.message.seq)).ok).toBe(true);
+		// No releaseMessage: the link is still there, and room readers could still fetch it.
+		expect(await h.store.fileRooms(f.id, 10)).toEqual(["general"]);
+		expect(await files.sweep()).toBe(1);
+		expect(await h.store.fileRooms(f.id, 10)).toEqual([]);
+		expect(existsSync(h.blobs.path(f.id))).toBe(false);
+	});
+
 	test("retention's prune releases the files of the messages it removes", async () => {
 		await using h = await fresh();
 		const files = new MessageFiles(h.store, h.blobs);

@@ -2,54 +2,9 @@
 // that belongs to the account, access on every path, direct rooms, the directory, read positions, mentions.
 import { describe, expect, test } from "bun:test";
 import type { ServerFrameOf } from "../protocol.ts";
-import {
-	type AccountsServer,
-	type Browser,
-	invite,
-	setupAdmin,
-	startAccountsServer,
-} from "./accounts-helpers.ts";
-import { Client } from "./helpers.ts";
+import { type AccountsServer, invite, setupAdmin, startAccountsServer } from "./accounts-helpers.ts";
+import { ask, connect, device, tryJoin } from "./rooms-helpers.ts";
 import { until } from "./until.ts";
-
-type Welcome = ServerFrameOf<"welcome">;
-
-/** A connection of `who` (one device), with its welcome. */
-async function device(s: { ws: string }, who: Browser): Promise<{ c: Client; welcome: Welcome }> {
-	const c = await Client.connect(s.ws, { headers: who.wsHeaders() });
-	const welcome = await c.expect("welcome");
-	return { c, welcome };
-}
-
-async function connect(s: { ws: string }, who: Browser): Promise<Client> {
-	return (await device(s, who)).c;
-}
-
-let refs = 0;
-/** Sends a 1.2 frame with a fresh ref and waits for its answer: the frame of `type`, or the error carrying that ref. */
-async function ask<T extends ServerFrameOf<"room" | "directory">["type"]>(
-	c: Client,
-	type: T,
-	frame: Record<string, unknown>,
-): Promise<ServerFrameOf<T> | ServerFrameOf<"error">> {
-	const ref = `r${++refs}`;
-	c.send({ ...frame, ref });
-	return (await c.next(
-		(f) => (f.type === type || f.type === "error") && "ref" in f && f.ref === ref,
-		10_000,
-		true,
-	)) as ServerFrameOf<T> | ServerFrameOf<"error">;
-}
-
-/** The answer to a join: `joined`, or the error naming the room. */
-async function tryJoin(c: Client, room: string, since?: number) {
-	c.send(since === undefined ? { type: "join", room } : { type: "join", room, since });
-	return c.next(
-		(f) => (f.type === "joined" || f.type === "error") && "room" in f && f.room === room,
-		10_000,
-		true,
-	);
-}
 
 async function team(s: AccountsServer) {
 	const alice = await setupAdmin(s);
@@ -224,5 +179,170 @@ describe("rooms under --auth accounts", () => {
 		const c = await connect(s, carol);
 		expect(await tryJoin(c, "design")).toMatchObject({ code: "not_found" });
 		expect(await tryJoin(laptop, "design")).toMatchObject({ type: "joined" });
+	});
+});
+
+describe("direct rooms", () => {
+	test("the same set of people always gets the same conversation; 2–8 people; nobody else sees it", async () => {
+		await using s = await startAccountsServer();
+		const { alice, bob, carol } = await team(s);
+		const a = await connect(s, alice);
+		const b = await connect(s, bob);
+		const dm = await ask(a, "room", { type: "direct", names: ["bob"] });
+		expect(dm).toMatchObject({
+			type: "room",
+			room: { kind: "direct", title: "bob", people: ["alice", "bob"] },
+		});
+		const id = (dm as ServerFrameOf<"room">).room.room;
+		expect(id).toMatch(/^dm-[a-z2-7]{26}$/);
+		// Bob's device hears of it, titled with the other person's name.
+		expect(await b.expect("room")).toMatchObject({ room: { room: id, title: "alice" } });
+		expect(await ask(a, "room", { type: "direct", names: [" BOB "] })).toMatchObject({ room: { room: id } });
+		expect(await ask(b, "room", { type: "direct", names: ["alice"] })).toMatchObject({ room: { room: id } });
+		const three = await ask(a, "room", { type: "direct", names: ["bob", "carol"] });
+		expect(three).toMatchObject({ room: { title: "bob, carol", members: 3 } });
+		expect((three as ServerFrameOf<"room">).room.room).not.toBe(id);
+
+		await a.join(id);
+		a.send({ type: "send", room: id, text: "just us" });
+		await a.expect("message", (m) => m.text === "just us");
+		const c = await connect(s, carol);
+		expect(await tryJoin(c, id)).toMatchObject({ code: "not_found" });
+		expect(await ask(a, "room", { type: "direct", names: ["nobody"] })).toMatchObject({ code: "not_found" });
+		expect(await ask(a, "room", { type: "direct", names: ["alice"] })).toMatchObject({ code: "bad_frame" });
+		// A direct conversation has no title, topic or members to manage.
+		expect(await ask(a, "room", { type: "room_update", room: id, title: "x" })).toMatchObject({
+			code: "forbidden",
+		});
+		expect(await ask(a, "room", { type: "member_add", room: id, name: "carol" })).toMatchObject({
+			code: "forbidden",
+		});
+
+		// Bob leaves it; starting it again brings it back, with its history.
+		b.send({ type: "leave", room: id });
+		expect(await b.expect("room_gone", (f) => f.room === id)).toBeDefined();
+		expect(await tryJoin(b, id)).toMatchObject({ code: "not_found" });
+		await ask(a, "room", { type: "direct", names: ["bob"] });
+		expect(await b.expect("room", (f) => f.room.room === id)).toBeDefined();
+		expect((await b.join(id)).messages.map((m) => m.text)).toEqual(["just us"]);
+	});
+
+	test("at most 8 people in one conversation", async () => {
+		await using s = await startAccountsServer();
+		const alice = await setupAdmin(s);
+		const names = ["p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"];
+		for (const n of names) await s.accounts.createUser(n, "long enough password", "member");
+		const a = await connect(s, alice);
+		expect(await ask(a, "room", { type: "direct", names: names.slice(0, 7) })).toMatchObject({
+			room: { kind: "direct", members: 8 },
+		});
+		expect(await ask(a, "room", { type: "direct", names })).toMatchObject({ code: "bad_frame" });
+	});
+});
+
+describe("read positions, unread and mentions", () => {
+	test("a read on one device moves the position and counts on every device; own messages are not unread", async () => {
+		await using s = await startAccountsServer();
+		const { alice, bob } = await team(s);
+		const a = await connect(s, alice);
+		const laptop = await connect(s, bob);
+		const phone = await connect(s, bob);
+		await a.join("general");
+		await laptop.join("general");
+		for (const text of ["one", "two @bob", "three", "@Bob, four"]) {
+			a.send({ type: "send", room: "general", text });
+			await laptop.expect("message", (m) => m.text === text);
+		}
+		laptop.send({ type: "send", room: "general", text: "mine" });
+		await laptop.expect("message", (m) => m.text === "mine");
+		laptop.send({ type: "read", room: "general", seq: 2 });
+		for (const c of [laptop, phone])
+			expect(await c.expect("read")).toEqual({
+				type: "read",
+				room: "general",
+				seq: 2,
+				unread: 2,
+				mentions: 1,
+			});
+		// Never backwards: an older position is answered with where it is, to that device alone.
+		phone.send({ type: "read", room: "general", seq: 1 });
+		expect(await phone.expect("read")).toMatchObject({ seq: 2, unread: 2 });
+		laptop.send({ type: "read", room: "general", seq: 5 });
+		for (const c of [laptop, phone])
+			expect(await c.expect("read")).toEqual({
+				type: "read",
+				room: "general",
+				seq: 5,
+				unread: 0,
+				mentions: 0,
+			});
+		// Alice's own counts do not include her own messages, nor the @bob mentions.
+		const again = await device(s, alice);
+		expect(again.welcome.rooms?.[0]).toMatchObject({ lastSeq: 5, lastRead: 0, unread: 1, mentions: 0 });
+		a.send({ type: "read", room: "nowhere", seq: 1 });
+		expect(await a.expect("error")).toMatchObject({ code: "not_found", room: "nowhere" });
+	});
+
+	test("after every device was offline, a new device shows what arrived meanwhile", async () => {
+		await using s = await startAccountsServer();
+		const { alice, bob } = await team(s);
+		const laptop = await connect(s, bob);
+		await laptop.join("general");
+		laptop.send({ type: "read", room: "general", seq: 0 });
+		await laptop.expect("read");
+		laptop.close();
+		await laptop.closed;
+		const a = await connect(s, alice);
+		await a.join("general");
+		for (const text of ["while you were out", "@bob look", "and this"]) {
+			a.send({ type: "send", room: "general", text });
+			await a.expect("message", (m) => m.text === text);
+		}
+		const phone = await device(s, bob);
+		expect(phone.welcome.rooms?.find((r) => r.room === "general")).toMatchObject({
+			lastSeq: 3,
+			lastRead: 0,
+			unread: 3,
+			mentions: 1,
+		});
+		const joined = await phone.c.join("general");
+		expect(joined.info).toMatchObject({ unread: 3, mentions: 1 });
+	});
+});
+
+describe("the bot API and access", () => {
+	test("a bot posts to open rooms (becoming a member) and to private rooms only as a member; unknown and private answer alike", async () => {
+		await using s = await startAccountsServer();
+		const { alice } = await team(s);
+		const made = await alice.call("POST", "/api/admin/bots", { name: "ci-bot" });
+		const token = String(made.body.token);
+		const post = (room: string, text: string) =>
+			fetch(`${s.url}/api/rooms/${room}/messages`, {
+				method: "POST",
+				headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+				body: JSON.stringify({ text }),
+			});
+		const a = await connect(s, alice);
+		await ask(a, "room", { type: "create", room: "builds", kind: "private" });
+		await a.join("builds");
+		const hidden = await post("builds", "sneaky");
+		const unknown = await post("nosuch", "sneaky");
+		expect(hidden.status).toBe(404);
+		expect(unknown.status).toBe(404);
+		const [hiddenBody, unknownBody] = [await hidden.json(), await unknown.json()];
+		expect(JSON.stringify(hiddenBody).replace("builds", "X")).toBe(
+			JSON.stringify(unknownBody).replace("nosuch", "X"),
+		);
+		expect(await ask(a, "room", { type: "member_add", room: "builds", name: "ci-bot" })).toMatchObject({
+			room: { members: 2 },
+		});
+		expect((await post("builds", "build 7 green")).status).toBe(201);
+		expect(await a.expect("message")).toMatchObject({ from: "ci-bot", text: "build 7 green" });
+		await ask(a, "room", { type: "room_update", room: "builds", archived: true });
+		expect((await post("builds", "late")).status).toBe(409);
+		expect((await post("general", "hello all")).status).toBe(201);
+		expect(
+			(await s.rooms.store.memberships(((await s.accounts.byName("ci-bot")) as { id: string }).id)).sort(),
+		).toEqual(["builds", "general"]);
 	});
 });
