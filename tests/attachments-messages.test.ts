@@ -93,6 +93,29 @@ describe("files in messages", () => {
 		for (const c of [a, b, later]) c.close();
 	});
 
+	test("deleting a message deletes its files: readers get 404 and the bytes leave the disk", async () => {
+		await using s = await startAccountsServer();
+		const alice = await setupAdmin(s);
+		const bob = await invite(s, alice, "bob", "bob password");
+		const shot = await upload(alice, "oops.png", png(50, 50));
+		const a = await socket(alice, "general");
+		const b = await socket(bob, "general");
+		a.send({ type: "send", room: "general", id: "d1", text: "wrong screenshot", files: [shot.body.id] });
+		const sent = await a.expect("message", (m) => m.id === "d1");
+		expect((await download(bob, shot.body.id)).status).toBe(200);
+		a.send({ type: "delete", ref: "del1", room: "general", seq: sent.seq });
+		const update = await a.expect("update", (u) => u.message.seq === sent.seq);
+		expect(update.message).toMatchObject({ deleted: true, text: "" });
+		expect(update.message).not.toHaveProperty("files");
+		expect((await download(bob, shot.body.id)).status).toBe(404);
+		expect((await download(alice, shot.body.id)).status).toBe(404);
+		expect(storedFiles(`${s.dbPath}.files`)).toEqual([]);
+		a.send({ type: "history", room: "general", before: sent.seq + 1, limit: 5 });
+		expect((await a.expect("history")).messages.at(-1)).not.toHaveProperty("files");
+		a.close();
+		b.close();
+	});
+
 	test("a send naming a file its account did not upload is unknown_file and stores nothing; empty text needs files", async () => {
 		await using s = await startAccountsServer();
 		const alice = await setupAdmin(s);
