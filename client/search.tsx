@@ -2,6 +2,7 @@
 import { createRef } from "preact";
 import type { Chat } from "./chat.ts";
 import { clock, fullTime } from "./format.ts";
+import { roomLabel } from "./rooms-model.ts";
 import { EMPTY_FILTERS, type Hit, pieces, Search, type SearchFilters } from "./search.ts";
 
 export interface SearchHooks {
@@ -179,7 +180,9 @@ export class SearchUi {
 							}}
 						>
 							<option value="all">All rooms</option>
-							{room && <option value="here">This room (#{room})</option>}
+							{room && (
+								<option value="here">This room ({roomLabel(room, this.chat.rooms.get(room)?.info)})</option>
+							)}
 						</select>
 					</label>
 					<label>
@@ -238,7 +241,10 @@ export class SearchUi {
 							<li key={`${hit.room}:${hit.seq}`}>
 								<button type="button" class="hit" onClick={() => this.hooks.openHit(hit)}>
 									<span class="hit-meta">
-										<span class="hit-room">#{hit.room}</span> · <bdi>{hit.from}</bdi> ·{" "}
+										<span class="hit-room">
+											<bdi>{roomLabel(hit.room, this.chat.rooms.get(hit.room)?.info)}</bdi>
+										</span>{" "}
+										· <bdi>{hit.from}</bdi> ·{" "}
 										<time dateTime={new Date(hit.ts).toISOString()} title={fullTime(hit.ts)}>
 											{shortDate(hit.ts)} {clock(hit.ts)}
 										</time>

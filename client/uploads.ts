@@ -54,6 +54,7 @@ function refusal(
 	if (status === 413) return `${name} is too large${said}.`;
 	if (status === 507) return `The server has no room for ${name} right now${said}.`;
 	if (status === 401) return "Sign in again to send files.";
+	if (status === 429) return `Too many files at once: remove ${name} and add it again in a few seconds.`;
 	if (status === 0) return `${name} could not be sent: the connection failed.`;
 	return `${name} could not be sent${said || ` (error ${status})`}.`;
 }

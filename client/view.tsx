@@ -91,6 +91,8 @@ export class View {
 	private readonly searchUi: SearchUi;
 	/** Files on their way, per room (--auth accounts). */
 	private readonly uploads: Uploads;
+	/** Files are being dragged over the room. */
+	private dropping = false;
 	/** The search result last scrolled to ("room:seq"), so it is scrolled to once. */
 	private shownFocus?: string;
 	private readonly roomsUi: RoomsUi;
@@ -360,9 +362,22 @@ export class View {
 		if (!e.dataTransfer?.types.includes("Files")) return;
 		e.preventDefault();
 		e.dataTransfer.dropEffect = "copy";
+		if (!this.dropping) {
+			this.dropping = true;
+			this.later();
+		}
+	};
+
+	private onDragLeave = (e: DragEvent): void => {
+		const into = e.relatedTarget as Node | null;
+		if (!this.dropping || (into && (e.currentTarget as HTMLElement).contains(into))) return;
+		this.dropping = false;
+		this.later();
 	};
 
 	private onDrop = (e: DragEvent): void => {
+		this.dropping = false;
+		this.later();
 		const files = [...(e.dataTransfer?.files ?? [])];
 		if (files.length === 0 || !this.chat.current) return;
 		e.preventDefault();
@@ -776,7 +791,9 @@ export class View {
 				<main
 					class="chat"
 					onDragOver={chat.accounts ? this.onDragOver : undefined}
+					onDragLeave={chat.accounts ? this.onDragLeave : undefined}
 					onDrop={chat.accounts ? this.onDrop : undefined}
+					data-drop={this.dropping ? "files" : undefined}
 				>
 					{room === "" ? (
 						<div class="empty">

@@ -208,8 +208,14 @@ describe("uploading", () => {
 				return r;
 			},
 		);
-		u.add("general", [png("big.mov"), png("full.png"), png("quota.png"), png("gone.png")]);
-		const [big, full, quota, gone] = made as [FakeRequest, FakeRequest, FakeRequest, FakeRequest];
+		u.add("general", [png("big.mov"), png("full.png"), png("quota.png"), png("gone.png"), png("many.png")]);
+		const [big, full, quota, gone, many] = made as [
+			FakeRequest,
+			FakeRequest,
+			FakeRequest,
+			FakeRequest,
+			FakeRequest,
+		];
 		big.answer(413, { ok: false, code: "too_large", message: "at most 25 MiB" });
 		full.answer(507, { ok: false, code: "disk_full", message: "the disk is full" });
 		quota.answer(413, {
@@ -218,11 +224,13 @@ describe("uploading", () => {
 			message: "your files take 1 GiB, the most allowed",
 		});
 		gone.onerror?.();
+		many.answer(429, { ok: false, code: "too_many_uploads", message: "slow down", retryAfter: 1 });
 		expect(u.of("general").map((x) => x.error)).toEqual([
 			"big.mov is too large: at most 25 MiB.",
 			"The server has no room for full.png right now: the disk is full.",
 			"quota.png is too large: your files take 1 GiB, the most allowed.",
 			"gone.png could not be sent: the connection failed.",
+			"Too many files at once: remove many.png and add it again in a few seconds.",
 		]);
 		expect(u.ready("general")).toEqual([]);
 		expect(u.busy("general")).toBe(false);
