@@ -233,6 +233,7 @@ export class Rooms {
 
 	/** Sends `welcome` with every room of the account, reading them afresh. */
 	async welcome(ws: RoomSocket): Promise<void> {
+		if (ws.data.closed) return;
 		const person = this.person(ws);
 		const infos = await this.infos(person);
 		person.memberOf.clear();

@@ -102,6 +102,9 @@ test("two processes: private rooms are invisible to non-members on both; removal
 			c.send({ type: "search", ref: "q2", query: "friday" });
 			expect((await c.expect("search", (f) => f.ref === "q2")).hits).toEqual([]);
 		}
+		// Carol heard nothing of the room but her own refused requests: no typing, presence or message.
+		expect(carolB.frames.filter((f) => "room" in f && f.room === "core" && f.type !== "error")).toEqual([]);
+		expect(carolA.frames.filter((f) => "room" in f && f.room === "core" && f.type !== "error")).toEqual([]);
 		await until(async () => {
 			const offline = aliceA.frames.some((f) => f.type === "presence" && f.name === "bob" && !f.online);
 			return offline;

@@ -1,8 +1,12 @@
 // Protocol 1.2 rooms under --auth accounts through a real server and real sockets: kinds, membership
 // that belongs to the account, access on every path, direct rooms, the directory, read positions, mentions.
 import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { Accounts } from "../lib/accounts.ts";
+import { SqliteStore } from "../lib/store-sqlite.ts";
 import type { ServerFrameOf } from "../protocol.ts";
-import { type AccountsServer, invite, setupAdmin, startAccountsServer } from "./accounts-helpers.ts";
+import { type AccountsServer, Browser, invite, setupAdmin, startAccountsServer } from "./accounts-helpers.ts";
+import { tempDir } from "./helpers.ts";
 import { ask, connect, device, tryJoin } from "./rooms-helpers.ts";
 import { until } from "./until.ts";
 
@@ -345,4 +349,32 @@ describe("the bot API and access", () => {
 			(await s.rooms.store.memberships(((await s.accounts.byName("ci-bot")) as { id: string }).id)).sort(),
 		).toEqual(["builds", "general"]);
 	});
+});
+
+test("an older database: its rooms and messages stay readable, its people stay in the rooms they wrote in", async () => {
+	using dir = tempDir("hubbub-upgrade-");
+	const db = join(dir.path, "old.db");
+	// As the previous version left it: messages and accounts, no room tables.
+	const old = new SqliteStore(db);
+	const accounts = await Accounts.open(db);
+	await accounts.setup("Alice", "correct horse", { address: "192.0.2.1", userAgent: "test" });
+	await old.append({ room: "dev", from: "Alice", text: "from before", ts: 1 });
+	await old.append({ room: "ops", from: "someone", text: "ops note", ts: 2 });
+	await accounts.close();
+	await old.close();
+
+	await using s = await startAccountsServer({ dbPath: db });
+	const alice = new Browser(s.url);
+	expect(
+		(await alice.call("POST", "/api/auth/signin", { name: "alice", password: "correct horse" })).status,
+	).toBe(200);
+	const a = await device(s, alice);
+	expect(a.welcome.rooms?.map((r) => [r.room, r.kind, r.lastSeq, r.lastRead, r.unread])).toEqual([
+		["dev", "open", 1, 1, 0],
+		["general", "open", 0, 0, 0],
+	]);
+	expect((await a.c.join("dev")).messages.map((m) => [m.from, m.text])).toEqual([["Alice", "from before"]]);
+	const dir2 = (await ask(a.c, "directory", { type: "directory" })) as ServerFrameOf<"directory">;
+	expect(dir2.rooms.map((r) => r.room)).toEqual(["dev", "general", "ops"]);
+	expect((await a.c.join("ops")).messages.map((m) => m.text)).toEqual(["ops note"]);
 });
