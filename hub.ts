@@ -163,9 +163,19 @@ export class Hub implements BusHandler {
 
 	/** A presence or typing frame from another process, for this process's sockets in the room. */
 	deliverEvent(room: string, frame: ServerFrame): void {
+		// A room_gone on the bus is a nudge from lib/rooms.ts (its event log has news), never for sockets as is.
+		if (frame.type === "room_gone") return this.roomsChanged?.();
 		// A change another process committed: in change order through the room's change feed.
 		if (frame.type === "update") this.rooms.get(room)?.changes.deliver({ ...frame, ref: undefined });
 		else if (this.rooms.has(room)) this.publish(room, frame);
+	}
+
+	/** --auth accounts: another process changed a room's memberships or settings (lib/rooms.ts heard). */
+	roomsChanged?: () => void;
+
+	/** Tells the other processes serving `room` that lib/rooms.ts's event log has news about it. */
+	nudgeRooms(room: string): void {
+		this.bus.publishEvent(room, { type: "room_gone", room });
 	}
 
 	/** Sends a transient frame to the room here (except `except`) and on every other process. */

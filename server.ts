@@ -461,7 +461,12 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			},
 		})
 		.catch((e: unknown) => log.error("presence_start_failed", { error: (e as Error).message }));
-	rooms?.start(hub).catch((e: Error) => log.error("room_events_start_failed", { error: e.message }));
+	if (rooms) {
+		hub.roomsChanged = () => rooms.heard();
+		rooms
+			.start(hub, (room) => hub.nudgeRooms(room))
+			.catch((e: Error) => log.error("room_events_start_failed", { error: e.message }));
+	}
 	if (accounts) {
 		accounts
 			.watchRevocations((e) => log.warn("revocation_poll_failed", { error: e.message }))

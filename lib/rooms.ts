@@ -112,6 +112,11 @@ export class Rooms {
 	/** Events are applied one at a time, in order, so each reads the state after the previous one. */
 	private chain: Promise<void> = Promise.resolve();
 	private poller?: ReturnType<typeof setInterval>;
+	/** The event log's newest seq this process has read. */
+	private floor = 0;
+	private polling = false;
+	private pollAgain = false;
+	private nudge?: (room: string) => void;
 	private pruner?: ReturnType<typeof setInterval>;
 
 	constructor(
@@ -128,37 +133,58 @@ export class Rooms {
 		return rooms;
 	}
 
-	/** Starts serving the hub's sockets and following the event log of the other processes. */
-	async start(hub: RoomsHub): Promise<void> {
+	/**
+	 * Starts serving the hub's sockets and following the event log of the
+	 * other processes. `nudge` tells the processes serving a room that the log
+	 * has news (a bus event, see Rooms.heard): they read it at once instead of
+	 * at their next poll. The log, not the bus, carries the change, so a bus
+	 * outage delays it by a poll at most.
+	 */
+	async start(hub: RoomsHub, nudge?: (room: string) => void): Promise<void> {
 		this.hub = hub;
-		let floor = await this.store.lastEvent();
-		let busy = false;
-		this.poller = setInterval(() => {
-			if (busy) return;
-			busy = true;
-			// PostgreSQL sequence values can commit out of order: look back a little, skip what was applied.
-			this.store
-				.eventsAfter(Math.max(0, floor - 100))
-				.then((events) => {
-					for (const e of events) {
-						if (this.applied.has(e.seq) || e.seq <= floor - 100) continue;
-						this.applied.add(e.seq);
-						this.apply(e.room, e.accountId, e.kind);
-					}
-					const top = events.at(-1)?.seq;
-					if (top !== undefined && top > floor) floor = top;
-					for (const s of this.applied) if (s <= floor - 100) this.applied.delete(s);
-				})
-				.catch((e: Error) => this.onError("room_event_poll_failed", e))
-				.finally(() => {
-					busy = false;
-				});
-		}, ROOM_EVENT_POLL_MS);
+		this.nudge = nudge;
+		this.floor = await this.store.lastEvent();
+		this.poller = setInterval(() => this.poll(), ROOM_EVENT_POLL_MS);
 		this.pruner = setInterval(() => {
 			this.store
 				.pruneEvents(this.now() - 3600_000)
 				.catch((e: Error) => this.onError("room_event_prune_failed", e));
 		}, 3600_000);
+	}
+
+	/** Another process changed a room served here: read the event log now. */
+	heard(): void {
+		this.poll();
+	}
+
+	private poll(): void {
+		if (this.polling) {
+			this.pollAgain = true;
+			return;
+		}
+		this.polling = true;
+		// PostgreSQL sequence values can commit out of order: look back a little, skip what was applied.
+		const floor = this.floor;
+		this.store
+			.eventsAfter(Math.max(0, floor - 100))
+			.then((events) => {
+				for (const e of events) {
+					if (this.applied.has(e.seq) || e.seq <= floor - 100) continue;
+					this.applied.add(e.seq);
+					this.apply(e.room, e.accountId, e.kind);
+				}
+				const top = events.at(-1)?.seq;
+				if (top !== undefined && top > this.floor) this.floor = top;
+				for (const s of this.applied) if (s <= this.floor - 100) this.applied.delete(s);
+			})
+			.catch((e: Error) => this.onError("room_event_poll_failed", e))
+			.finally(() => {
+				this.polling = false;
+				if (this.pollAgain) {
+					this.pollAgain = false;
+					this.poll();
+				}
+			});
 	}
 
 	async close(): Promise<void> {
@@ -304,7 +330,7 @@ export class Rooms {
 	async admit(ws: RoomSocket, room: string): Promise<{ info: RoomInfo; people: string[] }> {
 		await this.whenReady(ws);
 		const person = this.person(ws);
-		if (!person.memberOf.has(room)) {
+		if (!(await this.isMember(person, room))) {
 			const row = await this.store.room(room);
 			if (row?.kind !== "open" || row.archived !== null) throw notFound(room);
 			if (await this.store.addMember(room, person.account.id, this.now()))
@@ -345,9 +371,21 @@ export class Rooms {
 
 	// ---- changes (each frame's rules; lib/room-frames.ts turns them into answers)
 
-	private async mustSee(person: Person, room: string): Promise<RoomRow> {
+	/**
+	 * Whether the person is a member: this process's set answers at once; a
+	 * room not in it is asked of the store, since a membership made on another
+	 * process reaches this one's set only with its event.
+	 */
+	private async isMember(person: Person, room: string): Promise<boolean> {
 		await this.settle();
-		const row = person.memberOf.has(room) ? await this.store.room(room) : undefined;
+		if (person.memberOf.has(room)) return true;
+		if (!(await this.store.isMember(room, person.account.id))) return false;
+		person.memberOf.add(room);
+		return true;
+	}
+
+	private async mustSee(person: Person, room: string): Promise<RoomRow> {
+		const row = (await this.isMember(person, room)) ? await this.store.room(room) : undefined;
 		return row ?? refuse(notFound(room).code, notFound(room).message);
 	}
 
@@ -525,6 +563,7 @@ export class Rooms {
 	): Promise<void> {
 		const seq = await this.store.appendEvent(room, accountId, kind, this.now());
 		this.applied.add(seq);
+		this.nudge?.(room);
 		this.apply(room, accountId, kind, origin);
 		await this.settle();
 	}
