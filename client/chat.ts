@@ -710,6 +710,14 @@ export class Chat {
 		this.ask(room, "after", { type: "history", room, after: last, limit: NEWER_PAGE });
 	}
 
+	/** "Jump to newest" below a search result: the live end at once when it is here, else the next page towards it. */
+	goLive(room = this.current): void {
+		const r = this.rooms.get(room);
+		if (!r?.newer) return;
+		if (r.held.length > 0) this.toLive(r);
+		else this.loadNewer(room);
+	}
+
 	/** Leaves the search result's part of the room for its live end (what `held` has), if that is here. */
 	private toLive(r: RoomView): void {
 		if (r.held.length === 0) return;

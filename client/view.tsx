@@ -321,6 +321,8 @@ export class View {
 	/** Scrolls to the newest message; being there marks the room read. */
 	private jumpToNewest(): void {
 		const list = this.list();
+		// Below a search result, the newest are held apart until the pages reach them: go to them.
+		this.chat.goLive();
 		const r = this.chat.peek(this.chat.current);
 		this.from.set(r.name, Math.max(0, r.messages.length - WINDOW_KEEP));
 		this.scroll.set(r.name, { top: 0, bottom: true });
@@ -860,7 +862,7 @@ export class View {
 							</Handlers.Provider>
 							{/* Always there and of no height, so the button showing never moves the list. */}
 							<div class="jump-anchor">
-								{!chat.atNewest && (
+								{(!chat.atNewest || r.newer) && (
 									<button type="button" class="jump" onClick={() => this.jumpToNewest()}>
 										{r.unread > 0 ? `Jump to newest (${r.unread} new)` : "Jump to newest"}
 									</button>

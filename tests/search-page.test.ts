@@ -243,6 +243,12 @@ describe("the search panel", () => {
 		expect(all("#messages li.message").length).toBe(50);
 		expect($("#messages li.newer").textContent).toBe("Loading newer messages…");
 		expect(sent.at(-1)).toEqual({ type: "history", room: "dev", after: 64, limit: 100 });
+		// "Jump to newest" goes to the live end the join gave, at once.
+		(all("button").find((b) => b.textContent?.startsWith("Jump to newest")) as HTMLButtonElement).click();
+		expect(all("#messages li.message").map((li) => Number(li.dataset.seq))).toEqual(
+			Array.from({ length: 50 }, (_, i) => 151 + i),
+		);
+		expect(document.querySelector("#messages li.newer")).toBeNull();
 	});
 });
 
