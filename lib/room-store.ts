@@ -81,6 +81,8 @@ export class RoomStore {
 	private readonly messages: string;
 	/** SQL for a room's last seq, with the room as $1 (retention may have removed every message). */
 	private readonly lastSeqSql: string;
+	/** SQL true for a deleted message `g` (a tombstone, see Store.remove): it counts as neither unread nor a mention. */
+	private readonly deletedSql: string;
 
 	private constructor(
 		private readonly sql: SQL,
@@ -88,6 +90,7 @@ export class RoomStore {
 	) {
 		const pg = engine === "postgres";
 		this.messages = pg ? "hubbub_messages" : "messages";
+		this.deletedSql = pg ? "g.deleted" : "g.deleted <> 0";
 		this.lastSeqSql = pg
 			? "COALESCE((SELECT last_seq FROM hubbub_rooms WHERE room = r.room), 0)"
 			: `MAX(COALESCE((SELECT MAX(seq) FROM messages WHERE room = r.room), 0),
@@ -378,9 +381,10 @@ export class RoomStore {
 			`SELECT r.*, c.name AS creator_name, m.last_read,
 				(SELECT COUNT(*) FROM hubbub_room_members x WHERE x.room = r.room) AS members,
 				(SELECT COUNT(*) FROM ${this.messages} g WHERE g.room = r.room AND g.seq > m.last_read
-					AND g.seq <= m.last_read + ${UNREAD_CAP} AND g.sender_key <> $2) AS unread,
+					AND g.seq <= m.last_read + ${UNREAD_CAP} AND g.sender_key <> $2 AND NOT (${this.deletedSql})) AS unread,
 				(SELECT COUNT(*) FROM hubbub_mentions n WHERE n.account_id = m.account_id AND n.room = r.room
-					AND n.seq > m.last_read) AS mentions,
+					AND n.seq > m.last_read AND NOT EXISTS (SELECT 1 FROM ${this.messages} g
+						WHERE g.room = n.room AND g.seq = n.seq AND ${this.deletedSql})) AS mentions,
 				${this.lastSeqSql} AS last_seq
 			FROM hubbub_room_members m JOIN hubbub_room_info r ON r.room = m.room
 			LEFT JOIN hubbub_accounts c ON c.id = r.creator

@@ -105,6 +105,8 @@ export class Rooms {
 	private readonly byConn = new WeakMap<RoomConn, Person>();
 	/** Each socket's welcome (its memberships loaded); frames that need them wait for it. */
 	private readonly ready = new WeakMap<RoomConn, Promise<void>>();
+	/** Accounts known to have been welcomed to the room tables (made members of #general once). */
+	private readonly seen = new Set<string>();
 	/** Archived rooms, for the synchronous read-only check at send. */
 	private readonly archived = new Set<string>();
 	/** Events applied here, until the poll has passed them. */
@@ -215,7 +217,13 @@ export class Rooms {
 		}
 		person.sockets.add(ws);
 		this.byConn.set(ws.data, person);
-		const ready = this.store.welcomeNewcomer(account.id, this.now()).then(() => this.welcome(ws));
+		// Once per account and process: a reconnect storm writes nothing here.
+		const seen = this.seen.has(account.id)
+			? Promise.resolve()
+			: this.store.welcomeNewcomer(account.id, this.now()).then(() => {
+					this.seen.add(account.id);
+				});
+		const ready = seen.then(() => this.welcome(ws));
 		this.ready.set(ws.data, ready);
 		ready.catch((e: Error) => {
 			// Without its rooms the connection could do nothing right: it reconnects and tries again.

@@ -177,6 +177,9 @@ describe.each(backends)("%s room store", (_, backend) => {
 				mentions: 1,
 				members: 2,
 			});
+			// A deleted message (a tombstone) is neither unread nor a mention.
+			await o.messages.remove("general", 4);
+			expect((await o.rooms.views(bob.id, bob.key, "general"))[0]).toMatchObject({ unread: 2, mentions: 0 });
 			expect(await o.rooms.markRead("general", bob.id, 4)).toBe(true);
 			expect((await o.rooms.views(bob.id, bob.key, "general"))[0]).toMatchObject({
 				lastRead: 4,
