@@ -2,7 +2,9 @@
 // per delivery? Accounts are checked at the upgrade only, so they should not. Every bench
 // connection has its own account and session, written into the database before the server starts
 // (the sign-in itself is measured by bench/signin.ts, outside this timed part).
-// Run: bun bench/accounts.ts [clients] [rates…]   (default 500 clients, rates 200 800; under a minute)
+// Run: bun bench/accounts.ts [--runs=N] [clients] [rates…]   (default 1 run, 500 clients, rates 200 800;
+// under a minute a run). With several runs the modes alternate (none, accounts, none, …), so a shared
+// machine's changing load falls on both alike; it prints every run, then each figure's median and range.
 import { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,8 +18,11 @@ import type { Job, StepResult } from "./generator.ts";
 import { freePort, ONE_ADDRESS_MANY_PEOPLE, waitForPort } from "./net.ts";
 
 const ROOT = join(import.meta.dir, "..");
-const clients = Number(process.argv[2] ?? 500);
-const rates = process.argv.slice(3).map(Number);
+const runsFlag = process.argv.find((a) => a.startsWith("--runs="));
+const runs = runsFlag ? Number(runsFlag.slice(7)) : 1;
+const args = process.argv.slice(2).filter((a) => !a.startsWith("--"));
+const clients = Number(args[0] ?? 500);
+const rates = args.slice(1).map(Number);
 if (rates.length === 0) rates.push(200, 800);
 
 /** N accounts b0…bN-1, each with the session whose cookie is `bench-<i>`, in one transaction; and the open room #fanout. */
@@ -98,12 +103,48 @@ async function run(mode: "none" | "accounts"): Promise<StepResult[]> {
 	}
 }
 
-console.log(`fan-out, ${clients} clients in one room, from source (bun server.ts)`);
-console.log("mode      offered/s  delivered/s  p50 ms  p99 ms  server CPU  errors");
-for (const mode of ["none", "accounts"] as const) {
-	for (const s of await run(mode)) {
-		console.log(
-			`${mode.padEnd(9)} ${String(s.offered).padStart(9)} ${String(Math.round(s.deliveredPerSec)).padStart(12)} ${s.p50.toFixed(1).padStart(7)} ${s.p99.toFixed(1).padStart(7)} ${`${Math.round(s.serverCpu * 100)}%`.padStart(11)} ${String(s.errors).padStart(7)}`,
-		);
+const row = (mode: string, s: StepResult) =>
+	`${mode.padEnd(9)} ${String(s.offered).padStart(9)} ${String(Math.round(s.deliveredPerSec)).padStart(12)} ${s.p50.toFixed(1).padStart(7)} ${s.p99.toFixed(1).padStart(7)} ${`${Math.round(s.serverCpu * 100)}%`.padStart(11)} ${String(s.errors).padStart(7)}`;
+
+console.log(
+	`fan-out, ${clients} clients in one room, from source (bun server.ts), ${runs} run(s), modes alternating`,
+);
+console.log("mode      offered/s  delivered/s  p50 ms  p99 ms  server CPU  errors  run");
+const all: { mode: string; step: StepResult }[] = [];
+for (let r = 1; r <= runs; r++) {
+	for (const mode of ["none", "accounts"] as const) {
+		for (const step of await run(mode)) {
+			all.push({ mode, step });
+			console.log(`${row(mode, step)}  ${String(r).padStart(3)}`);
+		}
 	}
+}
+if (runs > 1) {
+	const median = (xs: number[]) => {
+		const sorted = [...xs].sort((a, b) => a - b);
+		const mid = sorted.length >> 1;
+		return sorted.length % 2
+			? (sorted[mid] as number)
+			: ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+	};
+	const figure = (xs: number[], digits: number) =>
+		`${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+	console.log(`\nmedian (min–max) of ${runs} runs`);
+	console.log("mode      offered/s  delivered/s               p50 ms                p99 ms");
+	for (const mode of ["none", "accounts"])
+		for (const rate of rates) {
+			const steps = all.filter((x) => x.mode === mode && x.step.offered === rate).map((x) => x.step);
+			console.log(
+				`${mode.padEnd(9)} ${String(rate).padStart(9)}  ${figure(
+					steps.map((s) => s.deliveredPerSec),
+					0,
+				).padEnd(24)} ${figure(
+					steps.map((s) => s.p50),
+					1,
+				).padEnd(21)} ${figure(
+					steps.map((s) => s.p99),
+					1,
+				)}`,
+			);
+		}
 }
