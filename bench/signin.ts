@@ -4,24 +4,32 @@
 import { fromSource, spawnServer } from "../tests/helpers.ts";
 
 const PASSWORD = "correct horse battery";
-const server = await spawnServer(fromSource("--db", ":memory:", "--auth", "accounts"));
+// Each of the 20 signs in to an account of its own from an address of its own (the loopback proxy is
+// trusted): sign-ins being checked count against the per-address and per-account limits of 10.
+const server = await spawnServer(
+	fromSource("--db", ":memory:", "--auth", "accounts", "--signup", "open", "--trust-proxy", "127.0.0.1"),
+);
 const base = server.url;
 const headers = { origin: base, "content-type": "application/json" };
 
-async function post(path: string, body: unknown, cookie?: string): Promise<Response> {
+async function post(path: string, body: unknown, from = "192.0.2.1"): Promise<Response> {
 	return fetch(`${base}${path}`, {
 		method: "POST",
-		headers: cookie ? { ...headers, cookie } : headers,
+		headers: { ...headers, "x-forwarded-for": from },
 		body: JSON.stringify(body),
 	});
 }
 
 const setup = await post("/api/auth/setup", { name: "alice", password: PASSWORD });
 const cookie = (setup.headers.get("set-cookie") ?? "").split(";")[0] as string;
+for (let i = 0; i < 20; i++) {
+	const r = await post("/api/auth/signup", { name: `user${i}`, password: PASSWORD }, `198.51.100.${i + 1}`);
+	if (r.status !== 201) throw new Error(`sign-up answered ${r.status}`);
+}
 
-async function signin(): Promise<number> {
+async function signin(name = "alice", from = "192.0.2.1"): Promise<number> {
 	const t0 = performance.now();
-	const r = await post("/api/auth/signin", { name: "alice", password: PASSWORD });
+	const r = await post("/api/auth/signin", { name, password: PASSWORD }, from);
 	if (r.status !== 200) throw new Error(`sign-in answered ${r.status}`);
 	await r.arrayBuffer();
 	return performance.now() - t0;
@@ -75,7 +83,9 @@ const idle = await pingFor(3000);
 const burstStart = performance.now();
 let burstEnd = 0;
 const during = pingFor(4000);
-const burst = await Promise.all(Array.from({ length: 20 }, () => signin()));
+const burst = await Promise.all(
+	Array.from({ length: 20 }, (_, i) => signin(`user${i}`, `203.0.113.${i + 1}`)),
+);
 burstEnd = performance.now();
 const busy = await during;
 
