@@ -8,6 +8,9 @@ export interface Msg {
 	from: string;
 	text: string;
 	ts: number;
+	/** --auth accounts: the room's change counter at this version's last edit, deletion or reaction. */
+	change?: number;
+	deleted?: true;
 }
 
 /**
@@ -18,9 +21,22 @@ export interface Msg {
 export type Entry = (
 	| { ev: "open"; conn: number; process: number }
 	| { ev: "welcome"; conn: number; epoch: string }
-	/** A `join` sent; `since` as sent. */
-	| { ev: "join"; conn: number; room: string; since?: number }
-	| { ev: "joined"; conn: number; room: string; messages: Msg[]; more: boolean; reset?: boolean }
+	/** A `join` sent; `since` (and `changes`) as sent. */
+	| { ev: "join"; conn: number; room: string; since?: number; changes?: number }
+	| {
+			ev: "joined";
+			conn: number;
+			room: string;
+			messages: Msg[];
+			more: boolean;
+			reset?: boolean;
+			change?: number;
+			updates?: Msg[];
+	  }
+	/** --auth accounts: a stored message changed (edit, deletion, reaction). */
+	| { ev: "update"; conn: number; room: string; change: number; msg: Msg; ref?: string }
+	/** --auth accounts: an edit, delete or react sent. */
+	| { ev: "change"; conn: number; room: string; seq: number; kind: string; ref: string }
 	| { ev: "message"; conn: number; room: string; msg: Msg }
 	| { ev: "history"; conn: number; room: string; before: number; messages: Msg[]; more: boolean }
 	/** A `send` written in full (`half`: only part of its frame, then the connection was dropped). */
@@ -53,6 +69,9 @@ export interface StoredRow {
 	from: string;
 	id?: string;
 	text: string;
+	/** --auth accounts: the message's last change, and whether it was deleted. */
+	change?: number;
+	deleted?: boolean;
 }
 
 export interface Violation {
@@ -75,6 +94,9 @@ export interface Violation {
 		| "untold-gap"
 		| "behind"
 		| "refused-but-stored"
+		| "update-order"
+		| "stale"
+		| "deleted-shown"
 		| "crash"
 		| "odd-frame";
 	client?: string;
@@ -99,6 +121,9 @@ export interface Verdict {
 		echoes: number;
 		/** Copies received of messages retention removed from the store since: checked only between clients. */
 		pruned: number;
+		/** --auth accounts: updates received, and messages each client ended holding that were checked against the store. */
+		updates: number;
+		finalChecked: number;
 	};
 }
 
@@ -121,6 +146,8 @@ export function check(logs: ClientLog[], rows: StoredRow[], crashes: Crash[] = [
 		resumes: 0,
 		echoes: 0,
 		pruned: 0,
+		updates: 0,
+		finalChecked: 0,
 	};
 	for (const c of crashes)
 		v.push({ kind: "crash", detail: `process ${c.process} exited unasked: ${c.detail}` });
@@ -214,13 +241,44 @@ function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verd
 	const acked = new Map<string, number>();
 	const sent = new Map<string, { room: string; id: string }>();
 	const refused = new Set<string>();
+	/** --auth accounts: per room, what the client shows for each seq: the newest version it got, as the page keeps it. */
+	const held = new Map<string, Map<number, Msg>>();
+	/** A version replaces the held one only when its change is higher; `add` takes seqs not held yet (an update does not). */
+	const hold = (room: string, ms: Msg[], add: boolean) => {
+		const shown = held.get(room) ?? new Map<number, Msg>();
+		held.set(room, shown);
+		for (const m of ms) {
+			const had = shown.get(m.seq);
+			if (had ? (m.change ?? 0) > (had.change ?? 0) : add) shown.set(m.seq, m);
+		}
+	};
+	/** Per room on this connection: the last change handed to it in order (joined.change, then each update). */
+	let changeHeads = new Map<string, number>();
+	/** Refs of this client's own edit, delete and react requests: their answers may repeat a change already shown. */
+	const myRefs = new Set<string>();
 
 	const agree = (room: string, m: Msg, where: string) => {
 		stats.received++;
-		const at = `${room}\u0000${m.seq}`;
+		// Versions of one message (its edits, its deletion) are told apart by their change number.
+		const version = m.change ?? 0;
+		const at = `${room}\u0000${m.seq}\u0000${version}`;
 		const other = heard.get(at);
+		if (m.deleted && m.text !== "") {
+			v.push({
+				kind: "deleted-shown",
+				client,
+				room,
+				seqs: [m.seq],
+				detail: `${where}: seq ${m.seq} deleted but still carries ${JSON.stringify(m.text)}`,
+			});
+		}
 		if (!other) heard.set(at, { client, m });
-		else if (other.m.from !== m.from || other.m.text !== m.text || other.m.id !== m.id) {
+		else if (
+			other.m.from !== m.from ||
+			other.m.text !== m.text ||
+			other.m.id !== m.id ||
+			!!other.m.deleted !== !!m.deleted
+		) {
 			v.push({
 				kind: "disagree",
 				client,
@@ -253,13 +311,19 @@ function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verd
 				seqs: [m.seq],
 				detail: `${where}: seq ${m.seq} (${m.from}: ${JSON.stringify(m.text)}) is not in the store`,
 			});
-		} else if (row.from !== m.from || row.text !== m.text || row.id !== m.id) {
+		} else if (
+			row.from !== m.from ||
+			row.id !== m.id ||
+			version > (row.change ?? 0) ||
+			// An older version's text is not in the store any more: only clients are compared for it (above).
+			(version === (row.change ?? 0) && (row.text !== m.text || !!row.deleted !== !!m.deleted))
+		) {
 			v.push({
 				kind: "disagree",
 				client,
 				room,
 				seqs: [m.seq],
-				detail: `${where}: seq ${m.seq} is ${m.from}/${m.id}/${JSON.stringify(m.text)} here but ${row.from}/${row.id}/${JSON.stringify(row.text)} in the store`,
+				detail: `${where}: seq ${m.seq} is ${m.from}/${m.id}/${JSON.stringify(m.text)} (change ${version}${m.deleted ? ", deleted" : ""}) here but ${row.from}/${row.id}/${JSON.stringify(row.text)} (change ${row.change ?? 0}${row.deleted ? ", deleted" : ""}) in the store`,
 			});
 		}
 		if (m.from === name && m.id !== undefined) {
@@ -309,6 +373,7 @@ function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verd
 	for (const e of log.entries) {
 		switch (e.ev) {
 			case "open":
+				changeHeads = new Map();
 				streams = new Map();
 				joins = new Map();
 				sentHere = new Map();
@@ -345,6 +410,7 @@ function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verd
 				if (since === undefined || e.reset || !w) {
 					// A fresh view: the latest messages, older ones only if the client pages back (it need not).
 					if (w) judgeView(e.room, w);
+					held.set(e.room, new Map());
 					w = { seen: new Set(), start: first ?? (since ?? 0) + 1, told: [] };
 					if (since === undefined && first === undefined) w.start = 1;
 					views.set(e.room, w);
@@ -366,6 +432,10 @@ function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verd
 					}
 				}
 				for (const m of ms) w.seen.add(m.seq);
+				for (const m of e.updates ?? []) agree(e.room, m, `conn ${e.conn} joined.updates`);
+				hold(e.room, ms, true);
+				hold(e.room, e.updates ?? [], false);
+				if (e.change !== undefined) changeHeads.set(e.room, e.change);
 				streams.set(e.room, { head: last ?? (since !== undefined && !e.reset ? since : undefined) });
 				if (last === undefined && since === undefined) {
 					(streams.get(e.room) as Stream).head = 0;
@@ -388,6 +458,7 @@ function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verd
 					});
 					break;
 				}
+				hold(e.room, [m], true);
 				const ownEcho = m.from === name && m.id !== undefined && sentHere.get(e.room)?.has(m.id) === true;
 				if (m.seq === s.head + 1) {
 					s.head = m.seq;
@@ -444,6 +515,7 @@ function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verd
 					prev = m.seq;
 					w?.seen.add(m.seq);
 				}
+				if (w) hold(e.room, e.messages, true);
 				const last = e.messages.at(-1)?.seq;
 				if (last !== undefined && last !== e.before - 1) {
 					v.push({
@@ -473,13 +545,58 @@ function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verd
 				if (w) judgeView(e.room, w);
 				views.delete(e.room);
 				streams.delete(e.room);
+				held.delete(e.room);
+				changeHeads.delete(e.room);
 				leaving.add(e.room);
 				break;
 			}
 			case "left":
 				leaving.delete(e.room);
 				break;
+			case "change":
+				myRefs.add(e.ref);
+				break;
+			case "update": {
+				stats.updates++;
+				agree(e.room, e.msg, `conn ${e.conn} update ${e.change}`);
+				if (leaving.has(e.room)) break;
+				if (e.msg.change !== e.change) {
+					v.push({
+						kind: "update-order",
+						client,
+						room: e.room,
+						seqs: [e.msg.seq],
+						detail: `conn ${e.conn}: update ${e.change} carries seq ${e.msg.seq} at change ${e.msg.change}`,
+					});
+				}
+				const head = changeHeads.get(e.room);
+				if (head === undefined) {
+					v.push({
+						kind: "update-order",
+						client,
+						room: e.room,
+						seqs: [e.msg.seq],
+						detail: `conn ${e.conn}: update ${e.change} arrived before joined`,
+					});
+				} else if (e.change > head) {
+					changeHeads.set(e.room, e.change);
+				} else if (e.ref !== undefined && myRefs.has(e.ref)) {
+					// The answer to its own request, after the change already came in order: shown once.
+					stats.echoes++;
+				} else {
+					v.push({
+						kind: "update-order",
+						client,
+						room: e.room,
+						seqs: [e.msg.seq],
+						detail: `conn ${e.conn}: update ${e.change} after update ${head}`,
+					});
+				}
+				hold(e.room, [e.msg], false);
+				break;
+			}
 			case "close":
+				changeHeads = new Map();
 				streams = new Map();
 				leaving = new Set();
 				break;
@@ -532,6 +649,24 @@ function checkClient(log: ClientLog, ground: Ground, v: Violation[], stats: Verd
 			seqs: row ? [row.seq] : [],
 			detail: `id ${p.id} never acknowledged by the end${row ? ` (it is stored as seq ${row.seq})` : " (not stored)"}`,
 		});
+	}
+	// At the end, in calm, every client shows every message it holds as the store has it now: no old text of
+	// an edited message, no text of a deleted one.
+	for (const room of log.finalRooms) {
+		for (const [seq, m] of held.get(room) ?? []) {
+			const row = stored.get(room)?.get(seq);
+			if (!row) continue; // removed by retention since
+			stats.finalChecked++;
+			if ((m.change ?? 0) !== (row.change ?? 0) || m.text !== row.text || !!m.deleted !== !!row.deleted) {
+				v.push({
+					kind: row.deleted ? "deleted-shown" : "stale",
+					client,
+					room,
+					seqs: [seq],
+					detail: `ends showing seq ${seq} as ${JSON.stringify(m.text)} (change ${m.change ?? 0}${m.deleted ? ", deleted" : ""}); the store has ${JSON.stringify(row.text)} (change ${row.change ?? 0}${row.deleted ? ", deleted" : ""})`,
+				});
+			}
+		}
 	}
 	// At the end, in calm, every client has caught up with every room it is in.
 	for (const room of log.finalRooms) {

@@ -1,7 +1,9 @@
 // A soak client: behaves as the page does (client/chat.ts) across faults, and logs every frame it
 // sends and receives for the checker. Resends unacknowledged sends with their ids after a reconnect,
 // resumes each room with `since`, starts afresh on a new epoch or a `reset`, and pages back with
-// `history` to fill what a `more: true` resume left out.
+// `history` to fill what a `more: true` resume left out. Under --auth accounts it also edits, deletes and
+// reacts to its own messages, keeps what it holds as the page does (a version replaces a held one only when
+// its `change` is higher), and resumes with `changes`.
 import {
 	CLOSE,
 	type ClientFrame,
@@ -35,6 +37,10 @@ interface RoomState {
 	holes: [number, number][];
 	/** The join or history request out for this room on this connection (one at a time per room). */
 	asking?: { kind: "join" } | { kind: "history"; before: number };
+	/** --auth accounts: the highest change received (joined.change, update.change), sent back as join.changes. */
+	change?: number;
+	/** --auth accounts: what the page shows, by seq: each message as its newest version received. */
+	held: Map<number, Msg>;
 }
 
 export interface Target {
@@ -67,6 +73,8 @@ export class SoakClient {
 		private readonly targets: Target[],
 		private readonly rng: Rng,
 		rooms: string[],
+		/** --auth accounts: the session cookie (`hubbub_session=…`) its connections present. */
+		private readonly cookie?: string,
 	) {
 		for (const r of rooms) this.rooms.set(r, emptyRoom());
 	}
@@ -83,9 +91,12 @@ export class SoakClient {
 		return true;
 	}
 
-	/** Has seen every room it is in up to the store's last seq. */
-	reached(heads: Map<string, number>): boolean {
-		for (const [room, r] of this.rooms) if ((r.last ?? 0) < (heads.get(room) ?? 0)) return false;
+	/** Has seen every room it is in up to the store's last seq (and, with `changes`, its last change). */
+	reached(heads: Map<string, number>, changes?: Map<string, number>): boolean {
+		for (const [room, r] of this.rooms) {
+			if ((r.last ?? 0) < (heads.get(room) ?? 0)) return false;
+			if (changes && (r.change ?? 0) < (changes.get(room) ?? 0)) return false;
+		}
 		return true;
 	}
 
@@ -148,6 +159,7 @@ export class SoakClient {
 				},
 			},
 			UPGRADE_WITHIN_MS,
+			this.cookie,
 		).then(
 			(w) => {
 				wire = w;
@@ -156,7 +168,8 @@ export class SoakClient {
 				this.log({ ev: "open", conn, process });
 				this.lastFrameAt = Date.now();
 				this.pingAt = 0;
-				this.raw({ type: "hello", name: this.name });
+				// Under --auth accounts the session names the connection and `welcome` comes unasked.
+				if (!this.cookie) this.raw({ type: "hello", name: this.name });
 			},
 			() => this.retry(),
 		);
@@ -232,6 +245,38 @@ export class SoakClient {
 		return true;
 	}
 
+	/**
+	 * --auth accounts: edits, deletes or reacts to one of its own messages it holds in a joined room (as the
+	 * page's person would); the answer is an `update` (or an error) with the request's ref. False when there is
+	 * nothing to change.
+	 */
+	change(): boolean {
+		const rooms = [...this.rooms].filter(([, s]) => s.joined);
+		if (!this.cookie || !this.wire?.open || rooms.length === 0) return false;
+		const [room, r] = this.rng.pick(rooms);
+		const mine = [...r.held.values()].filter((m) => m.from === this.name && !m.deleted);
+		if (mine.length === 0) return false;
+		const m = this.rng.pick(mine);
+		const ref = `${this.name}-x${++this.sent}`;
+		const roll = this.rng.next();
+		const frame: ClientFrame =
+			roll < 0.55
+				? { type: "edit", ref, room, seq: m.seq, text: `${this.name} edit ${ref}` }
+				: roll < 0.75
+					? { type: "delete", ref, room, seq: m.seq }
+					: {
+							type: "react",
+							ref,
+							room,
+							seq: m.seq,
+							emoji: this.rng.pick(["👍", "🎉", "❤️"]),
+							on: this.rng.chance(0.7),
+						};
+		if (!this.raw(frame)) return false;
+		this.log({ ev: "change", conn: this.conn, room, seq: m.seq, kind: frame.type, ref });
+		return true;
+	}
+
 	/** Drops the connection without a close frame. */
 	drop(): void {
 		this.wire?.drop();
@@ -261,9 +306,16 @@ export class SoakClient {
 		const r = this.rooms.get(room);
 		if (!r || r.asking || !this.welcomed) return;
 		const since = r.last;
-		if (this.raw(since === undefined ? { type: "join", room } : { type: "join", room, since })) {
+		const changes = since === undefined ? undefined : r.change;
+		const frame: ClientFrame =
+			since === undefined
+				? { type: "join", room }
+				: changes === undefined
+					? { type: "join", room, since }
+					: { type: "join", room, since, changes };
+		if (this.raw(frame)) {
 			r.asking = { kind: "join" };
-			this.log({ ev: "join", conn: this.conn, room, since });
+			this.log({ ev: "join", conn: this.conn, room, since, changes });
 		}
 	}
 
@@ -293,6 +345,8 @@ export class SoakClient {
 					for (const r of this.rooms.values()) {
 						r.last = undefined;
 						r.holes = [];
+						r.change = undefined;
+						r.held.clear();
 					}
 				}
 				this.epoch = frame.epoch;
@@ -303,6 +357,7 @@ export class SoakClient {
 			case "joined": {
 				const r = this.rooms.get(frame.room);
 				const ms = frame.messages.map(toMsg);
+				const updates = frame.updates?.map(toMsg);
 				this.log({
 					ev: "joined",
 					conn,
@@ -310,9 +365,19 @@ export class SoakClient {
 					messages: ms,
 					more: frame.more,
 					reset: reset || undefined,
+					change: frame.change,
+					updates,
 				});
 				if (!r) return; // left meanwhile
 				if (r.asking?.kind === "join") r.asking = undefined;
+				// A join without since (or a reset) starts what the page shows afresh.
+				if (reset || r.last === undefined) {
+					r.held.clear();
+					r.change = undefined;
+				}
+				hold(r, ms, true);
+				hold(r, updates ?? [], false);
+				if (frame.change !== undefined) r.change = frame.change;
 				const first = ms[0]?.seq;
 				const last = ms.at(-1)?.seq;
 				if (reset) r.holes = [];
@@ -332,6 +397,7 @@ export class SoakClient {
 				this.log({ ev: "message", conn, room: frame.room, msg: m });
 				const r = this.rooms.get(frame.room);
 				if (!r) return;
+				hold(r, [m], true);
 				this.settle(r, [m]);
 				// As the page: a higher seq is shown (and becomes where it resumes from); a lower one was shown already.
 				if (r.last === undefined || m.seq > r.last) r.last = m.seq;
@@ -354,12 +420,22 @@ export class SoakClient {
 					more: frame.more,
 				});
 				const r = this.rooms.get(frame.room);
+				if (r) hold(r, frame.messages.map(toMsg), true);
 				const hole = r?.holes[0];
 				if (!r || !hole || before !== hole[1] + 1) return;
 				const first = frame.messages[0]?.seq;
 				if (first === undefined || first <= hole[0] || !frame.more) r.holes.shift();
 				else hole[1] = first - 1;
 				this.fill(frame.room, r);
+				return;
+			}
+			case "update": {
+				const m = toMsg(frame.message);
+				this.log({ ev: "update", conn, room: frame.room, change: frame.change, msg: m, ref: frame.ref });
+				const r = this.rooms.get(frame.room);
+				if (!r) return;
+				r.change = Math.max(r.change ?? 0, frame.change);
+				hold(r, [m], false);
 				return;
 			}
 			case "left":
@@ -431,11 +507,24 @@ export class SoakClient {
 }
 
 function emptyRoom(): RoomState {
-	return { joined: false, pending: [], holes: [] };
+	return { joined: false, pending: [], holes: [], held: new Map() };
+}
+
+/**
+ * What the page does with a version of a message: it replaces the one held for that seq only when its
+ * `change` is higher; `add` takes messages not held yet (joined, live, history), an update does not.
+ */
+function hold(r: RoomState, ms: Msg[], add: boolean): void {
+	for (const m of ms) {
+		const held = r.held.get(m.seq);
+		if (held ? (m.change ?? 0) > (held.change ?? 0) : add) r.held.set(m.seq, m);
+	}
 }
 
 function toMsg(m: Message): Msg {
 	const out: Msg = { seq: m.seq, from: m.from, text: m.text, ts: m.ts };
 	if (m.id !== undefined) out.id = m.id;
+	if (m.change !== undefined) out.change = m.change;
+	if (m.deleted) out.deleted = true;
 	return out;
 }

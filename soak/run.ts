@@ -1,12 +1,15 @@
 // The randomized fault soak (`npm run soak -- --seed 7 --minutes 10`): three hubbub processes with Redis and
 // PostgreSQL (or one shared SQLite file), clients on every process chatting the way the page does, and faults
 // at random times. Then soak/check.ts judges every client's log against the store. Exit 1 on any violation.
+// It runs under --auth accounts (each client an account with its session cookie), so clients also edit,
+// delete and react to their messages, and the checker proves nobody ends showing an old or deleted text.
 import { Database } from "bun:sqlite";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { SQL } from "bun";
 import { freePort, waitForPort } from "../bench/net.ts";
+import { Accounts } from "../lib/accounts.ts";
 import { type Postgres, type Redis, startPostgres, startRedis } from "../tests/engines.ts";
 import { type ClientLog, type Crash, check, describe, type StoredRow, type Verdict } from "./check.ts";
 import { SoakClient } from "./client.ts";
@@ -226,8 +229,8 @@ async function soak(
 		host: "127.0.0.1",
 		db,
 		redis: redis.url,
-		// Protocol v1 as written: clients name themselves with hello.
-		auth: "none",
+		// Accounts: every client signs in (its cookie names it), and protocol 1.2's edits and deletions are on.
+		auth: "accounts",
 		// All the soak's clients come from 127.0.0.1 and burst on purpose; every other limit stays as shipped,
 		// so a page-like client that runs into one is a finding.
 		"send-rate": "2000",
@@ -239,9 +242,13 @@ async function soak(
 		"keep-messages": "3000",
 	};
 	const flags = Object.entries(settings).flatMap(([k, v]) => [`--${k}`, v]);
+	// The accounts, made directly in the database before any process starts (sign-ups are limited per address).
+	const cookies = await makeAccounts(db, PROCESSES * perProcess);
 	const procs: Proc[] = [];
 	for (let i = 0; i < PROCESSES; i++) procs.push(new Proc(i, await freePort(), flags, out, crashes));
 	await Promise.all(procs.map((p) => p.start()));
+	// Rooms are things in the store under accounts: the first client (the admin) creates them.
+	await createRooms(procs[0] as Proc, cookies[0] as string, ROOMS);
 
 	const clients: SoakClient[] = [];
 	for (let i = 0; i < PROCESSES * perProcess; i++) {
@@ -253,6 +260,7 @@ async function soak(
 				procs.map((p) => ({ port: () => p.port })),
 				r,
 				rooms.length > 0 ? rooms : ["general"],
+				cookies[i],
 			),
 		);
 	}
@@ -277,7 +285,8 @@ async function soak(
 			await nap(r.int(150, 1200));
 			if (ending) break;
 			const roll = r.next();
-			if (roll < 0.86) c.say();
+			if (roll < 0.7) c.say();
+			else if (roll < 0.86) c.change() || c.say();
 			else if (roll < 0.92) c.join(r.pick(ROOMS));
 			else if (roll < 0.97) {
 				if (c.rooms.size > 1) c.leave(r.pick([...c.rooms.keys()]));
@@ -392,7 +401,9 @@ async function soak(
 	const settleBy = Date.now() + 60_000;
 	for (;;) {
 		const heads = await storeHeads(store, db).catch(() => undefined);
-		const behind = heads ? clients.filter((c) => !c.settled || !c.reached(heads)) : clients;
+		const behind = heads
+			? clients.filter((c) => !c.settled || !c.reached(heads.seqs, heads.changes))
+			: clients;
 		if (behind.length === 0) break;
 		if (Date.now() > settleBy) {
 			note("not settled after 60 s:");
@@ -428,14 +439,19 @@ async function soak(
 	return { store, seconds, faults, problems, verdict, serverErrors: serverErrors(out), out };
 }
 
-/** The last seq of every room, as the store has it now. */
-async function storeHeads(store: StoreKind, db: string): Promise<Map<string, number>> {
+/** The last seq and the change counter of every room, as the store has them now. */
+async function storeHeads(
+	store: StoreKind,
+	db: string,
+): Promise<{ seqs: Map<string, number>; changes: Map<string, number> }> {
 	type Row = { room: string; last: number | string };
 	let rows: Row[];
+	let counters: Row[];
 	if (store === "postgres") {
 		const sql = new SQL(db);
 		try {
 			rows = await sql<Row[]>`SELECT room, max(seq) AS last FROM hubbub_messages GROUP BY room`;
+			counters = await sql<Row[]>`SELECT room, changes AS last FROM hubbub_rooms`;
 		} finally {
 			await sql.close();
 		}
@@ -443,28 +459,102 @@ async function storeHeads(store: StoreKind, db: string): Promise<Map<string, num
 		const sqlite = new Database(db, { readonly: true });
 		try {
 			rows = sqlite.query<Row, []>("SELECT room, max(seq) AS last FROM messages GROUP BY room").all();
+			counters = sqlite.query<Row, []>("SELECT room, changes AS last FROM room_floors").all();
 		} finally {
 			sqlite.close();
 		}
 	}
-	return new Map(rows.map((r) => [r.room, Number(r.last)]));
+	return {
+		seqs: new Map(rows.map((r) => [r.room, Number(r.last)])),
+		changes: new Map(counters.map((r) => [r.room, Number(r.last)])),
+	};
+}
+
+/** Accounts c0 (an admin) … c{n-1}, each signed in once: their session cookies, in order. */
+async function makeAccounts(db: string, n: number): Promise<string[]> {
+	const accounts = await Accounts.open(db);
+	const client = { address: "127.0.0.1", userAgent: "soak" };
+	const cookies: string[] = [];
+	try {
+		for (let i = 0; i < n; i++) {
+			const name = `c${i}`;
+			const password = `soak password ${i}`;
+			if (i === 0) cookies.push(`hubbub_session=${(await accounts.setup(name, password, client)).token}`);
+			else {
+				await accounts.createUser(name, password, "member");
+				cookies.push(`hubbub_session=${(await accounts.signin(name, password, client)).token}`);
+			}
+		}
+	} finally {
+		await accounts.close();
+	}
+	return cookies;
+}
+
+/** Creates the soak's open rooms through one process, as a person would with `create`. */
+async function createRooms(proc: Proc, cookie: string, rooms: string[]): Promise<void> {
+	const origin = `http://127.0.0.1:${proc.port}`;
+	const ws = new WebSocket(`ws://127.0.0.1:${proc.port}/ws`, {
+		headers: { origin, cookie },
+	} as unknown as string[]);
+	const answers = new Map<string, string>();
+	let wake = () => {};
+	ws.addEventListener("message", (e) => {
+		const f = JSON.parse(String(e.data)) as { type: string; ref?: string; code?: string };
+		if (f.ref !== undefined) answers.set(f.ref, f.type === "error" ? (f.code ?? "error") : "ok");
+		wake();
+	});
+	await new Promise<void>((resolve, reject) => {
+		ws.addEventListener("open", () => resolve(), { once: true });
+		ws.addEventListener("error", () => reject(new Error("cannot connect to create the rooms")), {
+			once: true,
+		});
+	});
+	for (const room of rooms) ws.send(JSON.stringify({ type: "create", ref: room, room, kind: "open" }));
+	const deadline = Date.now() + 20_000;
+	// `general` exists already (room_taken is fine for it).
+	while (rooms.some((r) => !answers.has(r)) && Date.now() < deadline)
+		await new Promise<void>((resolve) => {
+			wake = resolve;
+			setTimeout(resolve, 200);
+		});
+	ws.close();
+	const failed = rooms.filter(
+		(r) => answers.get(r) !== "ok" && !(r === "general" && answers.get(r) === "room_taken"),
+	);
+	if (failed.length > 0)
+		throw new Error(`could not create rooms ${failed.join(", ")}: ${JSON.stringify([...answers])}`);
 }
 
 async function readStore(store: StoreKind, db: string): Promise<StoredRow[]> {
-	type Row = { room: string; seq: number | string; sender: string; client_id: string | null; text: string };
+	type Row = {
+		room: string;
+		seq: number | string;
+		sender: string;
+		client_id: string | null;
+		text: string;
+		change_seq: number | string | null;
+		deleted: number | boolean;
+	};
 	let raw: Row[];
 	if (store === "postgres") {
 		const sql = new SQL(db);
-		raw = await sql<Row[]>`SELECT room, seq, sender, client_id, text FROM hubbub_messages`;
+		raw = await sql<
+			Row[]
+		>`SELECT room, seq, sender, client_id, text, change_seq, deleted FROM hubbub_messages`;
 		await sql.close();
 	} else {
 		const sqlite = new Database(db, { readonly: true });
-		raw = sqlite.query<Row, []>("SELECT room, seq, sender, client_id, text FROM messages").all();
+		raw = sqlite
+			.query<Row, []>("SELECT room, seq, sender, client_id, text, change_seq, deleted FROM messages")
+			.all();
 		sqlite.close();
 	}
 	return raw.map((r) => {
 		const row: StoredRow = { room: r.room, seq: Number(r.seq), from: r.sender, text: r.text };
 		if (r.client_id !== null) row.id = r.client_id;
+		if (r.change_seq !== null) row.change = Number(r.change_seq);
+		if (r.deleted) row.deleted = true;
 		return row;
 	});
 }
@@ -510,7 +600,8 @@ async function main(): Promise<void> {
 		console.log(
 			`  ${s.stored} messages stored in ${s.rooms} rooms; ${s.clients} clients received ${s.received} copies, ` +
 				`${s.acknowledged} sends acknowledged, ${s.resumes} resumes, ${s.echoes} repeated-send echoes, ` +
-				`${s.toldGaps} told gaps (${s.toldGapsFilled} filled from history), ${s.pruned} copies of pruned messages`,
+				`${s.toldGaps} told gaps (${s.toldGapsFilled} filled from history), ${s.pruned} copies of pruned messages, ` +
+				`${s.updates} updates (edits, deletions, reactions), ${s.finalChecked} held messages checked against the store at the end`,
 		);
 		const errors = Object.entries(r.serverErrors);
 		if (errors.length > 0)

@@ -20,8 +20,11 @@ export class Wire {
 		private readonly events: WireEvents,
 	) {}
 
-	/** Opens a WebSocket to `ws://127.0.0.1:port/ws`; rejects when the upgrade is not answered within `ms`. */
-	static open(port: number, events: WireEvents, ms: number): Promise<Wire> {
+	/**
+	 * Opens a WebSocket to `ws://127.0.0.1:port/ws` (with `cookie`, a session under --auth accounts, sent as
+	 * the page's browser would, with its Origin); rejects when the upgrade is not answered within `ms`.
+	 */
+	static open(port: number, events: WireEvents, ms: number, cookie?: string): Promise<Wire> {
 		return new Promise((resolve, reject) => {
 			const socket = connect(port, "127.0.0.1");
 			const wire = new Wire(socket, events);
@@ -33,7 +36,9 @@ export class Wire {
 				const key = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64");
 				socket.write(
 					`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-						`Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+						`Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n` +
+						(cookie ? `Origin: http://127.0.0.1:${port}\r\nCookie: ${cookie}\r\n` : "") +
+						"\r\n",
 				);
 			});
 			socket.on("data", (chunk: Buffer) => {
@@ -51,6 +56,10 @@ export class Wire {
 					}
 					wire.upgraded = true;
 					resolve(wire);
+					// Frames that came with the upgrade (under --auth accounts `welcome` comes unasked) are
+					// handed on after whoever awaited the upgrade has taken the wire.
+					queueMicrotask(() => wire.parse());
+					return;
 				}
 				wire.parse();
 			});

@@ -219,4 +219,86 @@ describe("soak checker", () => {
 		];
 		expect(kinds([log("alice", entries, [ROOM])], rowsUpTo(6))).toEqual([]);
 	});
+
+	describe("edits and deletions (--auth accounts)", () => {
+		const edited = (seq: number, change: number, text: string): Msg => ({ ...msg(seq), text, change });
+		const gone = (seq: number, change: number): Msg => ({ ...msg(seq), text: "", change, deleted: true });
+		// The store: seq 1 edited (change 1), seq 2 deleted (change 2), seq 3 as sent.
+		const rows = (): StoredRow[] => [
+			{ room: ROOM, seq: 1, from: "bob", text: "better", change: 1 },
+			{ room: ROOM, seq: 2, from: "bob", text: "", change: 2, deleted: true },
+			{ room: ROOM, seq: 3, from: "bob", text: "bob #3" },
+		];
+		const joinedFresh: Entry[] = [
+			...open(1),
+			{ ev: "join", conn: 1, room: ROOM },
+			{ ev: "joined", conn: 1, room: ROOM, messages: [msg(1), msg(2), msg(3)], more: false, change: 0 },
+		];
+
+		test("a client that got every update in order ends showing the store's texts: clean", () => {
+			const entries: Entry[] = [
+				...joinedFresh,
+				{ ev: "update", conn: 1, room: ROOM, change: 1, msg: edited(1, 1, "better") },
+				{ ev: "update", conn: 1, room: ROOM, change: 2, msg: gone(2, 2) },
+			];
+			const verdict = check([log("alice", entries, [ROOM])], rows());
+			expect(verdict.violations).toEqual([]);
+			expect(verdict.stats).toMatchObject({ updates: 2, finalChecked: 3 });
+		});
+
+		test("an update missed: the old text and the deleted text it ends showing are named", () => {
+			const entries: Entry[] = [
+				...joinedFresh,
+				{ ev: "update", conn: 1, room: ROOM, change: 2, msg: gone(2, 2) },
+			];
+			expect(kinds([log("alice", entries, [ROOM])], rows())).toEqual(["stale"]);
+			const none: Entry[] = [...joinedFresh];
+			expect(kinds([log("alice", none, [ROOM])], rows()).sort()).toEqual(["deleted-shown", "stale"]);
+		});
+
+		test("a resume with changes brings them in joined.updates; without them the client stays stale", () => {
+			const resumed = (updates: Msg[]): Entry[] => [
+				...joinedFresh,
+				{ ev: "close", conn: 1, code: 1006, why: "dropped" },
+				...open(2),
+				{ ev: "join", conn: 2, room: ROOM, since: 3, changes: 0 },
+				{ ev: "joined", conn: 2, room: ROOM, messages: [], more: false, change: 2, updates },
+			];
+			expect(kinds([log("alice", resumed([edited(1, 1, "better"), gone(2, 2)]), [ROOM])], rows())).toEqual(
+				[],
+			);
+			expect(kinds([log("alice", resumed([edited(1, 1, "better")]), [ROOM])], rows())).toEqual([
+				"deleted-shown",
+			]);
+		});
+
+		test("updates out of order, a deleted version with text, and an older version after a newer one", () => {
+			const backwards: Entry[] = [
+				...joinedFresh,
+				{ ev: "update", conn: 1, room: ROOM, change: 2, msg: gone(2, 2) },
+				{ ev: "update", conn: 1, room: ROOM, change: 1, msg: edited(1, 1, "better") },
+			];
+			expect(kinds([log("alice", backwards, [ROOM])], rows())).toEqual(["update-order"]);
+			const leaky: Entry[] = [
+				...joinedFresh,
+				{ ev: "update", conn: 1, room: ROOM, change: 1, msg: edited(1, 1, "better") },
+				{ ev: "update", conn: 1, room: ROOM, change: 2, msg: { ...gone(2, 2), text: "bob #2" } },
+			];
+			// Named where it came, and again for what the client ends showing.
+			expect(kinds([log("alice", leaky, [ROOM])], rows()).sort()).toEqual([
+				"deleted-shown",
+				"deleted-shown",
+				"disagree",
+			]);
+			// Its own request's answer may repeat a change it already has: not a violation.
+			const ack: Entry[] = [
+				...joinedFresh,
+				{ ev: "change", conn: 1, room: ROOM, seq: 1, kind: "edit", ref: "x1" },
+				{ ev: "update", conn: 1, room: ROOM, change: 1, msg: edited(1, 1, "better") },
+				{ ev: "update", conn: 1, room: ROOM, change: 2, msg: gone(2, 2) },
+				{ ev: "update", conn: 1, room: ROOM, change: 1, msg: edited(1, 1, "better"), ref: "x1" },
+			];
+			expect(kinds([log("alice", ack, [ROOM])], rows())).toEqual([]);
+		});
+	});
 });
