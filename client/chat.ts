@@ -867,13 +867,13 @@ export class Chat {
 	private roomInfo(info: RoomInfo, ref?: string): void {
 		const isNew = !this.rooms.has(info.room);
 		const r = this.room(info.room);
-		const grew = r.info !== undefined && r.info.members !== info.members;
+		// Someone was added or removed: a room frame without its people (open rooms) means asking again.
+		const grew = r.info !== undefined && r.info.members !== info.members && !info.people;
 		this.take(r, info);
 		const asked = ref !== undefined && this.requests.get(ref);
 		this.answered(ref);
+		if (isNew && this.identified) this.requestJoin(info.room);
 		if (asked === "create" || asked === "direct") this.open(info.room);
-		else if (isNew && this.identified) this.requestJoin(info.room);
-		// Someone was added or removed: a join again (a resume) brings the new list of people.
 		if (grew && r.joined) {
 			r.joined = false;
 			this.requestJoin(info.room);
@@ -889,7 +889,7 @@ export class Chat {
 	 */
 	private take(r: RoomView, info: RoomInfo, arriving = false): void {
 		r.info = info;
-		if (info.kind === "direct" && info.people) r.people = [...info.people].sort(byName);
+		if (info.people) r.people = [...info.people].sort(byName);
 		if (arriving && r.name === this.current && r.lineAfter === undefined && info.unread > 0)
 			r.lineAfter = info.lastRead;
 		r.lastRead = Math.max(r.lastRead, info.lastRead);
@@ -1201,11 +1201,23 @@ export class Chat {
 		// An error answering a join names its room (newer servers); from an older one, an error without a
 		// `ref` while a join is out is that join's (joins go one at a time, sends always carry their id).
 		const named = "room" in frame && typeof frame.room === "string" ? frame.room : undefined;
-		const joinRoom =
-			named ?? (frame.ref === undefined && JOIN_ERRORS.has(frame.code) ? this.joining : undefined);
-		if (joinRoom !== undefined && (joinRoom === this.joining || named !== undefined)) {
-			return this.joinFailed(joinRoom, frame);
-		}
+		// A refused send names its room too (accounts: read_only): it is the send's answer, by its id.
+		const sending =
+			frame.ref !== undefined &&
+			[...this.rooms.values()].some((r) => r.pending.some((p) => p.id === frame.ref));
+		// A room-named error answers that room's join while it is out or the room is not joined yet.
+		const joinRoom = sending
+			? undefined
+			: named !== undefined
+				? named === this.joining || !this.rooms.get(named)?.joined
+					? named
+					: undefined
+				: frame.ref === undefined && JOIN_ERRORS.has(frame.code)
+					? this.joining
+					: undefined;
+		if (joinRoom !== undefined) return this.joinFailed(joinRoom, frame);
+		// Otherwise a room-named error without a ref is a typing frame too many: nothing was lost, nothing to say.
+		if (named !== undefined && frame.ref === undefined && frame.code === "rate_limited") return;
 		switch (frame.code) {
 			case "name_taken":
 				if (this.reclaiming()) return;

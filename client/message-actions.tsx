@@ -4,6 +4,7 @@ import type { Message } from "../protocol.ts";
 import type { RoomView } from "./chat.ts";
 import { fullTime } from "./format.ts";
 import { Reactions } from "./reactions.tsx";
+import { TrashIcon } from "./room-icons.tsx";
 import { mayDelete, mayEdit } from "./rooms-model.ts";
 import type { Row } from "./timeline.tsx";
 
@@ -185,7 +186,7 @@ export class MessageExtras extends Component<{ message: Message; can: string }> 
 								title="Delete"
 								onClick={() => h.remove(m.seq)}
 							>
-								🗑
+								<TrashIcon />
 							</button>
 						)}
 						{can.includes("m") && (

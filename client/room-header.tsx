@@ -1,5 +1,6 @@
 // The room's header under --auth accounts: its name, topic and members, and its settings for those who manage it.
 import type { RoomView } from "./chat.ts";
+import { LockIcon } from "./room-icons.tsx";
 import { roomLabel } from "./rooms-model.ts";
 
 export interface RoomHeaderProps {
@@ -18,7 +19,7 @@ export function RoomTitle({ r, manage, onMembers, onSettings }: RoomHeaderProps)
 				<h2 id="room-title">
 					{info?.kind === "private" && (
 						<span class="lock" role="img" aria-label="private room">
-							🔒{" "}
+							<LockIcon />{" "}
 						</span>
 					)}
 					<bdi>{roomLabel(r.name, info)}</bdi>
@@ -32,7 +33,7 @@ export function RoomTitle({ r, manage, onMembers, onSettings }: RoomHeaderProps)
 			{info?.archived !== undefined && <span class="tag">archived</span>}
 			<button type="button" class="secondary members-count" onClick={onMembers}>
 				{count === 1 ? "1 member" : `${count} members`}
-				{r.members.length > 0 && ` · ${r.members.length} online`}
+				{r.members.length > 0 && <span class="online-count"> · {r.members.length} online</span>}
 			</button>
 			{manage && (
 				<button type="button" class="secondary" onClick={onSettings}>

@@ -1,6 +1,7 @@
 // The room list: rooms and direct messages in two groups, each with its unread and mention badges and a way to leave.
 import type { Chat, RoomView } from "./chat.ts";
 import { colourOf, initials } from "./format.ts";
+import { LockIcon } from "./room-icons.tsx";
 import { roomLabel } from "./rooms-model.ts";
 
 export interface RoomsListProps {
@@ -48,7 +49,7 @@ function Item({
 				)}
 				{kind === "private" && (
 					<span class="lock" role="img" aria-label="private">
-						🔒
+						<LockIcon />
 					</span>
 				)}
 				<bdi class="room-name">{label}</bdi>

@@ -35,13 +35,17 @@ export function indexOfSeq(messages: readonly Message[], seq: number): number {
 /**
  * Puts the current state of messages the page holds in place of the old ones
  * (an edit, a deletion, a reaction). Messages it does not hold are left out:
- * loading them later brings their current state. Returns how many were replaced.
+ * loading them later brings their current state. A version no newer than the
+ * one held (by its `change`) is ignored: around a join the same change can
+ * arrive twice, and a late copy must not bring an old text back. Returns how
+ * many were replaced.
  */
 export function applyUpdates(messages: Message[], updates: readonly Message[]): number {
 	let n = 0;
 	for (const m of updates) {
 		const at = indexOfSeq(messages, m.seq);
-		if (at < 0) continue;
+		const held = messages[at];
+		if (!held || (held.change !== undefined && (m.change ?? 0) <= held.change)) continue;
 		messages[at] = m;
 		n++;
 	}

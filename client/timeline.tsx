@@ -16,6 +16,7 @@ import {
 	sameDay,
 } from "./format.ts";
 import { EditBox, MessageExtras, Tombstone } from "./message-actions.tsx";
+import { roomLabel } from "./rooms-model.ts";
 
 /** Messages from one person closer together than this share one name and avatar. */
 const GROUP_MS = 5 * 60_000;
@@ -57,8 +58,8 @@ export function rows(r: RoomView, from: number, me: string | undefined, now = Da
 			key: "start",
 			text:
 				r.messages.length === 0 && r.pending.length === 0
-					? `This is the start of #${r.name}. Say hello!`
-					: `This is the start of #${r.name}.`,
+					? `This is the start of ${startOf(r)}. Say hello!`
+					: `This is the start of ${startOf(r)}.`,
 		});
 	} else if (from === 0 && r.loadingHistory) out.push({ kind: "loading", key: "loading" });
 	const firstSeq = from === 0 ? 0 : (r.messages[from - 1]?.seq ?? 0);
@@ -75,11 +76,14 @@ export function rows(r: RoomView, from: number, me: string | undefined, now = Da
 			last = undefined;
 		}
 	};
+	// The day of the last row drawn: a presence line or the unread line between two messages of one day is no new day.
+	let day: number | undefined;
 	const place = (who: string, ts: number): boolean => {
-		if (!last || !sameDay(last.ts, ts)) {
+		if (day === undefined || !sameDay(day, ts)) {
 			out.push({ kind: "day", key: `d${new Date(ts).toDateString()}`, label: dayLabel(ts, now) });
 			last = undefined;
 		}
+		day = ts;
 		const head = !last || last.from !== who || ts - last.ts > GROUP_MS;
 		last = { from: who, ts };
 		return head;
@@ -88,12 +92,14 @@ export function rows(r: RoomView, from: number, me: string | undefined, now = Da
 	for (let i = from; i < r.messages.length; i++) {
 		const m = r.messages[i] as Message;
 		presenceUpTo(m.seq);
-		if (!lined && m.seq > (r.lineAfter as number)) {
+		const line = !lined && m.seq > (r.lineAfter as number);
+		let head = place(m.from, m.ts);
+		if (line) {
+			// Below the day's separator, above the first unread message, which starts a group of its own.
 			lined = true;
 			out.push({ kind: "line", key: "line" });
-			last = undefined;
+			head = true;
 		}
-		const head = place(m.from, m.ts);
 		out.push({
 			kind: "message",
 			key: `m${m.seq}`,
@@ -114,6 +120,11 @@ export function rows(r: RoomView, from: number, me: string | undefined, now = Da
 		out.push({ kind: "pending", key: `q${pending.id}`, pending, head, from: me ?? "" });
 	}
 	return out;
+}
+
+/** What the first row calls the room: "#general", "Launch plans", "your conversation with bob". */
+function startOf(r: RoomView): string {
+	return r.info?.kind === "direct" ? `your conversation with ${r.info.title}` : roomLabel(r.name, r.info);
 }
 
 // Markdown is rendered once per message, not once per draw.

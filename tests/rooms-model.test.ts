@@ -127,6 +127,9 @@ describe("the room list comes from the server", () => {
 		chat.receive({ type: "room", ref, room: info("plans", { kind: "private", title: "Plans" }) });
 		expect(chat.current).toBe("plans");
 		expect(answers).toEqual([{ kind: "answer", ref, error: undefined, code: undefined }]);
+		// Joined like any new room, once the join before it is answered.
+		joined(chat, "ops", []);
+		expect(sent("join").at(-1)).toEqual({ type: "join", room: "plans" });
 		chat.receive({ type: "room_gone", room: "plans" });
 		expect(chat.rooms.has("plans")).toBe(false);
 		expect(chat.current).toBe("general");
@@ -149,6 +152,36 @@ describe("the room list comes from the server", () => {
 			{ kind: "answer", ref, error: "that room name cannot be used", code: "room_taken" },
 		] as never);
 		expect(chat.rooms.get("general")?.joined).toBe(true);
+	});
+
+	test("errors naming a joined room: too many typing frames is no refused join; a read-only send gives its text back", () => {
+		const { chat, sent } = signedIn([info("general")]);
+		joined(chat, "general", []);
+		const errors: unknown[] = [];
+		chat.on((c) => c.kind === "error" && errors.push(c));
+		const joins = sent("join").length;
+		chat.receive({
+			type: "error",
+			code: "rate_limited",
+			message: "too many typing frames; slow down",
+			room: "general",
+		});
+		expect(chat.rooms.get("general")?.joined).toBe(true);
+		expect(errors).toEqual([]);
+		chat.send("hello");
+		const id = (sent("send")[0] as { id: string }).id;
+		chat.receive({
+			type: "error",
+			code: "read_only",
+			message: "#general is archived",
+			ref: id,
+			room: "general",
+		});
+		expect(chat.rooms.get("general")?.pending).toEqual([]);
+		expect(errors).toEqual([
+			{ kind: "error", room: "general", text: "#general is archived", restore: "hello" },
+		]);
+		expect(sent("join").length).toBe(joins);
 	});
 
 	test("a join answered not_found (a private room, or none) leaves the list", () => {
@@ -204,6 +237,23 @@ describe("changed messages", () => {
 			[2, "hello", false],
 		]);
 		expect(r?.change).toBe(5);
+		// A late copy of an older change (around a join the same change can come twice) brings nothing back.
+		chat.receive({
+			type: "update",
+			room: "general",
+			change: 4,
+			message: message("general", 2, "bob", "hello", { edited: 5, change: 4 }),
+		});
+		chat.receive({
+			type: "joined",
+			room: "general",
+			members: ["alice"],
+			messages: [],
+			more: false,
+			change: 5,
+			updates: [message("general", 1, "bob", "secret token", { change: 3 })],
+		});
+		expect(r?.messages.map((m) => m.text)).toEqual(["", "hello"]);
 	});
 
 	test("after a reconnect the page resumes with since and changes, and joined.updates replace old texts", () => {

@@ -135,7 +135,7 @@ function alice(role: "admin" | "member" = "member") {
 describe("the room list and header", () => {
 	test("rooms and direct messages in two groups, with unread and mention badges", () => {
 		alice();
-		expect(texts("#rooms .room")).toEqual(["#general", "🔒Ops 2"]);
+		expect(texts("#rooms .room")).toEqual(["#general", "Ops 2"]);
 		expect($("#rooms .room[data-room=ops]").getAttribute("aria-label")).toBe(
 			"Ops, 2 unread, 1 mentioning you",
 		);
@@ -192,6 +192,28 @@ describe("the room list and header", () => {
 		expect($("#add-member")).not.toBeNull();
 		button("Settings").click();
 		await shown("#room-settings");
+	});
+});
+
+describe("the timeline", () => {
+	test("the first row names the room; a presence line between messages of one day is no new day", () => {
+		const { chat } = alice();
+		expect($("#messages .start").textContent).toBe("This is the start of #general.");
+		chat.receive({ type: "presence", room: "general", name: "carol", online: true });
+		chat.receive(message("general", 3, "bob", "later that day"));
+		expect(texts("#messages .day").length).toBe(1);
+		chat.receive({
+			type: "joined",
+			room: "dm-abc",
+			members: ["alice"],
+			messages: [],
+			more: false,
+			info: info("dm-abc", { kind: "direct", title: "bob", members: 2, people: ["alice", "bob"] }),
+		});
+		chat.open("dm-abc");
+		expect($("#messages .start").textContent).toBe(
+			"This is the start of your conversation with bob. Say hello!",
+		);
 	});
 });
 
