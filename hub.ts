@@ -567,12 +567,12 @@ export class Hub implements BusHandler {
 		this.publish(update.room, update, to?.ws);
 		if (to) this.sendTo(to.ws, { ...update, ref: to.ref });
 		if (refs.size === 0) return;
-		// Changes a gap fill passed over (their message changed again since): their askers still get an answer,
-		// older than what they now hold for it, which the page ignores (docs/PROTOCOL.md "update").
+		// A change a gap fill passed over (its message changed again since, under a later number) is answered
+		// with its message's newer state when that goes out: never with a text older than the asker holds.
 		for (const [change, skipped] of refs) {
-			if (change > update.change) continue;
+			if (change > update.change || skipped.update.message.seq !== update.message.seq) continue;
 			refs.delete(change);
-			this.sendTo(skipped.ws, { ...skipped.update, ref: skipped.ref });
+			this.sendTo(skipped.ws, { ...update, ref: skipped.ref });
 		}
 	}
 
@@ -640,7 +640,13 @@ export class Hub implements BusHandler {
 		const state = this.rooms.get(room);
 		if (state && frame.ref !== undefined) {
 			// Its update may already have gone out here (a gap fill read it first): then the answer goes alone.
-			if ((state.changes.head ?? 0) >= update.change) this.sendTo(ws, { ...update, ref: frame.ref });
+			if ((state.changes.head ?? 0) >= update.change) {
+				// As it went out, or newer if the message changed again since.
+				const newest = state.changes
+					.emittedAfter(update.change - 1)
+					?.findLast((u) => u.message.seq === seq);
+				this.sendTo(ws, { ...(newest ?? update), ref: frame.ref });
+			}
 			else state.refs.set(update.change, { ws, ref: frame.ref, update });
 		}
 		this.bus.publishEvent(room, update);

@@ -311,6 +311,12 @@ describe("changed messages", () => {
 		expect(mayManage("carol", "member", open)).toBe(true);
 		expect(mayManage("alice", "admin", info("dm-x", { kind: "direct" }))).toBe(false);
 		expect(applyUpdates([bobs], [message("general", 9, "bob", "not held")])).toBe(0);
+		// An older version (a repeated or late answer) never replaces a newer one held.
+		const held = [{ ...bobs, text: "edited twice", change: 5 }];
+		expect(applyUpdates(held, [{ ...bobs, text: "edited once", change: 4 }])).toBe(0);
+		expect(held[0]?.text).toBe("edited twice");
+		expect(applyUpdates(held, [{ ...bobs, text: "", deleted: true, change: 6 }])).toBe(1);
+		expect(held[0]?.deleted).toBe(true);
 	});
 });
 
