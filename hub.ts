@@ -642,12 +642,9 @@ export class Hub implements BusHandler {
 			// Its update may already have gone out here (a gap fill read it first): then the answer goes alone.
 			if ((state.changes.head ?? 0) >= update.change) {
 				// As it went out, or newer if the message changed again since.
-				const newest = state.changes
-					.emittedAfter(update.change - 1)
-					?.findLast((u) => u.message.seq === seq);
+				const newest = state.changes.emittedAfter(update.change - 1)?.findLast((u) => u.message.seq === seq);
 				this.sendTo(ws, { ...(newest ?? update), ref: frame.ref });
-			}
-			else state.refs.set(update.change, { ws, ref: frame.ref, update });
+			} else state.refs.set(update.change, { ws, ref: frame.ref, update });
 		}
 		this.bus.publishEvent(room, update);
 		state?.changes.deliver(update);
