@@ -98,7 +98,7 @@ export class EditBox extends Component<{ message: Message }> {
 				}}
 			>
 				<label for={id} class="visually-hidden">
-					Edit message
+					Edit your message
 				</label>
 				<textarea
 					id={id}

@@ -90,6 +90,7 @@ async function axeBoth(page: Page): Promise<string[]> {
 
 /** Screenshots at 1280×800 light and dark, and at 375×740 (drawer closed). */
 async function screenshots(page: Page, name: string): Promise<void> {
+	await page.setViewportSize(DESK);
 	for (const colorScheme of ["light", "dark"] as const) {
 		await page.emulateMedia({ colorScheme });
 		await page.screenshot({ path: screenshotPath(`${name}-desk-${colorScheme}.png`) });
@@ -238,5 +239,72 @@ describe("rooms in Chromium", () => {
 		await bob.page.getByRole("button", { name: "Jump to newest (1 new)" }).click();
 		await bob.page.getByRole("button", { name: /Jump to newest/ }).waitFor({ state: "detached" });
 		expect(problems).toEqual([]);
+	}, 180_000);
+	test("edit and delete with bob watching: live, and after his reload; reactions live; by keyboard", async () => {
+		const { page } = alice;
+		await roomButton(page, "#general").click();
+		await roomButton(bob.page, "#general").click();
+		await say(page, "the meeting is at 3 pm tomorow");
+		await say(page, "the password is hunter2");
+		await message(bob.page, "the password is hunter2").waitFor();
+
+		// Delete by keyboard: from the list, arrow to the message, Tab to its Delete, confirm.
+		await page.locator("#messages").focus();
+		await page.keyboard.press("ArrowUp");
+		await expect(page.evaluate(() => document.activeElement?.textContent ?? "")).resolves.toContain(
+			"the password is hunter2",
+		);
+		for (let i = 0; i < 5; i++) {
+			await page.keyboard.press("Tab");
+			const label = await page.evaluate(() => document.activeElement?.getAttribute("aria-label"));
+			if (label === "Delete message") break;
+		}
+		await page.keyboard.press("Enter");
+		await page.getByRole("alertdialog").waitFor();
+		await page.keyboard.press("Tab");
+		await page.keyboard.press("Enter");
+		await message(bob.page, "This message was deleted.").waitFor();
+		await message(page, "This message was deleted.").waitFor();
+
+		// Edit by keyboard: Up in the empty box edits the last own (not deleted) message.
+		await page.locator("#text").focus();
+		await page.keyboard.press("ArrowUp");
+		const box = page.getByLabel("Edit your message");
+		await box.waitFor();
+		await box.fill("the meeting is at 3 pm tomorrow");
+		await box.press("Enter");
+		const edited = message(bob.page, "the meeting is at 3 pm tomorrow");
+		await edited.locator(".edited").waitFor();
+		expect(await edited.locator(".edited").getAttribute("title")).toStartWith("Edited ");
+
+		// Reactions: bob adds one with the picker, alice toggles the same; both see the count live.
+		await edited.hover();
+		await edited.getByRole("button", { name: "Add reaction" }).click();
+		const picker = bob.page.locator("emoji-picker");
+		await picker.waitFor();
+		await picker.locator("input").fill("thumbs up");
+		await picker.locator('button.emoji[role="option"]').first().click({ timeout: 30_000 });
+		const onAlice = message(page, "the meeting is at 3 pm tomorrow").locator(".reaction");
+		await onAlice.first().waitFor();
+		const emoji = ((await onAlice.first().textContent()) as string).split(" ")[0] as string;
+		await onAlice.first().click();
+		await edited.locator(".reaction.mine", { hasText: `${emoji} 2` }).waitFor();
+		expect(await edited.locator(".reaction").first().getAttribute("title")).toBe(
+			`you, alice reacted with ${emoji}`,
+		);
+
+		// After a reload nobody sees an old text.
+		await bob.page.reload();
+		await connected(bob.page, "bob");
+		await roomButton(bob.page, "#general").click();
+		await message(bob.page, "the meeting is at 3 pm tomorrow").waitFor();
+		expect(await bob.page.locator("#messages").textContent()).not.toContain("tomorow");
+		expect(await bob.page.locator("#messages").textContent()).not.toContain("hunter2");
+		await message(bob.page, "This message was deleted.").waitFor();
+		await message(bob.page, "the meeting is at 3 pm tomorrow")
+			.locator(".reaction", { hasText: "2" })
+			.waitFor();
+		expect(await axeBoth(bob.page)).toEqual([]);
+		await screenshots(bob.page, "edited-deleted-reacted");
 	}, 180_000);
 });
