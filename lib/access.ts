@@ -13,10 +13,20 @@ export interface Reader {
  * True when `reader` may read `room`'s stored messages. Under --auth none
  * every room is open to every identified person; under --auth accounts only
  * a room's members may read it (lib/rooms.ts: joining an open room makes one
- * a member). It must stay cheap and synchronous: search calls it once per
- * candidate row. HTTP paths build the Reader from Rooms.readerFor (async).
+ * a member). It must stay cheap and synchronous. HTTP paths build the
+ * Reader from Rooms.readerFor (async).
  */
 export function mayRead(reader: Reader, room: string): boolean {
-	if (reader.account === undefined) return true;
-	return reader.memberOf?.has(room) ?? false;
+	const rooms = readableRooms(reader);
+	return rooms === undefined || rooms.has(room);
+}
+
+/**
+ * Every room `reader` may read, or undefined for "every room" (--auth none).
+ * Search filters by this inside the store's query, so nothing about rows the
+ * reader may not read (not even how many there are) shapes an answer.
+ */
+export function readableRooms(reader: Reader): ReadonlySet<string> | undefined {
+	if (reader.account === undefined) return undefined;
+	return reader.memberOf ?? new Set();
 }

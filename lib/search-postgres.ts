@@ -36,6 +36,8 @@ export async function postgresCandidates(
 	};
 	const where = [...plan.long, ...plan.short].map((t) => `text ILIKE ${param(likePattern(t))}`);
 	if (plan.room !== undefined) where.push(`room = ${param(plan.room)}`);
+	// Inside the query, before its limit (see SearchPlan.rooms).
+	if (plan.rooms !== undefined) where.push(`room = ANY(${param(plan.rooms)}::text[])`);
 	if (plan.senderKey !== undefined) where.push(`sender_key = ${param(plan.senderKey)}`);
 	where.push(`ts < ${param(plan.before)}::bigint`, `ts >= ${param(plan.after)}::bigint`);
 	if (cursor !== undefined) {

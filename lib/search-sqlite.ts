@@ -123,20 +123,24 @@ function quote(term: string): string {
 	return `"${term.replaceAll('"', '""')}"`;
 }
 
-type Params = [string, number, number];
+/** MATCH expression, search_docs id to stay below, rows, readable rooms as a JSON array (null: every room). */
+type Params = [string, number, number, string | null];
 
 /**
- * Reads candidates for lib/search.ts's runSearch, newest first by arrival.
- * Each read walks at most `n` index matches (the filters are applied by
+ * Reads candidates for lib/search.ts's runSearch, newest first by arrival,
+ * among the plan's readable rooms (filtered inside the query, before its
+ * limit: see SearchPlan.rooms). Each read returns at most `n` index matches (the other filters are applied by
  * runSearch), so a filter that few matches pass (a small room, one author)
  * costs a bounded scan per call rather than a walk through every match.
  */
 export class SqliteSearch {
 	private readonly q: Record<"trigrams" | "words", Statement<StoredRow & { pos: number }, Params>>;
 	private readonly pending: Statement<{ id: number; text: string }, [number]>;
+	private readonly docId: Statement<{ id: number }, [string, number]>;
 	private readonly add: Record<"trigrams" | "words", Statement<unknown, [number, string]>>;
 
 	constructor(private readonly db: Database) {
+		this.docId = db.query("SELECT id FROM search_docs WHERE room = ? AND seq = ?");
 		this.pending =
 			db.query(`SELECT d.id, m.text FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq
 			WHERE d.id > (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed') ORDER BY d.id LIMIT ?`);
@@ -144,10 +148,15 @@ export class SqliteSearch {
 			trigrams: db.query("INSERT INTO search_trigrams (rowid, text) VALUES (?, ?)"),
 			words: db.query("INSERT INTO search_words (rowid, text) VALUES (?, ?)"),
 		};
+		// CROSS JOIN keeps the index's newest-first walk outside (SQLite never reorders it), so the
+		// room filter is a primary-key probe per match rather than a sort of whole rooms.
 		const query = (table: string) =>
 			db.query<StoredRow & { pos: number }, Params>(`
 				SELECT f.pos, m.room, m.seq, m.sender, m.client_id, m.text, m.ts
-				FROM (SELECT rowid AS pos FROM ${table} WHERE ${table} MATCH ?1 AND rowid < ?2 ORDER BY rowid DESC LIMIT ?3) f
+				FROM (SELECT ${table}.rowid AS pos FROM ${table} CROSS JOIN search_docs r ON r.id = ${table}.rowid
+					WHERE ${table} MATCH ?1 AND ${table}.rowid < ?2
+					AND (?4 IS NULL OR r.room IN (SELECT value FROM json_each(?4)))
+					ORDER BY ${table}.rowid DESC LIMIT ?3) f
 				JOIN search_docs d ON d.id = f.pos
 				JOIN messages m ON m.room = d.room AND m.seq = d.seq
 				ORDER BY f.pos DESC`);
@@ -182,14 +191,18 @@ export class SqliteSearch {
 	candidates(plan: SearchPlan, cursor: string | undefined, n: number): Candidate[] {
 		let below = Number.MAX_SAFE_INTEGER;
 		if (cursor !== undefined) {
-			if (!/^s\d{1,16}$/.test(cursor)) throw new BadCursor();
-			below = Number(cursor.slice(1));
+			// A cursor names the last message looked at, not its index id: ids count every room's messages.
+			const m = /^s(\d{1,16})\.([a-z0-9_-]{1,32})$/.exec(cursor);
+			const at = m && this.docId.get(m[2] as string, Number(m[1]));
+			if (!at) throw new BadCursor();
+			below = at.id;
 		}
 		// Long terms drive through the trigram index; short ones are then checked by the matcher.
 		const [statement, match] =
 			plan.long.length > 0
 				? [this.q.trigrams, plan.long.map(quote).join(" ")]
 				: [this.q.words, plan.short.map((t) => `${quote(t)}*`).join(" ")];
-		return statement.all(match, below, n).map((r) => ({ row: r, pos: `s${r.pos}` }));
+		const rooms = plan.rooms === undefined ? null : JSON.stringify(plan.rooms);
+		return statement.all(match, below, n, rooms).map((r) => ({ row: r, pos: `s${r.seq}.${r.room}` }));
 	}
 }

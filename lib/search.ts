@@ -54,6 +54,13 @@ export interface SearchPlan {
 	senderKey?: string;
 	before: number;
 	after: number;
+	/**
+	 * The rooms the reader may read (undefined: every room). Stores filter by
+	 * them INSIDE their query, before any limit, so rows the reader may not
+	 * read never count toward a page, a scan bound or a cursor: an answer's
+	 * shape must not tell whether such rows exist.
+	 */
+	rooms?: string[];
 }
 
 /** A stored message with its place in the store's newest-first order (what a cursor encodes). */
@@ -172,18 +179,26 @@ function passes(plan: SearchPlan, row: StoredRow): boolean {
 }
 
 /**
- * Runs a search over a store's candidates: keeps those `accept` allows (the
- * access check, lib/access.ts) and that match every term, newest first, until
- * the page is full or SCAN_ROWS were looked at; then it answers with a cursor.
- * A page may therefore hold fewer than `limit` hits and still have a cursor.
+ * Runs a search over a store's candidates, which are already limited to the
+ * `readable` rooms (lib/access.ts readableRooms; undefined: every room): keeps
+ * those that match every term, newest first, until the page is full or
+ * SCAN_ROWS were looked at; then it answers with a cursor. A page may
+ * therefore hold fewer than `limit` hits and still have a cursor, and a full
+ * page always has one (the next may be empty): whether more exist is never
+ * looked up, so it cannot leak.
  */
 export async function runSearch(
 	query: SearchQuery,
 	fetch: FetchCandidates,
-	accept: (room: string) => boolean,
+	readable: ReadonlySet<string> | undefined,
 ): Promise<SearchPage> {
 	const terms = parseTerms(query.text);
 	if (terms.length === 0) return { hits: [] };
+	if (
+		readable !== undefined &&
+		(readable.size === 0 || (query.room !== undefined && !readable.has(query.room)))
+	)
+		return { hits: [] };
 	const matcher = new Matcher(terms);
 	const plan: SearchPlan = {
 		long: terms.filter((t) => !isShort(t)),
@@ -192,19 +207,22 @@ export async function runSearch(
 		senderKey: query.from?.toLowerCase(),
 		before: query.before ?? Number.MAX_SAFE_INTEGER,
 		after: query.after ?? 0,
+		rooms: readable === undefined ? undefined : query.room !== undefined ? [query.room] : [...readable],
 	};
 	const limit = Math.max(1, Math.min(query.limit, LIMITS.searchMax));
 	const hits: SearchHit[] = [];
 	let cursor = query.cursor;
 	let scanned = 0;
-	let n = limit + 1;
+	let n = limit;
 	for (;;) {
 		const batch = await fetch(plan, cursor, n);
-		for (const [i, c] of batch.entries()) {
+		for (const c of batch) {
 			cursor = c.pos;
 			scanned++;
 			const { row } = c;
-			if (!passes(plan, row) || !accept(row.room) || !matcher.matches(row.text)) continue;
+			// The store filtered by room already; checked again so a store's mistake cannot show a row.
+			if (readable !== undefined && !readable.has(row.room)) continue;
+			if (!passes(plan, row) || !matcher.matches(row.text)) continue;
 			hits.push({
 				room: row.room,
 				seq: Number(row.seq),
@@ -212,10 +230,7 @@ export async function runSearch(
 				ts: Number(row.ts),
 				...matcher.snippet(row.text),
 			});
-			if (hits.length === limit) {
-				const maybeMore = i < batch.length - 1 || batch.length === n;
-				return maybeMore ? { hits, cursor } : { hits };
-			}
+			if (hits.length === limit) return { hits, cursor };
 		}
 		if (batch.length < n) return { hits };
 		if (scanned >= SCAN_ROWS) return { hits, cursor };

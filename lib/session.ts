@@ -14,7 +14,7 @@ import {
 	type ServerFrame,
 	type ServerFrameOf,
 } from "../protocol.ts";
-import { mayRead, type Reader } from "./access.ts";
+import { type Reader, readableRooms } from "./access.ts";
 import { AddressQuota } from "./address-quota.ts";
 import { UnknownFile } from "./attachments-index.ts";
 import { accountOf, helloMatchesAccount } from "./auth-ws.ts";
@@ -367,7 +367,7 @@ export function websocketHandler(
 		const reader = rooms ? rooms.reader(ws) : { name: session.name as string, account: accountOf(session) };
 		const { type: _, ref, query: text, ...filters } = frame;
 		const reply = hub.store
-			.search({ text, ...filters }, (room) => mayRead(reader, room))
+			.search({ text, ...filters }, readableRooms(reader))
 			.then((page) =>
 				hub.sendTo(ws, ref === undefined ? { type: "search", ...page } : { type: "search", ref, ...page }),
 			);

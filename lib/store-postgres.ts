@@ -455,12 +455,12 @@ export class PostgresStore implements Store {
 		}
 	}
 
-	async search(query: SearchQuery, accept: (room: string) => boolean): Promise<SearchPage> {
+	async search(query: SearchQuery, readable: ReadonlySet<string> | undefined): Promise<SearchPage> {
 		try {
 			return await runSearch(
 				query,
 				(plan, cursor, n) => postgresCandidates(this.searchSql, plan, cursor, n),
-				accept,
+				readable,
 			);
 		} catch (e) {
 			if (e instanceof BadCursor) throw e;

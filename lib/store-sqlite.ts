@@ -575,13 +575,13 @@ export class SqliteStore implements Store {
 		this.indexTimer.unref?.();
 	}
 
-	search(query: SearchQuery, accept: (room: string) => boolean): Promise<SearchPage> {
+	search(query: SearchQuery, readable: ReadonlySet<string> | undefined): Promise<SearchPage> {
 		try {
 			if (this.searcher.catchUp() === INDEX_STEP) this.scheduleIndex(0);
 		} catch {
 			// Searching what is indexed is still right; the timer retries.
 		}
-		return runSearch(query, async (plan, cursor, n) => this.searcher.candidates(plan, cursor, n), accept);
+		return runSearch(query, async (plan, cursor, n) => this.searcher.candidates(plan, cursor, n), readable);
 	}
 
 	edit(room: string, seq: number, text: string, ts: number): Promise<ChangeOutcome> {

@@ -122,11 +122,12 @@ export interface Store extends FileIndex {
 	/** Up to `limit` messages with seq < before, ascending; `more` if older exist. */
 	before(room: string, before: number, limit: number): Promise<Page>;
 	/**
-	 * Messages matching `query`, newest first, among the rooms `accept` allows
-	 * (lib/access.ts mayRead); lib/search.ts states the contract. Throws
-	 * BadCursor for a cursor it did not give.
+	 * Messages matching `query`, newest first, among the `readable` rooms
+	 * (lib/access.ts readableRooms; undefined: every room), filtered inside the
+	 * query; lib/search.ts states the contract. Throws BadCursor for a cursor
+	 * it did not give.
 	 */
-	search(query: SearchQuery, accept: (room: string) => boolean): Promise<SearchPage>;
+	search(query: SearchQuery, readable: ReadonlySet<string> | undefined): Promise<SearchPage>;
 	/**
 	 * Protocol 1.2 (--auth accounts): replaces the text of message `seq` and
 	 * stamps `edited` with `ts`. Every edit, removal and reaction takes the

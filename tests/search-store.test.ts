@@ -45,7 +45,8 @@ const backends: [string, () => Promise<Opened>][] = [
 ];
 
 const T0 = Date.UTC(2026, 10, 1);
-const all = () => true;
+/** Every room readable (--auth none). */
+const all = undefined;
 const q = (text: string, more: Partial<SearchQuery> = {}): SearchQuery => ({ text, limit: 20, ...more });
 const texts = (hits: SearchHit[]) => hits.map((h) => h.snippet);
 /** The highlighted parts of a hit, as the page would show them. */
@@ -165,9 +166,52 @@ describe.each(backends)("%s search", (_, open) => {
 				`key ${i}`,
 			]),
 		);
-		const first = await store.search(q("key", { limit: 10 }), (room) => room !== "secret");
+		const first = await store.search(q("key", { limit: 10 }), new Set(["open"]));
 		expect(texts(first.hits)).toEqual(["key 29", "key 28", "key 27", "key 26", "key 25"]);
 		expect(first.hits.every((h) => h.room === "open")).toBe(true);
+		expect(first.cursor).toBeUndefined();
+		expect((await store.search(q("key"), new Set())).hits).toEqual([]);
+		expect((await store.search(q("key", { room: "secret" }), new Set(["open"]))).hits).toEqual([]);
+	});
+
+	test("rows the reader may not read change nothing in an answer: not its hits, its cursor or its cursor's value", async () => {
+		// The hostile test's oracle: with limit 1, a cursor (or a scan bound reached) told whether
+		// text the reader may not read existed, and the cursor's value counted every room's messages.
+		await using quiet = await open();
+		await using busy = await open();
+		const own: [string, string, string][] = [
+			["open", "mallory", "probe password is hunter2"],
+			["open", "mallory", "probe password is hunter2 again"],
+		];
+		const put = async (store: Store, rows: [string, string, string][], first: number) => {
+			for (const [i, [room, from, text]] of rows.entries())
+				await store.append({ room, from, text, ts: first + i * 1000 });
+		};
+		await put(quiet.store, own, T0 + 3_600_000);
+		const secrets = Array.from({ length: 1100 }, (_, i): [string, string, string] => [
+			i % 2 ? "dm-secret" : "left-room",
+			"alice",
+			`password is hunter2 (${i})`,
+		]);
+		await put(busy.store, secrets.slice(0, 600), T0);
+		await put(busy.store, own, T0 + 3_600_000);
+		await put(busy.store, secrets.slice(600), T0 + 7_200_000);
+		const readable = new Set(["open"]);
+		for (const more of [
+			{ limit: 1 },
+			{ limit: 5 },
+			{ limit: 1, from: "nobody" },
+			{ limit: 1, room: "open" },
+		]) {
+			const a = await quiet.store.search(q("hunter2", more), readable);
+			const b = await busy.store.search(q("hunter2", more), readable);
+			expect(b).toEqual(a);
+			if (a.cursor !== undefined) {
+				const nextA = await quiet.store.search(q("hunter2", { ...more, cursor: a.cursor }), readable);
+				const nextB = await busy.store.search(q("hunter2", { ...more, cursor: b.cursor }), readable);
+				expect(nextB).toEqual(nextA);
+			}
+		}
 	});
 
 	test("a long message's snippet is a window around the match; text is returned as text, never as HTML", async () => {
