@@ -250,7 +250,7 @@ export const MemberRemove = z.object({
 	name: PersonName,
 });
 /** The person has seen the room up to `seq`. */
-export const ReadRequest = z.object({ type: z.literal("read"), room: Room, seq: Seq });
+export const ReadRequest = z.object({ type: z.literal("read"), ref: Ref, room: Room, seq: Seq });
 export const EditRequest = z.object({
 	type: z.literal("edit"),
 	ref: Ref,
