@@ -378,3 +378,28 @@ test("an older database: its rooms and messages stay readable, its people stay i
 	expect(dir2.rooms.map((r) => r.room)).toEqual(["dev", "general", "ops"]);
 	expect((await a.c.join("ops")).messages.map((m) => m.text)).toEqual(["ops note"]);
 });
+
+test("an admin manages a room it is in that someone else made; a hello gets the welcome with rooms again", async () => {
+	await using s = await startAccountsServer();
+	const { alice, carol } = await team(s);
+	const c = await connect(s, carol);
+	await ask(c, "room", { type: "create", room: "carols", kind: "private" });
+	const a = await connect(s, alice);
+	// Not a member: the admin does not see it either.
+	expect(await ask(a, "room", { type: "room_update", room: "carols", topic: "x" })).toMatchObject({
+		code: "not_found",
+	});
+	await ask(c, "room", { type: "member_add", room: "carols", name: "alice" });
+	await a.expect("room", (f) => f.room.room === "carols");
+	expect(
+		await ask(a, "room", { type: "room_update", room: "carols", topic: "admin was here" }),
+	).toMatchObject({
+		room: { topic: "admin was here", creator: "carol" },
+	});
+	expect(await ask(a, "room", { type: "member_remove", room: "carols", name: "carol" })).toMatchObject({
+		room: { members: 1 },
+	});
+	expect(await c.expect("room_gone", (f) => f.room === "carols")).toBeDefined();
+	a.send({ type: "hello", name: "alice" });
+	expect((await a.expect("welcome")).rooms?.map((r) => r.room)).toEqual(["carols", "general"]);
+});
