@@ -496,7 +496,7 @@ export class Rooms {
 		const target = await this.account(name);
 		if (await this.store.addMember(room, target.id, this.now())) {
 			await this.changed(room, target.id, "member");
-			await this.changed(room, null, "room", ws);
+			await this.membersChanged(row, ws);
 		}
 		return (await this.infoFor(person, room)) ?? refuse("server_error", "the room was not stored");
 	}
@@ -523,7 +523,7 @@ export class Rooms {
 		if (!(await this.store.removeMember(room, target.id)))
 			refuse("not_found", `${target.name} is not a member of #${room}`);
 		await this.changed(room, target.id, "member");
-		await this.changed(room, null, "room", ws);
+		await this.membersChanged(row, ws);
 		return (await this.infoFor(person, room)) ?? refuse("server_error", "the room was not stored");
 	}
 
@@ -531,10 +531,20 @@ export class Rooms {
 	async leave(ws: RoomSocket, room: string): Promise<void> {
 		await this.whenReady(ws);
 		const person = this.person(ws);
-		await this.mustSee(person, room);
+		const row = await this.mustSee(person, room);
 		await this.store.removeMember(room, person.account.id);
 		await this.changed(room, person.account.id, "member");
-		await this.changed(room, null, "room");
+		await this.membersChanged(row);
+	}
+
+	/**
+	 * The members of a private or direct room hear its new member list (a
+	 * `room` frame each). An open room's members do not: in a room of
+	 * thousands each arrival would cost a frame (and a read) per member;
+	 * they see its count in their next `room` or `joined`.
+	 */
+	private async membersChanged(row: RoomRow, origin?: RoomSocket): Promise<void> {
+		if (row.kind !== "open") await this.changed(row.room, null, "room", origin);
 	}
 
 	/** Moves the account's read position; every device of it gets `read` with the counts left. */
