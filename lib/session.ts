@@ -437,8 +437,7 @@ export function websocketHandler(
 			// Protocol 1.2 (docs/PROTOCOL.md "Rooms, direct messages and read positions"); --auth accounts only.
 			if (rooms && frame.type !== "edit" && frame.type !== "delete" && frame.type !== "react")
 				return void run(ws, rooms.handle(ws, frame), ref, roomOf(frame));
-			const why = rooms ? "is not available on this server yet" : "needs --auth accounts";
-			return sendError(ws, "not_available", `'${frame.type}' ${why}`, ref);
+			return sendError(ws, "not_available", `'${frame.type}' needs --auth accounts`, ref);
 		}
 		// --auth accounts: leaving ends the membership, on every device (each gets `left` and `room_gone`).
 		if (frame.type === "leave" && rooms)
