@@ -12,11 +12,6 @@ export const UNSENT_KEEP_MS = 86_400_000;
 /** Rooms a download check looks at: a file in more rooms than this is checked against these. */
 const ROOMS_CHECKED = 1000;
 
-/**
- * The link between messages and stored files, over the store's file index
- * (both stores keep it: shared by every process of a cluster) and the folder
- * of bytes (`blobs`; undefined under --auth none, where there are no uploads).
- */
 export interface MessageFilesOptions {
 	log?: Logger;
 	/** How long an un-sent upload keeps its file (UNSENT_KEEP_MS). */
@@ -29,6 +24,11 @@ export interface MessageFilesOptions {
 	mayRead?: (reader: Reader, room: string) => boolean | Promise<boolean>;
 }
 
+/**
+ * The link between messages and stored files, over the store's file index
+ * (both stores keep it: shared by every process of a cluster) and the folder
+ * of bytes (`blobs`; undefined under --auth none, where there are no uploads).
+ */
 export class MessageFiles {
 	private readonly log?: Logger;
 	private readonly unsentKeepMs: number;
