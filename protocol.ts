@@ -28,6 +28,15 @@ export const LIMITS = {
 	topicChars: 250,
 	/** Other people in a direct conversation (2–8 people in all). */
 	directOthers: 7,
+	/**
+	 * Per account, over all its connections and processes (counted in the
+	 * store): rooms it may create per hour and in all (admins: no total),
+	 * new direct conversations it may start per day, rooms it may be a member of.
+	 */
+	roomsPerHour: 20,
+	roomsCreatedMax: 100,
+	directPerDay: 50,
+	membershipsMax: 500,
 	/** Rooms in one `directory` answer. */
 	directoryMax: 200,
 	/** Changed messages a resuming `joined` carries in `updates`; beyond it the room is reset. */

@@ -9,7 +9,7 @@ import { StoreError } from "./store.ts";
  * account tables. Open them after both (they read the messages table for
  * counts and the accounts table for names).
  */
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 /** pg_advisory_xact_lock key: one migration at a time when several processes start together. */
 const MIGRATION_LOCK = 4_817_232;
 /** Unread counts stop here: counting is bounded by it however far behind a reader is. */
@@ -46,6 +46,21 @@ export interface RoomEvent {
 	room: string;
 	accountId: string | null;
 	kind: string;
+}
+
+/** Per-account bounds checked when a room is made (lib/rooms.ts ROOM_QUOTAS). */
+export interface StartQuota {
+	/** The account starting the room. */
+	starter: string;
+	/** What it starts: "room" (create) or "direct". */
+	kind: "room" | "direct";
+	/** Rooms of this kind the starter started after `since` (ms) count against `perWindow`. */
+	since: number;
+	perWindow: number;
+	/** Rooms (not direct) the starter made in all, at most; undefined: no bound (admins). */
+	total?: number;
+	/** Rooms each member may be in. */
+	memberCap: number;
 }
 
 const POSTGRES_URL = /^postgres(ql)?:\/\//i;
@@ -201,9 +216,22 @@ export class RoomStore {
 					`UPDATE hubbub_room_members SET last_read =
 					(SELECT ${this.lastSeqSql} FROM hubbub_room_info r WHERE r.room = hubbub_room_members.room)`,
 				);
+			}
+			if (version < 2) {
+				// Per-account bounds (lib/rooms.ts ROOM_QUOTAS): rooms each account made, and when it started one.
+				await tx.unsafe("CREATE INDEX hubbub_room_info_creator ON hubbub_room_info (creator)");
+				await tx.unsafe(`CREATE TABLE hubbub_room_starts (
+					account_id TEXT NOT NULL,
+					kind TEXT NOT NULL,
+					at BIGINT NOT NULL
+				)`);
+				await tx.unsafe(
+					"CREATE INDEX hubbub_room_starts_account ON hubbub_room_starts (account_id, kind, at)",
+				);
+			}
+			if (version < SCHEMA_VERSION)
 				await tx`INSERT INTO hubbub_room_meta (key, value) VALUES ('schema', ${String(SCHEMA_VERSION)})
 					ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`;
-			}
 			await this.adopt(tx, now);
 		});
 	}
@@ -241,10 +269,40 @@ export class RoomStore {
 		return r ? roomOf(r) : undefined;
 	}
 
-	/** Inserts a room and makes `members` its members in one transaction; "taken" when the id exists. */
-	async insertRoom(row: RoomRow, members: string[]): Promise<"ok" | "taken"> {
+	/**
+	 * Inserts a room and makes `members` its members in one transaction:
+	 * "taken" when the id exists; with `quota`, "rate" or "total" when its
+	 * starter is past a bound, `{ full }` when a member is in `memberCap`
+	 * rooms already. The counts and the insert are one transaction (per
+	 * starter, on PostgreSQL), so parallel connections cannot overshoot them.
+	 */
+	async insertRoom(
+		row: RoomRow,
+		members: string[],
+		quota?: StartQuota,
+	): Promise<"ok" | "taken" | "rate" | "total" | { full: string }> {
 		try {
 			return await this.sql.begin(async (tx) => {
+				if (quota && this.engine === "postgres")
+					await tx`SELECT pg_advisory_xact_lock(hashtext(${quota.starter}))`;
+				const [exists] = await tx`SELECT 1 AS one FROM hubbub_room_info WHERE room = ${row.room}`;
+				if (exists) return "taken" as const;
+				if (quota) {
+					const [started] = await tx`SELECT COUNT(*) AS n FROM hubbub_room_starts
+						WHERE account_id = ${quota.starter} AND kind = ${quota.kind} AND at > ${quota.since}`;
+					if (num(started?.n) >= quota.perWindow) return "rate" as const;
+					if (quota.total !== undefined) {
+						const [made] = await tx`SELECT COUNT(*) AS n FROM hubbub_room_info
+							WHERE creator = ${quota.starter} AND kind <> 'direct'`;
+						if (num(made?.n) >= quota.total) return "total" as const;
+					}
+					for (const id of members) {
+						const [held] = await tx`SELECT COUNT(*) AS n FROM hubbub_room_members WHERE account_id = ${id}`;
+						if (num(held?.n) >= quota.memberCap) return { full: id };
+					}
+					await tx`INSERT INTO hubbub_room_starts (account_id, kind, at)
+						VALUES (${quota.starter}, ${quota.kind}, ${row.created})`;
+				}
 				await tx`INSERT INTO hubbub_room_info (room, kind, title, topic, creator, created, archived)
 					VALUES (${row.room}, ${row.kind}, ${row.title}, ${row.topic}, ${row.creator}, ${row.created}, ${row.archived})`;
 				for (const id of members)
@@ -300,16 +358,33 @@ export class RoomStore {
 		return r !== undefined;
 	}
 
-	/** Makes the account a member, its read position at the room's newest message; false when it already was. */
-	async addMember(room: string, accountId: string, now: number): Promise<boolean> {
+	/**
+	 * Makes the account a member, its read position at the room's newest
+	 * message, unless it is in `cap` rooms already: "member" when it already
+	 * was, "full" when it is at the cap.
+	 */
+	async addMember(
+		room: string,
+		accountId: string,
+		now: number,
+		cap = Number.MAX_SAFE_INTEGER,
+	): Promise<"added" | "member" | "full"> {
 		const r = await this.unsafe(
 			this.sql,
 			`INSERT INTO hubbub_room_members (room, account_id, joined, last_read)
 			SELECT r.room, CAST($2 AS TEXT), CAST($3 AS BIGINT), ${this.lastSeqSql} FROM hubbub_room_info r WHERE r.room = $1
+				AND (SELECT COUNT(*) FROM hubbub_room_members h WHERE h.account_id = $2) < CAST($4 AS BIGINT)
 			ON CONFLICT DO NOTHING`,
-			[room, accountId, now],
+			[room, accountId, now, cap],
 		);
-		return r.count > 0;
+		if (r.count > 0) return "added";
+		return (await this.isMember(room, accountId)) ? "member" : "full";
+	}
+
+	/** How many rooms the account is a member of. */
+	async membershipCount(accountId: string): Promise<number> {
+		const [r] = await this.sql`SELECT COUNT(*) AS n FROM hubbub_room_members WHERE account_id = ${accountId}`;
+		return num(r?.n);
 	}
 
 	/** Ends a membership (and its mentions); false when there was none. */
@@ -471,6 +546,11 @@ export class RoomStore {
 	/** Drops events older than `before`: every process has long applied them. */
 	async pruneEvents(before: number): Promise<void> {
 		await this.sql`DELETE FROM hubbub_room_events WHERE at < ${before}`;
+	}
+
+	/** Drops the record of rooms started before `before` (older than every window a quota counts). */
+	async pruneStarts(before: number): Promise<void> {
+		await this.sql`DELETE FROM hubbub_room_starts WHERE at < ${before}`;
 	}
 
 	async close(): Promise<void> {

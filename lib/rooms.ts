@@ -19,6 +19,8 @@ import { FIRST_ROOM, type MemberView, type RoomRow, RoomStore } from "./room-sto
 
 /** How often each process reads the room event log (membership ends reach every process within this). */
 export const ROOM_EVENT_POLL_MS = 250;
+const HOUR_MS = 3600_000;
+const DAY_MS = 24 * HOUR_MS;
 /** Mentions one message may record. */
 const MENTIONS_MAX = 20;
 
@@ -55,6 +57,13 @@ const refuse = (code: ErrorCode, message: string): never => {
 /** One answer for "no such room" and "not yours to see", so nothing leaks about private rooms. */
 export const notFound = (room: string): RoomRefusal =>
 	new RoomRefusal("not_found", `no room #${room} that you can see`);
+
+/** The refusal when the account is in LIMITS.membershipsMax rooms already. */
+const tooManyRooms = (): RoomRefusal =>
+	new RoomRefusal(
+		"too_many_rooms",
+		`an account can be in at most ${LIMITS.membershipsMax} rooms; leave one first`,
+	);
 
 /** One account's sockets on this process and the rooms it is a member of (read by lib/access.ts mayRead). */
 interface Person {
@@ -151,6 +160,9 @@ export class Rooms {
 			this.store
 				.pruneEvents(this.now() - 3600_000)
 				.catch((e: Error) => this.onError("room_event_prune_failed", e));
+			this.store
+				.pruneStarts(this.now() - DAY_MS)
+				.catch((e: Error) => this.onError("room_start_prune_failed", e));
 		}, 3600_000);
 	}
 
@@ -341,8 +353,9 @@ export class Rooms {
 		if (!(await this.isMember(person, room))) {
 			const row = await this.store.room(room);
 			if (row?.kind !== "open" || row.archived !== null) throw notFound(room);
-			if (await this.store.addMember(room, person.account.id, this.now()))
-				await this.changed(room, person.account.id, "member");
+			const added = await this.store.addMember(room, person.account.id, this.now(), LIMITS.membershipsMax);
+			if (added === "full") throw tooManyRooms();
+			if (added === "added") await this.changed(room, person.account.id, "member");
 			else await this.settle();
 		}
 		const [info, people] = await Promise.all([this.infoFor(person, room), this.store.people(room)]);
@@ -364,7 +377,7 @@ export class Rooms {
 		const member = await this.store.isMember(room, bot.id);
 		if (!member && (row.kind !== "open" || row.archived !== null)) return "not_found";
 		if (row.archived !== null) return "read_only";
-		if (!member && (await this.store.addMember(room, bot.id, this.now())))
+		if (!member && (await this.store.addMember(room, bot.id, this.now())) === "added")
 			await this.changed(room, bot.id, "member");
 		return "ok";
 	}
@@ -420,23 +433,46 @@ export class Rooms {
 			archived: null,
 		};
 		// dm- ids are direct rooms' (directRoomId): nobody may take one by hand.
-		if (room.startsWith("dm-") || (await this.store.insertRoom(row, [person.account.id])) === "taken")
-			refuse("room_taken", "that room name cannot be used; pick another");
+		if (room.startsWith("dm-")) refuse("room_taken", "that room name cannot be used; pick another");
+		const made = await this.store.insertRoom(row, [person.account.id], {
+			starter: person.account.id,
+			kind: "room",
+			since: row.created - HOUR_MS,
+			perWindow: LIMITS.roomsPerHour,
+			total: person.account.role === "admin" ? undefined : LIMITS.roomsCreatedMax,
+			memberCap: LIMITS.membershipsMax,
+		});
+		if (made === "taken") refuse("room_taken", "that room name cannot be used; pick another");
+		if (made === "rate")
+			refuse("quota_exceeded", `an account can create ${LIMITS.roomsPerHour} rooms an hour; try again later`);
+		if (made === "total")
+			refuse(
+				"quota_exceeded",
+				`an account can create at most ${LIMITS.roomsCreatedMax} rooms; ask an admin to create this one`,
+			);
+		if (typeof made === "object") throw tooManyRooms();
 		person.memberOf.add(room);
 		await this.changed(room, person.account.id, "member", ws);
 		return (await this.infoFor(person, room)) ?? refuse("server_error", "the room was not stored");
 	}
 
-	/** The direct room of this account and the named people (made if new; everyone made a member again). */
+	/**
+	 * The direct room of this account and the named people. A new one makes
+	 * them all members. An existing one makes only the asker a member again:
+	 * someone who left comes back only by starting it themselves, never by
+	 * another's `direct` (no conversation can be pushed on a person twice).
+	 */
 	async direct(ws: RoomSocket, names: string[]): Promise<RoomInfo> {
 		await this.whenReady(ws);
 		const person = this.person(ws);
 		const ids = new Set([person.account.id]);
+		const named = new Map<string, string>();
 		for (const name of names) {
 			const key = accountKey(name);
 			const found = key === undefined ? undefined : await this.accounts.accountByKey(key);
 			if (!found?.active) refuse("not_found", `no account is named ${JSON.stringify(name)}`);
 			ids.add((found as { id: string }).id);
+			named.set((found as { id: string }).id, (found as { name: string }).name);
 		}
 		if (ids.size < 2) refuse("bad_frame", "a direct conversation needs someone besides you");
 		const room = directRoomId([...ids]);
@@ -450,10 +486,34 @@ export class Rooms {
 			created: now,
 			archived: null,
 		};
-		const made = (await this.store.insertRoom(row, [...ids])) === "ok";
-		for (const id of ids) {
-			const added = made || (await this.store.addMember(room, id, now));
-			if (added) await this.changed(room, id, "member", id === person.account.id ? ws : undefined);
+		const made = await this.store.insertRoom(row, [...ids], {
+			starter: person.account.id,
+			kind: "direct",
+			since: now - DAY_MS,
+			perWindow: LIMITS.directPerDay,
+			memberCap: LIMITS.membershipsMax,
+		});
+		if (made === "rate")
+			refuse(
+				"quota_exceeded",
+				`an account can start ${LIMITS.directPerDay} new direct conversations a day; try again tomorrow`,
+			);
+		if (typeof made === "object")
+			throw made.full === person.account.id
+				? tooManyRooms()
+				: new RoomRefusal(
+						"too_many_rooms",
+						`${named.get(made.full)} is in too many rooms to start a conversation with`,
+					);
+		if (made === "ok") {
+			for (const id of ids) await this.changed(room, id, "member", id === person.account.id ? ws : undefined);
+		} else {
+			const added = await this.store.addMember(room, person.account.id, now, LIMITS.membershipsMax);
+			if (added === "full") throw tooManyRooms();
+			if (added === "added") {
+				await this.changed(room, person.account.id, "member", ws);
+				await this.changed(room, null, "room", ws);
+			}
 		}
 		person.memberOf.add(room);
 		return (await this.infoFor(person, room)) ?? refuse("server_error", "the room was not stored");
@@ -494,7 +554,10 @@ export class Rooms {
 		if (!this.mayManage(person, row))
 			refuse("forbidden", `only the creator of #${room} or an admin can add people to it`);
 		const target = await this.account(name);
-		if (await this.store.addMember(room, target.id, this.now())) {
+		const added = await this.store.addMember(room, target.id, this.now(), LIMITS.membershipsMax);
+		if (added === "full")
+			refuse("too_many_rooms", `${target.name} is in too many rooms to be added to another`);
+		if (added === "added") {
 			await this.changed(room, target.id, "member");
 			await this.membersChanged(row, ws);
 		}

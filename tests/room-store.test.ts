@@ -143,6 +143,49 @@ describe.each(backends)("%s room store", (_, backend) => {
 		}
 	});
 
+	test("bounds per account: starts per window, rooms made in all, memberships; parallel starts cannot overshoot", async () => {
+		using h = await backend.fresh();
+		const o = await open(backend, h.db);
+		try {
+			const alice = await account(o, "alice");
+			const bob = await account(o, "bob");
+			const quota = { starter: alice.id, kind: "room" as const, since: 0, perWindow: 3, memberCap: 4 };
+			// Ten at once (as from ten connections): three get through.
+			const results = await Promise.all(
+				Array.from({ length: 10 }, (_, i) =>
+					o.rooms.insertRoom(row(`r${i}`, "open", alice.id), [alice.id], quota),
+				),
+			);
+			expect(results.filter((r) => r === "ok")).toHaveLength(3);
+			expect(results.filter((r) => r === "rate")).toHaveLength(7);
+			// Starts before `since` do not count; the total does.
+			expect(
+				await o.rooms.insertRoom(row("t1", "open", alice.id), [alice.id], { ...quota, since: 5, total: 4 }),
+			).toBe("ok");
+			expect(
+				await o.rooms.insertRoom(row("t2", "open", alice.id), [], { ...quota, since: 5, total: 4 }),
+			).toBe("total");
+			// A direct start counts apart from rooms; a member at the cap refuses it, naming who.
+			expect(await o.rooms.membershipCount(alice.id)).toBe(4);
+			const direct = { ...quota, kind: "direct" as const };
+			expect(await o.rooms.insertRoom(row("dm-a", "direct"), [bob.id, alice.id], direct)).toEqual({
+				full: alice.id,
+			});
+			expect(await o.rooms.insertRoom(row("dm-a", "direct"), [bob.id], direct)).toBe("ok");
+			// An existing id is "taken" before any count.
+			expect(await o.rooms.insertRoom(row("r0", "open", alice.id), [], quota)).toBe("taken");
+			expect(await o.rooms.addMember("dm-a", alice.id, 6, 4)).toBe("full");
+			expect(await o.rooms.addMember("dm-a", alice.id, 6, 5)).toBe("added");
+			expect(await o.rooms.addMember("dm-a", alice.id, 6, 5)).toBe("member");
+			await o.rooms.pruneStarts(Number.MAX_SAFE_INTEGER);
+			expect(
+				await o.rooms.insertRoom(row("r9", "open", bob.id), [bob.id], { ...quota, starter: bob.id }),
+			).toBe("ok");
+		} finally {
+			await o.close();
+		}
+	});
+
 	test("unread counts messages after the read position from other people; mentions count until read", async () => {
 		using h = await backend.fresh();
 		const o = await open(backend, h.db);
@@ -151,9 +194,9 @@ describe.each(backends)("%s room store", (_, backend) => {
 			const bob = await account(o, "bob");
 			await o.messages.append({ room: "general", from: "alice", text: "before bob", ts: 1 });
 			// A member's read position starts at the newest message when it joins.
-			expect(await o.rooms.addMember("general", bob.id, 2)).toBe(true);
-			expect(await o.rooms.addMember("general", bob.id, 2)).toBe(false);
-			expect(await o.rooms.addMember("general", alice.id, 2)).toBe(true);
+			expect(await o.rooms.addMember("general", bob.id, 2)).toBe("added");
+			expect(await o.rooms.addMember("general", bob.id, 2)).toBe("member");
+			expect(await o.rooms.addMember("general", alice.id, 2)).toBe("added");
 			for (const [from, text] of [
 				["alice", "one"],
 				["bob", "mine"],
