@@ -143,6 +143,18 @@ describe("rooms in Chromium", () => {
 		await say(bob.page, "Got it.");
 		await message(page, "Got it.").waitFor();
 		expect(await page.locator(".room-header .members-count").textContent()).toContain("2 members");
+		// Its creator renames it and sets the topic (by keyboard: Escape closes the dialog the first time).
+		await page.getByRole("button", { name: "Settings" }).click();
+		await page.getByRole("dialog", { name: "Room settings" }).waitFor();
+		await page.keyboard.press("Escape");
+		await page.getByRole("dialog").waitFor({ state: "detached" });
+		await page.getByRole("button", { name: "Settings" }).click();
+		await page.getByLabel("Name", { exact: true }).fill("Launch plans 2027");
+		await page.getByLabel("Topic", { exact: true }).fill("Dates and names");
+		await page.getByLabel("Topic", { exact: true }).press("Enter");
+		await page.getByRole("dialog").waitFor({ state: "detached" });
+		await roomButton(bob.page, "Launch plans 2027").waitFor();
+		await bob.page.locator(".room-title .topic", { hasText: "Dates and names" }).waitFor();
 
 		// An open room next to it, for the directory.
 		await page.getByRole("button", { name: "New room" }).click();
@@ -193,6 +205,14 @@ describe("rooms in Chromium", () => {
 		await say(bob.page, "my lips are sealed");
 		await message(page, "my lips are sealed").waitFor();
 		await screenshots(page, "direct-message");
+		// On a phone the rooms and direct messages are a drawer.
+		await page.setViewportSize(PHONE);
+		await page.getByRole("button", { name: "Rooms and members" }).click();
+		await page.locator("#directs .room", { hasText: "bob" }).waitFor();
+		expect(await axeBoth(page)).toEqual([]);
+		await page.screenshot({ path: screenshotPath("rooms-drawer-phone.png") });
+		await page.keyboard.press("Escape");
+		await page.setViewportSize(DESK);
 	}, 120_000);
 
 	test("after being offline: counts in the list, the unread line, and Jump to newest", async () => {
@@ -306,5 +326,13 @@ describe("rooms in Chromium", () => {
 			.waitFor();
 		expect(await axeBoth(bob.page)).toEqual([]);
 		await screenshots(bob.page, "edited-deleted-reacted");
+
+		// Removed from the private room, bob loses it at once.
+		await roomButton(page, "Launch plans").click();
+		await page.getByRole("button", { name: "Remove bob from the room" }).click();
+		await page.getByRole("alertdialog").getByRole("button", { name: "Remove" }).click();
+		await roomButton(bob.page, "Launch plans").waitFor({ state: "detached" });
+		await page.locator("#members li", { hasText: "bob" }).waitFor({ state: "detached" });
+		expect(problems).toEqual([]);
 	}, 180_000);
 });
