@@ -73,7 +73,8 @@ function Item({
 export function RoomsList(props: RoomsListProps) {
 	const { chat } = props;
 	const all = [...chat.rooms.values()];
-	const accounts = all.some((r) => r.info);
+	// Protocol 1.2 (welcome names a role, rooms have info): even with no rooms left, the directory is a click away.
+	const accounts = chat.role !== undefined || all.some((r) => r.info);
 	const item = (r: RoomView) => (
 		<Item
 			key={r.name}

@@ -144,6 +144,20 @@ describe("the room list and header", () => {
 		expect(document.querySelector("#join-form")).toBeNull();
 	});
 
+	test("with every room left, the directory and a new room are still a click away", () => {
+		const socket = new FakeSocket();
+		const storage = new MemoryStorage();
+		const chat = new Chat({ url: "ws://fake/ws", storage, socket: () => socket as unknown as WebSocket });
+		chats.push(chat);
+		new View(chat, document, { schedule: (draw) => draw(), storage });
+		chat.connect();
+		socket.onopen?.();
+		chat.receive({ type: "welcome", name: "dave", version: "1.2.0", epoch: "e1", role: "member", rooms: [] });
+		expect(chat.current).toBe("");
+		button("Browse rooms");
+		button("New room");
+	});
+
 	test("the header has the title, topic and member count; members lists everyone with who is online", () => {
 		alice();
 		expect($("#room-title").textContent).toBe("#general");
