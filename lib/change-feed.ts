@@ -86,9 +86,11 @@ export class ChangeFeed {
 
 	/**
 	 * For a join: reads the room's counter, makes sure everything up to it
-	 * has been emitted here, and resolves with it. A reader that then reads
-	 * the messages (they show every change up to that number), and is handed
-	 * `emittedAfter(number)` in the turn it subscribes, misses nothing.
+	 * has been emitted here, and resolves with the head then: every change up
+	 * to it is committed, so a reader that reads the messages after this
+	 * resolves sees them all, and handed `emittedAfter(head)` in the turn it
+	 * subscribes, misses nothing. (The head, not the counter read: another
+	 * join may have moved the head past it meanwhile.)
 	 */
 	async start(): Promise<number> {
 		const top = await this.store.lastChange(this.room);
@@ -100,7 +102,8 @@ export class ChangeFeed {
 		} else if (this.headChange < top) {
 			await this.reach(top);
 		}
-		return top;
+		if (this.headChange === undefined) throw new Error(`room ${this.room}: its change feed gave up`);
+		return this.headChange;
 	}
 
 	/** The updates emitted after change `from`, oldest first, if the feed still holds all of them. */

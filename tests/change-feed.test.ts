@@ -191,6 +191,26 @@ describe("change feed", () => {
 		expect(h.subscribers[1]?.held.slice(0, 2)).toEqual([1, 2]);
 	});
 
+	test("two joins whose counter reads answer out of order both line up; neither is taken for overtaken", async () => {
+		const store = new FakeStore();
+		store.auto = false;
+		const h = harness(store);
+		const first = h.join();
+		store.commit(1); // its update lost on the bus
+		const second = h.join();
+		// The second join's counter read (it saw change 1) answers first and starts the feed there.
+		store.release(1);
+		await Bun.sleep(0);
+		store.auto = true;
+		store.releaseAll();
+		await Promise.all([first, second]);
+		for (const s of h.subscribers) {
+			expect(s.holes).toEqual([]);
+			expect(s.held).toEqual(store.state);
+		}
+		expect(h.subscribers).toHaveLength(2);
+	});
+
 	test("a store unreachable past the bound: the feed gives up loudly and starts again on the next join", async () => {
 		const store = new FakeStore();
 		const h = harness(store, { giveUpMs: 30 });
