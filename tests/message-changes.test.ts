@@ -6,6 +6,7 @@ import type { ServerFrameOf } from "../protocol.ts";
 import { type Browser, invite, setupAdmin, startAccountsServer } from "./accounts-helpers.ts";
 import { startPostgres, startRedis } from "./engines.ts";
 import { Client, chatter, fromSource, spawnServer, startServer } from "./helpers.ts";
+import { until } from "./until.ts";
 
 const wsUrl = (base: string) => `${base.replace(/^http/, "ws")}/ws`;
 
@@ -196,6 +197,40 @@ describe("edits, deletions and reactions", () => {
 		expect(joined.change).toBe(2);
 		expect(joined.messages.map((m) => m.text)).toEqual(["alice says", "", ""]);
 		for (const x of [a, b, c, fresh]) x.close();
+	}, 60_000);
+
+	test("a private room's creator deletes anyone's message there; an archived room is read-only", async () => {
+		await using s = await startAccountsServer();
+		const alice = await setupAdmin(s);
+		const bob = await invite(s, alice, "bob", "bob password");
+		const carol = await invite(s, alice, "carol", "carol password");
+		const c = await socket(carol, "general");
+		c.send({ type: "create", ref: "mk", room: "secret", kind: "private" });
+		await c.expect("room", (f) => f.ref === "mk", 10_000);
+		c.send({ type: "member_add", ref: "add", room: "secret", name: "bob" });
+		await c.expect("room", (f) => f.ref === "add", 10_000);
+		await c.join("secret");
+		const b = await socket(bob, "secret");
+		b.send({ type: "send", room: "secret", id: "b1", text: "bob in secret" });
+		const his = (await c.expect("message", (m) => m.id === "b1", 10_000)).seq;
+		c.send({ type: "send", room: "secret", id: "c1", text: "carol in secret" });
+		const hers = (await b.expect("message", (m) => m.id === "c1", 10_000)).seq;
+		// Bob, not the creator, may not delete carol's; carol, the creator, deletes bob's.
+		b.send({ type: "delete", ref: "d1", room: "secret", seq: hers });
+		expect(await b.expect("error", (e) => e.ref === "d1", 10_000)).toMatchObject({ code: "forbidden" });
+		c.send({ type: "delete", ref: "d2", room: "secret", seq: his });
+		expect(await c.expect("update", (u) => u.ref === "d2", 10_000)).toMatchObject({
+			message: { seq: his, deleted: true },
+		});
+		// Archived: readable, not changeable.
+		c.send({ type: "room_update", ref: "arch", room: "secret", archived: true });
+		await c.expect("room", (f) => f.ref === "arch", 10_000);
+		await until(() => b.frames.some((f) => f.type === "room" && f.room.archived !== undefined), 10_000);
+		c.send({ type: "edit", ref: "e1", room: "secret", seq: hers, text: "too late" });
+		expect(await c.expect("error", (e) => e.ref === "e1", 10_000)).toMatchObject({ code: "read_only" });
+		c.send({ type: "react", ref: "r1", room: "secret", seq: hers, emoji: "👍", on: true });
+		expect(await c.expect("error", (e) => e.ref === "r1", 10_000)).toMatchObject({ code: "read_only" });
+		for (const x of [b, c]) x.close();
 	}, 60_000);
 
 	test("search no longer finds a deleted text, and finds an edited message by its new text only", async () => {
