@@ -70,6 +70,8 @@ export interface HubOptions {
 	files?: HubFiles;
 	/** What the edit/delete rules need to know of a room (its kind, creator, whether archived; lib/message-changes.ts). */
 	roomFacts?: (room: string) => Promise<RoomFacts | undefined>;
+	/** An edit or deletion committed (before its update goes out): lib/rooms.ts recounts the message's mentions. */
+	messageChanged?: (message: Message) => Promise<void>;
 }
 
 /** What the hub asks of lib/attachments-index.ts. */
@@ -124,6 +126,7 @@ export class Hub implements BusHandler {
 	private readonly feedOptions: typeof FEED_DEFAULTS;
 	private readonly files?: HubFiles;
 	private readonly roomFacts?: (room: string) => Promise<RoomFacts | undefined>;
+	private readonly messageChanged?: (message: Message) => Promise<void>;
 	private readonly sockets = new Connections<Conn>();
 	private readonly names = new Map<string, Socket>();
 	private readonly rooms = new Map<string, RoomState>();
@@ -145,6 +148,7 @@ export class Hub implements BusHandler {
 		this.feedOptions = { ...FEED_DEFAULTS, ...options.feed };
 		this.files = options.files;
 		this.roomFacts = options.roomFacts;
+		this.messageChanged = options.messageChanged;
 	}
 
 	/** Reads what the store has beyond what was delivered, for `room` or every room served here (the bus was away). */
@@ -634,6 +638,14 @@ export class Hub implements BusHandler {
 				await this.files.releaseMessage(room, seq);
 			} catch (e) {
 				this.log.error("release_files_failed", { room, seq, error: (e as Error).message });
+			}
+		}
+		if (frame.type !== "react" && this.messageChanged) {
+			// Committed: a failure is logged, the update still goes (the counts are off until read past).
+			try {
+				await this.messageChanged(outcome.message);
+			} catch (e) {
+				this.log.error("message_mentions_failed", { room, seq, error: (e as Error).message });
 			}
 		}
 		const update: Update = { type: "update", room, change: outcome.message.change, message: outcome.message };

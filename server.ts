@@ -217,6 +217,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 					row && { kind: row.kind, creatorId: row.creator ?? undefined, archived: row.archived !== null }
 				);
 			}),
+		messageChanged: rooms && ((message) => rooms.messageChanged(message)),
 		files: messageFiles,
 		store,
 		metrics,

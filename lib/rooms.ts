@@ -390,6 +390,16 @@ export class Rooms {
 		await this.store.addMentions(message.room, message.seq, ids);
 	}
 
+	/**
+	 * A stored message was edited or deleted (Hub.change, after the store
+	 * committed it): a deletion takes its mentions away; an edit records the
+	 * members an added `@name` mentions (those it already mentioned stay).
+	 */
+	async messageChanged(message: Message): Promise<void> {
+		if (message.deleted) await this.store.removeMentions(message.room, message.seq);
+		else await this.mentions(message);
+	}
+
 	// ---- changes (each frame's rules; lib/room-frames.ts turns them into answers)
 
 	/**

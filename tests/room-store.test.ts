@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { AccountStore } from "../lib/account-store.ts";
 import { nameKey } from "../lib/names.ts";
-import { type RoomRow, RoomStore } from "../lib/room-store.ts";
+import { type RoomRow, RoomStore, UNREAD_CAP } from "../lib/room-store.ts";
 import type { Store } from "../lib/store.ts";
 import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
@@ -186,6 +186,27 @@ describe.each(backends)("%s room store", (_, backend) => {
 		}
 	});
 
+	test("unread and mention counts stop at UNREAD_CAP however far behind the reader is", async () => {
+		using h = await backend.fresh();
+		const o = await open(backend, h.db);
+		try {
+			await account(o, "alice");
+			const bob = await account(o, "bob");
+			await o.rooms.addMember("general", bob.id, 1);
+			for (let i = 0; i < UNREAD_CAP + 20; i++) {
+				const { message } = await o.messages.append({ room: "general", from: "alice", text: "@bob", ts: 2 });
+				await o.rooms.addMentions("general", message.seq, [bob.id]);
+			}
+			expect((await o.rooms.views(bob.id, bob.key, "general"))[0]).toMatchObject({
+				lastSeq: UNREAD_CAP + 20,
+				unread: UNREAD_CAP,
+				mentions: UNREAD_CAP,
+			});
+		} finally {
+			await o.close();
+		}
+	});
+
 	test("unread counts messages after the read position from other people; mentions count until read", async () => {
 		using h = await backend.fresh();
 		const o = await open(backend, h.db);
@@ -220,8 +241,10 @@ describe.each(backends)("%s room store", (_, backend) => {
 				mentions: 1,
 				members: 2,
 			});
-			// A deleted message (a tombstone) is neither unread nor a mention.
+			// A deleted message (a tombstone) is neither unread nor a mention (lib/rooms.ts removes its mentions).
 			await o.messages.remove("general", 4);
+			expect((await o.rooms.views(bob.id, bob.key, "general"))[0]).toMatchObject({ unread: 2, mentions: 1 });
+			await o.rooms.removeMentions("general", 4);
 			expect((await o.rooms.views(bob.id, bob.key, "general"))[0]).toMatchObject({ unread: 2, mentions: 0 });
 			expect(await o.rooms.markRead("general", bob.id, 4)).toBe(true);
 			expect((await o.rooms.views(bob.id, bob.key, "general"))[0]).toMatchObject({

@@ -286,6 +286,24 @@ describe("read positions, unread and mentions", () => {
 		expect(await a.expect("error")).toMatchObject({ code: "not_found", room: "nowhere" });
 	});
 
+	test("an @name added by an edit mentions that person; a deletion takes the mention back", async () => {
+		await using s = await startAccountsServer();
+		const { alice, bob } = await team(s);
+		await connect(s, bob); // first seen: a member of #general from here on
+		const a = await connect(s, alice);
+		await a.join("general");
+		a.send({ type: "send", room: "general", text: "lunch?" });
+		const sent = await a.expect("message", (m) => m.text === "lunch?");
+		const counts = async () => (await device(s, bob)).welcome.rooms?.find((r) => r.room === "general");
+		expect(await counts()).toMatchObject({ unread: 1, mentions: 0 });
+		a.send({ type: "edit", ref: "e1", room: "general", seq: sent.seq, text: "lunch, @bob?" });
+		await a.expect("update", (u) => u.ref === "e1");
+		expect(await counts()).toMatchObject({ unread: 1, mentions: 1 });
+		a.send({ type: "delete", ref: "d1", room: "general", seq: sent.seq });
+		await a.expect("update", (u) => u.ref === "d1");
+		expect(await counts()).toMatchObject({ unread: 0, mentions: 0 });
+	});
+
 	test("after every device was offline, a new device shows what arrived meanwhile", async () => {
 		await using s = await startAccountsServer();
 		const { alice, bob } = await team(s);
