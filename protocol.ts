@@ -204,13 +204,26 @@ export const Ping = z.object({ type: z.literal("ping") });
 // ---- client → server, protocol 1.2 (--auth accounts; docs/PROTOCOL.md "Rooms, edits and read positions")
 
 const Ref = z.string().min(1).max(LIMITS.idChars).optional();
+/**
+ * Characters a room title or topic may not carry: control characters and
+ * invisible format characters (Cf), among them the bidi embeddings, overrides
+ * and isolates (U+202A–202E, U+2066–2069) and marks (U+200E, U+200F, U+061C),
+ * which could make a title read as something else; and line separators. The
+ * zero-width joiner and non-joiner (U+200D, U+200C) and the tag characters
+ * stay: emoji sequences (👩‍💻, subdivision flags) and Persian need them.
+ */
+const HIDDEN_IN_TITLES = /[[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]--[\u200C\u200D\u{E0020}-\u{E007F}]]/v;
+const noHidden = (s: string) => !HIDDEN_IN_TITLES.test(s);
+const NO_HIDDEN = "must not contain control, bidi or other invisible formatting characters";
 const Title = z
 	.string()
 	.refine(isVisibleText, "must not be empty, only whitespace or only invisible characters")
+	.refine(noHidden, NO_HIDDEN)
 	.refine(maxChars(LIMITS.titleChars), `must be at most ${LIMITS.titleChars} characters`)
 	.refine(wellFormed, "must be valid Unicode text (no lone surrogates)");
 const Topic = z
 	.string()
+	.refine(noHidden, NO_HIDDEN)
 	.refine(maxChars(LIMITS.topicChars), `must be at most ${LIMITS.topicChars} characters`)
 	.refine(wellFormed, "must be valid Unicode text (no lone surrogates)");
 /** A person named by their account's name (compared by name key, see lib/names.ts). */

@@ -1,7 +1,7 @@
 // Every frame and error code of PROTOCOL.md, through a real server and real sockets.
 import { Database } from "bun:sqlite";
 import { describe, expect, test } from "bun:test";
-import { PROTOCOL_VERSION } from "../protocol.ts";
+import { PROTOCOL_VERSION, parseClientFrame } from "../protocol.ts";
 import { Client, chatter, startServer } from "./helpers.ts";
 
 describe("identity", () => {
@@ -294,6 +294,39 @@ describe("history", () => {
 });
 
 describe("bad input", () => {
+	test("room titles and topics (1.2) refuse control, bidi and other invisible formatting characters", () => {
+		const frame = (fields: Record<string, string>) =>
+			parseClientFrame(JSON.stringify({ type: "room_update", ref: "u1", room: "dev", ...fields }));
+		for (const hidden of [
+			"\u202E",
+			"\u202A",
+			"\u2066",
+			"\u2069",
+			"\u200E",
+			"\u200F",
+			"\u061C",
+			"\u00AD",
+			"\uFEFF",
+			"\u200B",
+			"\n",
+			"\u2028",
+		])
+			for (const field of ["title", "topic"]) {
+				const parsed = frame({ [field]: `invoice${hidden}fdp.exe` });
+				expect(parsed).toMatchObject({ ok: false, code: "bad_frame", ref: "u1" });
+				if (!parsed.ok) expect(parsed.message).toContain("invisible formatting");
+			}
+		// Letters of every script, emoji with joiners, a subdivision flag and Persian's non-joiner stay.
+		for (const title of [
+			"Design crit",
+			"Équipe 👩‍💻",
+			"🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+			"زن\u200Cها",
+			"חדשות",
+		])
+			expect(frame({ title, topic: title })).toMatchObject({ ok: true });
+	});
+
 	test("not JSON, not an object, unknown type, missing type: bad_frame, connection stays open", async () => {
 		await using s = startServer();
 		const c = await chatter(s.ws, "alice", "general");
