@@ -522,6 +522,8 @@ export const Directory = z.object({
 /** This account's read position moved (on any of its connections), with the counts it leaves. */
 export const ReadPosition = z.object({
 	type: z.literal("read"),
+	/** Echoes the `ref` of the `read` that moved it, to the connection that sent it. */
+	ref: z.string().optional(),
 	room: Room,
 	seq: Seq,
 	unread: z.number().int().min(0),

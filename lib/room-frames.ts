@@ -40,7 +40,7 @@ export class RoomFrames implements SessionRooms {
 				return;
 			}
 			case "read":
-				return rooms.read(ws, frame.room, frame.seq);
+				return rooms.read(ws, frame.room, frame.seq, frame.ref);
 			default:
 				frame satisfies never;
 		}

@@ -620,16 +620,19 @@ export class Rooms {
 		if (row.kind !== "open") await this.changed(row.room, null, "room", origin);
 	}
 
-	/** Moves the account's read position; every device of it gets `read` with the counts left. */
-	async read(ws: RoomSocket, room: string, seq: number): Promise<void> {
+	/**
+	 * Moves the account's read position; every device of it gets `read` with
+	 * the counts left, the asking connection with the request's `ref`.
+	 */
+	async read(ws: RoomSocket, room: string, seq: number, ref?: string): Promise<void> {
 		await this.whenReady(ws);
 		const person = this.person(ws);
 		await this.mustSee(person, room);
 		if (await this.store.markRead(room, person.account.id, seq))
-			await this.changed(room, person.account.id, "read");
+			await this.changed(room, person.account.id, "read", ws, ref);
 		else {
 			// Nothing moved: this connection alone hears where the position is.
-			await this.sendRead(person, room, [ws]);
+			await this.sendRead(person, room, [ws], ws, ref);
 		}
 	}
 
@@ -644,18 +647,19 @@ export class Rooms {
 	/**
 	 * Records a change for every process and applies it here at once (in
 	 * order with the others): `origin` already has its answer (with `ref`) and
-	 * gets no `room` frame for it.
+	 * gets no `room` frame for it; of a "read", it gets the `read` with `ref`.
 	 */
 	private async changed(
 		room: string,
 		accountId: string | null,
 		kind: string,
 		origin?: RoomSocket,
+		ref?: string,
 	): Promise<void> {
 		const seq = await this.store.appendEvent(room, accountId, kind, this.now());
 		this.applied.add(seq);
 		this.nudge?.(room);
-		this.apply(room, accountId, kind, origin);
+		this.apply(room, accountId, kind, origin, ref);
 		await this.settle();
 	}
 
@@ -664,13 +668,25 @@ export class Rooms {
 		return this.chain;
 	}
 
-	private apply(room: string, accountId: string | null, kind: string, origin?: RoomSocket): void {
+	private apply(
+		room: string,
+		accountId: string | null,
+		kind: string,
+		origin?: RoomSocket,
+		ref?: string,
+	): void {
 		this.chain = this.chain
-			.then(() => this.applyNow(room, accountId, kind, origin))
+			.then(() => this.applyNow(room, accountId, kind, origin, ref))
 			.catch((e: Error) => this.onError("room_event_failed", e));
 	}
 
-	private async applyNow(room: string, accountId: string | null, kind: string, origin?: RoomSocket) {
+	private async applyNow(
+		room: string,
+		accountId: string | null,
+		kind: string,
+		origin?: RoomSocket,
+		ref?: string,
+	) {
 		if (kind === "room") {
 			const row = await this.store.room(room);
 			if (row?.archived != null) this.archived.add(room);
@@ -681,7 +697,7 @@ export class Rooms {
 		}
 		const person = accountId === null ? undefined : this.people.get(accountId);
 		if (!person) return;
-		if (kind === "read") return this.sendRead(person, room, person.sockets);
+		if (kind === "read") return this.sendRead(person, room, person.sockets, origin, ref);
 		if (kind === "member") return this.sendRoom(person, room, origin);
 	}
 
@@ -708,12 +724,19 @@ export class Rooms {
 		this.sendTo(ws, { type: "room_gone", room });
 	}
 
-	private async sendRead(person: Person, room: string, sockets: Iterable<RoomSocket>): Promise<void> {
+	private async sendRead(
+		person: Person,
+		room: string,
+		sockets: Iterable<RoomSocket>,
+		origin?: RoomSocket,
+		ref?: string,
+	): Promise<void> {
 		const info = await this.infoFor(person, room);
 		if (!info) return;
 		for (const ws of sockets)
 			this.sendTo(ws, {
 				type: "read",
+				...(ws === origin && ref !== undefined ? { ref } : {}),
 				room,
 				seq: info.lastRead,
 				unread: info.unread,

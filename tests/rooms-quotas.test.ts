@@ -172,14 +172,37 @@ describe("direct conversations cannot be pushed on people", () => {
 	}, 90_000);
 });
 
-test("read: an error carries the frame's ref", async () => {
+test("read: its answer and its errors carry the frame's ref (to the asking device only)", async () => {
 	await using s = await startAccountsServer();
 	const alice = await setupAdmin(s);
 	const a = await connect(s, alice);
+	const other = await connect(s, alice);
 	a.send({ type: "read", room: "zzzznope", seq: 1, ref: "q1" });
 	expect(await a.next((f) => f.type === "error", 10_000, true)).toMatchObject({
 		code: "not_found",
 		ref: "q1",
 		room: "zzzznope",
 	});
+	await a.join("general");
+	a.send({ type: "send", room: "general", text: "hi" });
+	await a.expect("message", (m) => m.text === "hi");
+	a.send({ type: "read", room: "general", seq: 1, ref: "q2" });
+	expect(await a.expect("read")).toEqual({
+		type: "read",
+		ref: "q2",
+		room: "general",
+		seq: 1,
+		unread: 0,
+		mentions: 0,
+	});
+	expect(await other.expect("read")).toEqual({
+		type: "read",
+		room: "general",
+		seq: 1,
+		unread: 0,
+		mentions: 0,
+	});
+	// Nothing moved: answered to the asker alone, still with its ref.
+	a.send({ type: "read", room: "general", seq: 1, ref: "q3" });
+	expect(await a.expect("read")).toMatchObject({ ref: "q3", seq: 1 });
 }, 60_000);
