@@ -1,13 +1,24 @@
 // What a sign-in costs under --auth accounts, and what 20 at once do to everyone else's latency:
 // a server process of its own, 16 connected sockets pinging twice a second, idle and then while
 // 20 sign-ins run together. Run: bun bench/signin.ts (about 20 s).
-import { fromSource, spawnServer } from "../tests/helpers.ts";
+import { join } from "node:path";
+import { fromSource, spawnServer, tempDir } from "../tests/helpers.ts";
 
 const PASSWORD = "correct horse battery";
 // Each of the 20 signs in to an account of its own from an address of its own (the loopback proxy is
 // trusted): sign-ins being checked count against the per-address and per-account limits of 10.
+using dir = tempDir("hubbub-signin-");
 const server = await spawnServer(
-	fromSource("--db", ":memory:", "--auth", "accounts", "--signup", "open", "--trust-proxy", "127.0.0.1"),
+	fromSource(
+		"--db",
+		join(dir.path, "h.db"),
+		"--auth",
+		"accounts",
+		"--signup",
+		"open",
+		"--trust-proxy",
+		"127.0.0.1",
+	),
 );
 const base = server.url;
 const headers = { origin: base, "content-type": "application/json" };
