@@ -123,18 +123,23 @@ function quote(term: string): string {
 	return `"${term.replaceAll('"', '""')}"`;
 }
 
-/** MATCH expression, search_docs id to stay below, rows, readable rooms as a JSON array (null: every room). */
-type Params = [string, number, number, string | null];
+/** Index matches one step of a search's walk reads; between steps the event loop runs. */
+const WALK_STEP = 2000;
 
 /**
  * Reads candidates for lib/search.ts's runSearch, newest first by arrival,
- * among the plan's readable rooms (filtered inside the query, before its
- * limit: see SearchPlan.rooms). Each read returns at most `n` index matches (the other filters are applied by
- * runSearch), so a filter that few matches pass (a small room, one author)
- * costs a bounded scan per call rather than a walk through every match.
+ * among the plan's readable rooms only (see SearchPlan.rooms). Each read
+ * returns at most `n` readable index matches (the other filters are applied
+ * by runSearch, which bounds a call by what it looked at); the matches of
+ * rooms the reader may not read are passed over in steps of WALK_STEP with
+ * the event loop free between them, and never counted.
  */
 export class SqliteSearch {
-	private readonly q: Record<"trigrams" | "words", Statement<StoredRow & { pos: number }, Params>>;
+	private readonly walk: Record<
+		"trigrams" | "words",
+		Statement<{ pos: number; room: string }, [string, number, number]>
+	>;
+	private readonly rows: Statement<StoredRow & { pos: number }, [string]>;
 	private readonly pending: Statement<{ id: number; text: string }, [number]>;
 	private readonly docId: Statement<{ id: number }, [string, number]>;
 	private readonly add: Record<"trigrams" | "words", Statement<unknown, [number, string]>>;
@@ -148,19 +153,17 @@ export class SqliteSearch {
 			trigrams: db.query("INSERT INTO search_trigrams (rowid, text) VALUES (?, ?)"),
 			words: db.query("INSERT INTO search_words (rowid, text) VALUES (?, ?)"),
 		};
-		// CROSS JOIN keeps the index's newest-first walk outside (SQLite never reorders it), so the
-		// room filter is a primary-key probe per match rather than a sort of whole rooms.
-		const query = (table: string) =>
-			db.query<StoredRow & { pos: number }, Params>(`
-				SELECT f.pos, m.room, m.seq, m.sender, m.client_id, m.text, m.ts
-				FROM (SELECT ${table}.rowid AS pos FROM ${table} CROSS JOIN search_docs r ON r.id = ${table}.rowid
-					WHERE ${table} MATCH ?1 AND ${table}.rowid < ?2
-					AND (?4 IS NULL OR r.room IN (SELECT value FROM json_each(?4)))
-					ORDER BY ${table}.rowid DESC LIMIT ?3) f
-				JOIN search_docs d ON d.id = f.pos
-				JOIN messages m ON m.room = d.room AND m.seq = d.seq
-				ORDER BY f.pos DESC`);
-		this.q = { trigrams: query("search_trigrams"), words: query("search_words") };
+		// CROSS JOIN keeps the index's newest-first walk outside (SQLite never reorders it): a
+		// primary-key probe per match gives its room.
+		const walk = (table: string) =>
+			db.query<{ pos: number; room: string }, [string, number, number]>(`
+				SELECT ${table}.rowid AS pos, r.room FROM ${table} CROSS JOIN search_docs r ON r.id = ${table}.rowid
+				WHERE ${table} MATCH ?1 AND ${table}.rowid < ?2 ORDER BY ${table}.rowid DESC LIMIT ?3`);
+		this.walk = { trigrams: walk("search_trigrams"), words: walk("search_words") };
+		this.rows = db.query(`
+			SELECT d.id AS pos, m.room, m.seq, m.sender, m.client_id, m.text, m.ts
+			FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq
+			WHERE d.id IN (SELECT value FROM json_each(?1)) ORDER BY d.id DESC`);
 	}
 
 	/**
@@ -188,7 +191,7 @@ export class SqliteSearch {
 		}
 	}
 
-	candidates(plan: SearchPlan, cursor: string | undefined, n: number): Candidate[] {
+	async candidates(plan: SearchPlan, cursor: string | undefined, n: number): Promise<Candidate[]> {
 		let below = Number.MAX_SAFE_INTEGER;
 		if (cursor !== undefined) {
 			// A cursor names the last message looked at, not its index id: ids count every room's messages.
@@ -198,11 +201,28 @@ export class SqliteSearch {
 			below = at.id;
 		}
 		// Long terms drive through the trigram index; short ones are then checked by the matcher.
-		const [statement, match] =
+		const [walk, match] =
 			plan.long.length > 0
-				? [this.q.trigrams, plan.long.map(quote).join(" ")]
-				: [this.q.words, plan.short.map((t) => `${quote(t)}*`).join(" ")];
-		const rooms = plan.rooms === undefined ? null : JSON.stringify(plan.rooms);
-		return statement.all(match, below, n, rooms).map((r) => ({ row: r, pos: `s${r.seq}.${r.room}` }));
+				? [this.walk.trigrams, plan.long.map(quote).join(" ")]
+				: [this.walk.words, plan.short.map((t) => `${quote(t)}*`).join(" ")];
+		// Only the readable rooms' matches are kept, however many others the walk passes (see
+		// SearchPlan.rooms: they must not shape the answer); it goes in steps so a search that
+		// passes many never holds the event loop.
+		const readable = plan.rooms === undefined ? undefined : new Set(plan.rooms);
+		const step = readable === undefined ? n : WALK_STEP;
+		const kept: number[] = [];
+		for (;;) {
+			const matches = walk.all(match, below, step);
+			for (const { pos, room } of matches) {
+				if (readable !== undefined && !readable.has(room)) continue;
+				kept.push(pos);
+				if (kept.length === n) break;
+			}
+			if (kept.length === n || matches.length < step) break;
+			below = (matches.at(-1) as { pos: number }).pos;
+			await Bun.sleep(0);
+		}
+		if (kept.length === 0) return [];
+		return this.rows.all(JSON.stringify(kept)).map((r) => ({ row: r, pos: `s${r.seq}.${r.room}` }));
 	}
 }
