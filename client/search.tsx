@@ -60,6 +60,8 @@ export class SearchUi {
 	show(focus: "input" | "results" = "input"): void {
 		this.shown = true;
 		this.focusNext = focus;
+		// The field is always drawn: focus it now, or the keys typed before the next frame (`/three`) go to the body.
+		if (focus === "input") this.input.current?.focus();
 		this.hooks.redraw();
 	}
 

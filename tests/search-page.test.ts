@@ -103,6 +103,19 @@ describe("snippet pieces", () => {
 });
 
 describe("the search panel", () => {
+	test("/ focuses the field at once, so the next letters typed before a frame is drawn land in it", () => {
+		const { chat } = connected(false);
+		const frames: (() => void)[] = [];
+		new View(chat, document, { schedule: (draw) => frames.push(draw) });
+		for (const draw of frames.splice(0)) draw();
+		document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "/", bubbles: true }));
+		// No frame drawn yet: a real browser would send the "t" of "/three" to whatever has focus now.
+		expect(document.activeElement?.id).toBe("search-input");
+		for (const draw of frames.splice(0)) draw();
+		expect($("#search-panel")).not.toBeNull();
+		expect(document.activeElement?.id).toBe("search-input");
+	});
+
 	test("/ opens it with the field focused; a search sends the frame with its filters; Escape closes it", () => {
 		const { sent } = connected();
 		expect(document.querySelector("#search-panel")).toBeNull();
