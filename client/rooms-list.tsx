@@ -70,11 +70,27 @@ function Item({
 	);
 }
 
-export function RoomsList(props: RoomsListProps) {
-	const { chat } = props;
+/** The list's groups in the order shown (Alt+↑/↓ walks the same order): without accounts one group as joined; with them rooms, then direct messages, each by name. */
+export function sidebarGroups(chat: Chat): { accounts: boolean; rooms: RoomView[]; directs: RoomView[] } {
 	const all = [...chat.rooms.values()];
 	// Protocol 1.2 (welcome names a role, rooms have info): even with no rooms left, the directory is a click away.
 	const accounts = chat.role !== undefined || all.some((r) => r.info);
+	if (!accounts) return { accounts, rooms: all, directs: [] };
+	const byLabel = (a: RoomView, b: RoomView) =>
+		collator.compare(
+			roomLabel(a.name, a.info).replace(/^#/, ""),
+			roomLabel(b.name, b.info).replace(/^#/, ""),
+		);
+	return {
+		accounts,
+		rooms: all.filter((r) => r.info?.kind !== "direct").sort(byLabel),
+		directs: all.filter((r) => r.info?.kind === "direct").sort(byLabel),
+	};
+}
+
+export function RoomsList(props: RoomsListProps) {
+	const { chat } = props;
+	const { accounts, rooms, directs } = sidebarGroups(chat);
 	const item = (r: RoomView) => (
 		<Item
 			key={r.name}
@@ -88,17 +104,10 @@ export function RoomsList(props: RoomsListProps) {
 		return (
 			<>
 				<h2>Rooms</h2>
-				<ul id="rooms">{all.map(item)}</ul>
+				<ul id="rooms">{rooms.map(item)}</ul>
 			</>
 		);
 	}
-	const byLabel = (a: RoomView, b: RoomView) =>
-		collator.compare(
-			roomLabel(a.name, a.info).replace(/^#/, ""),
-			roomLabel(b.name, b.info).replace(/^#/, ""),
-		);
-	const rooms = all.filter((r) => r.info?.kind !== "direct").sort(byLabel);
-	const directs = all.filter((r) => r.info?.kind === "direct").sort(byLabel);
 	return (
 		<>
 			<div class="group-head">

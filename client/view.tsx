@@ -6,6 +6,7 @@ import type { Change, Chat, RoomView } from "./chat.ts";
 import { Composer, type Suggestion } from "./composer.tsx";
 import { announcement, charCount, colourOf, initials, MAX_TEXT } from "./format.ts";
 import { Handlers, withActions } from "./message-actions.tsx";
+import { sidebarGroups } from "./rooms-list.tsx";
 import { roomLabel } from "./rooms-model.ts";
 import { RoomsUi } from "./rooms-ui.tsx";
 import { SearchUi } from "./search.tsx";
@@ -398,7 +399,8 @@ export class View {
 	}
 
 	private moveRoom(step: number): void {
-		const names = [...this.chat.rooms.keys()];
+		const { rooms, directs } = sidebarGroups(this.chat);
+		const names = [...rooms, ...directs].map((r) => r.name);
 		if (names.length === 0) return;
 		const at = names.indexOf(this.chat.current);
 		this.openRoom(names[(at + step + names.length) % names.length] as string);

@@ -158,6 +158,44 @@ describe("the room list and header", () => {
 		button("New room");
 	});
 
+	test("Alt+↑/↓ walk the list as shown: rooms by name, then direct messages, not the order they were joined in", () => {
+		const socket = new FakeSocket();
+		const storage = new MemoryStorage();
+		const chat = new Chat({ url: "ws://fake/ws", storage, socket: () => socket as unknown as WebSocket });
+		chats.push(chat);
+		new View(chat, document, { schedule: (draw) => draw(), storage });
+		chat.connect();
+		socket.onopen?.();
+		chat.receive({
+			type: "welcome",
+			name: "alice",
+			version: "1.2.0",
+			epoch: "e1",
+			role: "member",
+			rooms: [
+				info("dm-abc", { kind: "direct", title: "bob", members: 2, people: ["alice", "bob"] }),
+				info("zeta", { title: "Zeta" }),
+				info("alpha", { title: "Alpha" }),
+			],
+		});
+		expect(
+			[...document.querySelectorAll("#rooms .room, #directs .room")].map((b) => b.getAttribute("data-room")),
+		).toEqual(["alpha", "zeta", "dm-abc"]);
+		const alt = (key: string) =>
+			document.body.dispatchEvent(
+				new KeyboardEvent("keydown", { key, altKey: true, bubbles: true, cancelable: true }),
+			);
+		chat.open("zeta");
+		alt("ArrowUp");
+		expect(chat.current).toBe("alpha");
+		alt("ArrowDown");
+		expect(chat.current).toBe("zeta");
+		alt("ArrowDown");
+		expect(chat.current).toBe("dm-abc");
+		alt("ArrowDown");
+		expect(chat.current).toBe("alpha");
+	});
+
 	test("the header has the title, topic and member count; members lists everyone with who is online", () => {
 		alice();
 		expect($("#room-title").textContent).toBe("#general");
