@@ -12,7 +12,10 @@ export interface RoomHeaderProps {
 
 export function RoomTitle({ r, manage, onMembers, onSettings }: RoomHeaderProps) {
 	const info = r.info;
-	const count = info?.members ?? r.people.length;
+	// Once joined, count who the Members panel lists (everyone, plus whoever came online since): the room's info
+	// is not sent again when someone joins an open room, so its count would go stale.
+	const count =
+		r.people.length > 0 ? new Set([...r.people, ...r.members]).size : (info?.members ?? r.members.length);
 	return (
 		<>
 			<div class="room-title">

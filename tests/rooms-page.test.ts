@@ -214,6 +214,15 @@ describe("the room list and header", () => {
 		);
 	});
 
+	test("the header's member count follows people joining, as the Members panel does", () => {
+		const { chat } = alice();
+		expect($(".room-header .members-count").textContent).toBe("3 members · 2 online");
+		chat.receive({ type: "presence", room: "general", name: "dave", online: true });
+		chat.receive({ type: "presence", room: "general", name: "carol", online: true });
+		expect(texts("#members li bdi")).toEqual(["alice (you)", "bob", "carol", "dave"]);
+		expect($(".room-header .members-count").textContent).toBe("4 members · 4 online");
+	});
+
 	test("opening a room with unread messages draws the line above the first of them", async () => {
 		const { chat, sent } = alice();
 		button("Ops, 2 unread, 1 mentioning you").click();
