@@ -115,6 +115,33 @@ export function migrateSearchErasure(db: Database): void {
 	END`);
 }
 
+/**
+ * Schema 6. FTS5's secure-delete of a long text costs 0.1–3 s (thousands of
+ * trigram doclists rewritten), too much for the event loop. So the triggers
+ * no longer forget a text themselves: they queue, in `search_forget`, the
+ * text a message was indexed with (one row per message: the first change
+ * after indexing; later ones before the erasure change nothing in the
+ * index), and the worker thread lib/search-eraser.ts forgets it, indexes the
+ * current text again, deletes the row and truncates the WAL. The queue's
+ * rows are erased like any (PRAGMA secure_delete). Until then the index may
+ * still match the old text: lib/search.ts's matcher re-checks every
+ * candidate's current text, so it is never shown.
+ */
+export function migrateSearchQueue(db: Database): void {
+	for (const trigger of ["delete", "update"]) db.run(`DROP TRIGGER messages_search_${trigger}`);
+	db.run("CREATE TABLE search_forget (doc INTEGER PRIMARY KEY, text TEXT NOT NULL)");
+	const queue = `INSERT OR IGNORE INTO search_forget (doc, text) SELECT id, old.text FROM search_docs
+		WHERE room = old.room AND seq = old.seq
+		AND id <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed');`;
+	db.run(`CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
+		${queue}
+		DELETE FROM search_docs WHERE room = old.room AND seq = old.seq;
+	END`);
+	db.run(`CREATE TRIGGER messages_search_update AFTER UPDATE OF text ON messages BEGIN
+		${queue}
+	END`);
+}
+
 /** Rows one catchUp call indexes at most: about 20–40 ms of work, so the event loop is never held long. */
 export const INDEX_STEP = 500;
 

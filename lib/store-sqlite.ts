@@ -4,7 +4,14 @@ import { statSync } from "node:fs";
 import { LIMITS } from "../protocol.ts";
 import { nameKey } from "./names.ts";
 import { runSearch, type SearchPage, type SearchQuery } from "./search.ts";
-import { INDEX_STEP, migrateSearch, migrateSearchErasure, SqliteSearch } from "./search-sqlite.ts";
+import type { EraserReply, EraserRequest } from "./search-eraser.ts";
+import {
+	INDEX_STEP,
+	migrateSearch,
+	migrateSearchErasure,
+	migrateSearchQueue,
+	SqliteSearch,
+} from "./search-sqlite.ts";
 import {
 	type Appended,
 	type ChangeOutcome,
@@ -29,7 +36,19 @@ import {
 	uploadFromRow,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 5;
+const SCHEMA_VERSION = 6;
+
+/**
+ * The eraser's module. In an executable built by `bun build --compile` (package.json's build lists it as a
+ * second entrypoint) import.meta.url is the executable's own, and the worker is found by its path from the
+ * project root; from source, next to this file.
+ */
+const ERASER_URL = import.meta.url.startsWith("file:///$bunfs/")
+	? "./lib/search-eraser.ts"
+	: new URL("./search-eraser.ts", import.meta.url).href;
+
+/** How long a search waits for pending edits to be indexed again (lib/search-eraser.ts). */
+const SEARCH_WAITS_FOR_ERASER_MS = 3000;
 
 interface Pending {
 	input: NewMessage;
@@ -46,6 +65,8 @@ export interface SqliteOptions extends QuotaOptions {
 	commitWindowMs?: number;
 	/** Told of each retry of a batch while another process holds the write lock (hubbub logs it at debug). */
 	onBusy?: (waitMs: number, messages: number) => void;
+	/** Told when the search-erasure thread failed a round (it tries again a second later). */
+	onEraseError?: (message: string) => void;
 }
 
 /** Thrown inside a change's transaction to roll it back (the change number with it). */
@@ -160,13 +181,19 @@ export class SqliteStore implements Store {
 		tombstone: Statement<unknown, [number, string, number]>;
 		changes: Statement<StoredRow, [string, number, number, number]>;
 	};
-	/** A WAL checkpoint that another process's reader held up; retried until it truncates the WAL. */
-	private checkpointTimer?: ReturnType<typeof setTimeout>;
+	/** The search-erasure thread, once an edit, delete or prune needed it. */
+	private eraser?: Worker;
+	private eraseRequests = 0;
+	private erased = 0;
+	private waiting: { n: number; resolve: () => void }[] = [];
+	private eraserClosed?: () => void;
+	private readonly onEraseError?: (message: string) => void;
 
 	constructor(path: string, options: SqliteOptions = {}) {
 		this.busyTimeoutMs = options.busyTimeoutMs ?? 3000;
 		this.onCommit = options.onCommit;
 		this.onBusy = options.onBusy;
+		this.onEraseError = options.onEraseError;
 		this.commitWindowMs = options.commitWindowMs ?? 1;
 		this.dailyQuota = options.dailyQuota ?? 0;
 		this.path = path;
@@ -205,6 +232,8 @@ export class SqliteStore implements Store {
 		this.searcher = new SqliteSearch(this.db);
 		// Messages a migration or another writer left unindexed.
 		this.scheduleIndex(0);
+		// Texts a closed (or killed) process left to forget.
+		if (this.db.query("SELECT 1 FROM search_forget LIMIT 1").get()) this.erase();
 		const cols = MESSAGE_COLUMNS;
 		this.q = {
 			bySenderId: this.db.query(
@@ -324,6 +353,8 @@ export class SqliteStore implements Store {
 					db.run("CREATE INDEX messages_change ON messages (room, change_seq) WHERE change_seq IS NOT NULL");
 					migrateSearchErasure(db);
 				}
+				// Edited and deleted texts are forgotten from the search indexes by a worker thread (lib/search-eraser.ts).
+				if (version < 6) migrateSearchQueue(db);
 				if (version < SCHEMA_VERSION) {
 					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
 				}
@@ -552,6 +583,8 @@ export class SqliteStore implements Store {
 			if (isBusy(e)) return 0;
 			throw new StoreError(`prune failed: ${(e as Error).message}`);
 		}
+		// Their texts are still in the search indexes (and the WAL): the eraser forgets them.
+		if (removed > 0) this.erase();
 		return removed;
 	}
 
@@ -575,7 +608,11 @@ export class SqliteStore implements Store {
 		this.indexTimer.unref?.();
 	}
 
-	search(query: SearchQuery, readable: ReadonlySet<string> | undefined): Promise<SearchPage> {
+	async search(query: SearchQuery, readable: ReadonlySet<string> | undefined): Promise<SearchPage> {
+		// An edit is indexed again by the eraser thread: wait for it (without holding the event loop), so an
+		// editor finds the new text; bounded, so a busy eraser only makes the new text findable a little later.
+		if (this.eraseRequests > this.erased)
+			await Promise.race([this.settled(), Bun.sleep(SEARCH_WAITS_FOR_ERASER_MS)]);
 		try {
 			if (this.searcher.catchUp() === INDEX_STEP) this.scheduleIndex(0);
 		} catch {
@@ -584,12 +621,15 @@ export class SqliteStore implements Store {
 		return runSearch(query, async (plan, cursor, n) => this.searcher.candidates(plan, cursor, n), readable);
 	}
 
-	edit(room: string, seq: number, text: string, ts: number): Promise<ChangeOutcome> {
-		return this.change(room, seq, (row, change) => {
+	async edit(room: string, seq: number, text: string, ts: number): Promise<ChangeOutcome> {
+		const outcome = await this.change(room, seq, (row, change) => {
 			if (row.deleted) return "deleted";
 			this.q.setText.run(text, ts, change, room, seq);
 			return { ...row, text, edited: ts, change_seq: change };
 		});
+		// The edited-away text is as secret as a deleted one (remove).
+		if (outcome.ok) this.erase();
+		return outcome;
 	}
 
 	async remove(room: string, seq: number): Promise<ChangeOutcome> {
@@ -597,8 +637,9 @@ export class SqliteStore implements Store {
 			this.q.tombstone.run(change, room, seq);
 			return { ...row, text: "", edited: null, deleted: 1, reactions: null, files: null, change_seq: change };
 		});
-		// The old text is overwritten in the database file (secure_delete) but still in the WAL's older frames.
-		if (outcome.ok) this.truncateWal();
+		// The old text is overwritten in the database file (secure_delete) but still in the WAL's older frames
+		// and in the search indexes: the eraser forgets it and truncates the WAL.
+		if (outcome.ok) this.erase();
 		return outcome;
 	}
 
@@ -669,23 +710,39 @@ export class SqliteStore implements Store {
 	}
 
 	/**
-	 * Checkpoints the WAL into the database file and truncates it, so frames
-	 * holding a deleted text are gone from disk. Another process reading the
-	 * file can hold a checkpoint up: then it is tried again a little later.
+	 * Asks the eraser thread (lib/search-eraser.ts, started on first need) to
+	 * forget the texts queued in `search_forget` from the search indexes and
+	 * to truncate the WAL, off the event loop. settled() awaits it.
 	 */
-	private truncateWal(attempt = 0): void {
-		clearTimeout(this.checkpointTimer);
-		this.checkpointTimer = undefined;
+	private erase(): void {
 		if (this.closed) return;
-		let busy = true;
-		try {
-			busy = (this.db.query("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number }).busy !== 0;
-		} catch {
-			// Locked: as busy.
+		if (!this.eraser) {
+			const worker = new Worker(ERASER_URL);
+			worker.onmessage = (event: MessageEvent<EraserReply>) => {
+				const m = event.data;
+				if (m.type === "done") {
+					this.erased = Math.max(this.erased, m.n);
+					for (const w of this.waiting.filter((w) => w.n <= this.erased)) w.resolve();
+					this.waiting = this.waiting.filter((w) => w.n > this.erased);
+				} else if (m.type === "error") this.onEraseError?.(m.message);
+				else this.eraserClosed?.();
+			};
+			// An idle eraser must not keep a finished process alive (Bun's Worker has unref; the DOM type does not).
+			(worker as unknown as { unref(): void }).unref();
+			this.eraser = worker;
 		}
-		if (!busy || attempt >= 60) return;
-		this.checkpointTimer = setTimeout(() => this.truncateWal(attempt + 1), 1000);
-		this.checkpointTimer.unref?.();
+		this.eraseRequests++;
+		this.eraser.postMessage({ type: "work", n: this.eraseRequests, path: this.path } satisfies EraserRequest);
+	}
+
+	/**
+	 * Resolves once every edited or deleted text so far is forgotten from the
+	 * search indexes and the WAL is truncated (for tests and `hubbub` tools).
+	 */
+	settled(): Promise<void> {
+		const n = this.eraseRequests;
+		if (n <= this.erased) return Promise.resolve();
+		return new Promise((resolve) => this.waiting.push({ n, resolve }));
 	}
 
 	async changes(room: string, afterChange: number, limit: number, maxSeq?: number): Promise<Page> {
@@ -891,11 +948,24 @@ export class SqliteStore implements Store {
 	}
 
 	async close(): Promise<void> {
-		this.closed = true;
 		clearTimeout(this.indexTimer);
-		clearTimeout(this.checkpointTimer);
 		await this.flushing;
 		await this.flush();
+		// What is queued and not yet erased stays queued in the file; the next open erases it.
+		if (this.eraseRequests > this.erased) await Promise.race([this.settled(), Bun.sleep(10_000)]);
+		this.closed = true;
+		clearTimeout(this.indexTimer);
+		const eraser = this.eraser;
+		if (eraser) {
+			await Promise.race([
+				new Promise<void>((resolve) => {
+					this.eraserClosed = resolve;
+					eraser.postMessage({ type: "close" } satisfies EraserRequest);
+				}),
+				Bun.sleep(10_000),
+			]);
+			eraser.terminate();
+		}
 		this.db.close();
 	}
 }
