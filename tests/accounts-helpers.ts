@@ -11,6 +11,8 @@ import { startServer, type TestServer, tempDir } from "./helpers.ts";
 export interface AccountsServer extends TestServer {
 	accounts: Accounts;
 	rooms: Rooms;
+	/** Its message store (SQLite), for tests that await its background work (settled). */
+	store: SqliteStore;
 	/** Every log line this server wrote. */
 	logs: string[];
 }
@@ -38,6 +40,7 @@ export async function startAccountsServer(
 		...s,
 		accounts,
 		rooms,
+		store,
 		logs,
 		async [Symbol.asyncDispose]() {
 			await s[Symbol.asyncDispose]();
