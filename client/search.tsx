@@ -79,6 +79,21 @@ export class SearchUi {
 		else if (next === "results") this.results.current?.querySelector<HTMLElement>(".hit")?.focus();
 	}
 
+	/** Focus went on past the field and its panel (Tab, a click elsewhere): the panel closes, leaving focus where it went. */
+	private readonly left = (e: FocusEvent) => {
+		const to = e.relatedTarget as Node | null;
+		const doc = (e.currentTarget as Element).ownerDocument;
+		if (
+			!to ||
+			!this.shown ||
+			doc.getElementById("search-panel")?.contains(to) ||
+			this.input.current?.form?.contains(to)
+		)
+			return;
+		this.shown = false;
+		this.hooks.redraw();
+	};
+
 	private run(): void {
 		const f = this.draft;
 		this.search.run({ ...f, room: this.here ? this.chat.current : "" });
@@ -90,6 +105,7 @@ export class SearchUi {
 			<form
 				class="search-field"
 				aria-label="Search messages"
+				onFocusOut={this.left}
 				onSubmit={(e) => {
 					e.preventDefault();
 					this.run();
@@ -153,7 +169,7 @@ export class SearchUi {
 							: `${s.hits.length}${s.cursor ? "+" : ""} ${s.hits.length === 1 ? "message" : "messages"}, newest first`
 						: "Type words to find, then press Enter.";
 		return (
-			<section id="search-panel" class="search-panel" aria-label="Search">
+			<section id="search-panel" class="search-panel" aria-label="Search" onFocusOut={this.left}>
 				<div class="search-head">
 					<h2>Search</h2>
 					<button

@@ -116,6 +116,19 @@ describe("the search panel", () => {
 		expect(document.activeElement?.id).toBe("search-input");
 	});
 
+	test("tabbing on past the field and its filters closes the panel, leaving focus where it went", () => {
+		connected();
+		($("#search-input") as HTMLInputElement).focus();
+		expect($("#search-panel")).not.toBeNull();
+		const inPanel = all("#search-panel input")[0] as HTMLInputElement;
+		inPanel.focus();
+		expect($("#search-panel")).not.toBeNull();
+		const room = $(".room[data-room=general]");
+		room.focus();
+		expect(document.querySelector("#search-panel")).toBeNull();
+		expect(document.activeElement).toBe(room);
+	});
+
 	test("/ opens it with the field focused; a search sends the frame with its filters; Escape closes it", () => {
 		const { sent } = connected();
 		expect(document.querySelector("#search-panel")).toBeNull();
