@@ -567,8 +567,8 @@ function body(screen: Screen, reload: () => void, go: (hash: string) => void) {
 						submit="Create my account"
 						send={async (v) => {
 							await must("POST", "/api/auth/signup", { ...v, invite: screen.code });
-							history.replaceState(null, "", "/account");
-							reload();
+							// Someone who has just joined came to talk: straight into the chat, as signing in does.
+							location.assign("/");
 						}}
 					/>
 				</Card>
@@ -619,7 +619,7 @@ function body(screen: Screen, reload: () => void, go: (hash: string) => void) {
 								submit="Create my account"
 								send={async (v) => {
 									await must("POST", "/api/auth/signup", v);
-									reload();
+									location.assign("/");
 								}}
 							/>
 						</Card>

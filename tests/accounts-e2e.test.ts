@@ -139,6 +139,11 @@ test("first-run setup, an invite in a second context, chat, sign out and in, wro
 	await bob.getByLabel("Your name").fill("bob");
 	await bob.getByLabel("Password (at least 8 characters)").fill("bob password");
 	await bob.getByRole("button", { name: "Create my account" }).click();
+	// A new member lands in the chat, as signing in does, not on the account screen.
+	await bob.locator("#status", { hasText: "Connected as bob" }).waitFor();
+	expect(bob.url()).toStartWith(`${server.url}/`);
+	expect(bob.url()).not.toContain("/account");
+	await bob.goto(`${server.url}/account`);
 	await bob.getByText("Signed in as bob.").waitFor();
 	await bob.getByRole("heading", { name: "Your account" }).waitFor();
 	// A member has no admin screen.
