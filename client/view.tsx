@@ -73,6 +73,8 @@ export class View {
 	private helloError = "";
 	private helloWaiting = false;
 	private composeError = "";
+	/** The person asked for notifications and the browser said no: the button is gone, so say why. */
+	private notifyAsked = false;
 	private joinError = "";
 	private drafts: Record<string, string>;
 	private muted: string[];
@@ -822,6 +824,7 @@ export class View {
 										type="button"
 										class="secondary"
 										onClick={() => {
+											this.notifyAsked = true;
 											this.options.notifications?.request().then(
 												() => this.later(),
 												() => this.later(),
@@ -830,6 +833,11 @@ export class View {
 									>
 										Turn on notifications
 									</button>
+								)}
+								{perm === "denied" && this.notifyAsked && (
+									<span class="hint" role="status">
+										Notifications are blocked in this browser's settings
+									</span>
 								)}
 								{perm === "granted" && (
 									<button

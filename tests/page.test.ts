@@ -893,6 +893,37 @@ describe("notifications", () => {
 	});
 });
 
+describe("notifications refused", () => {
+	test("when the browser blocks them, the button gives way to a note saying so", async () => {
+		let permission: "default" | "denied" = "default";
+		const notifications = {
+			permission: () => permission,
+			request: async () => {
+				permission = "denied";
+			},
+			show: () => {},
+		};
+		const chat = new Chat({ url: "ws://127.0.0.1:1/ws", storage: new MemoryStorage() });
+		chats.push(chat);
+		new View(chat, document, { schedule: (draw) => draw(), notifications });
+		chat.open("general");
+		chat.receive({ type: "welcome", name: "alice", version: "1.0.0", epoch: "e1" });
+		chat.receive({ type: "joined", room: "general", members: ["alice"], messages: [], more: false });
+		const button = [...document.querySelectorAll("button")].find(
+			(b) => b.textContent === "Turn on notifications",
+		);
+		button?.click();
+		await until(
+			() =>
+				document.body.textContent?.includes("Notifications are blocked in this browser's settings") ?? false,
+			5000,
+		);
+		expect(
+			[...document.querySelectorAll("button")].some((b) => b.textContent === "Turn on notifications"),
+		).toBe(false);
+	});
+});
+
 describe("resuming", () => {
 	test("joined with reset: what the page held for the room is dropped, the room starts afresh", () => {
 		const chat = joinedAsAlice();
