@@ -28,8 +28,8 @@ function Item({
 		r.unread === 0
 			? undefined
 			: r.mentions > 0
-				? `${label}, ${r.unread} unread, ${r.mentions} mentioning you`
-				: `${label}, ${r.unread} unread`;
+				? `${label}, ${countText(r.unread)} unread, ${countText(r.mentions)} mentioning you`
+				: `${label}, ${countText(r.unread)} unread`;
 	return (
 		<li>
 			<button
@@ -55,7 +55,9 @@ function Item({
 				<bdi class="room-name">{label}</bdi>
 				{r.info?.archived !== undefined && <span class="tag">archived</span>}
 				{r.unread > 0 && " "}
-				{r.unread > 0 && <span class={r.mentions > 0 ? "unread mention" : "unread"}>{r.unread}</span>}
+				{r.unread > 0 && (
+					<span class={r.mentions > 0 ? "unread mention" : "unread"}>{countText(r.unread)}</span>
+				)}
 			</button>
 			<button
 				type="button"
@@ -140,4 +142,9 @@ export function RoomsList(props: RoomsListProps) {
 			{directs.length === 0 && <p class="hint">Write to someone from their name in a room's members.</p>}
 		</>
 	);
+}
+
+/** A count as a badge shows it: the server stops counting unread and mentions at 100 (docs/PROTOCOL.md, RoomInfo). */
+export function countText(n: number): string {
+	return n >= 100 ? "99+" : String(n);
 }

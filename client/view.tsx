@@ -6,7 +6,7 @@ import type { Change, Chat, RoomView } from "./chat.ts";
 import { Composer, type Suggestion } from "./composer.tsx";
 import { announcement, charCount, colourOf, initials, MAX_TEXT } from "./format.ts";
 import { Handlers, withActions } from "./message-actions.tsx";
-import { sidebarGroups } from "./rooms-list.tsx";
+import { countText, sidebarGroups } from "./rooms-list.tsx";
 import { roomLabel } from "./rooms-model.ts";
 import { RoomsUi } from "./rooms-ui.tsx";
 import { SearchUi } from "./search.tsx";
@@ -874,7 +874,7 @@ export class View {
 							<div class="jump-anchor">
 								{(!chat.atNewest || r.newer) && (
 									<button type="button" class="jump" onClick={() => this.jumpToNewest()}>
-										{r.unread > 0 ? `Jump to newest (${r.unread} new)` : "Jump to newest"}
+										{r.unread > 0 ? `Jump to newest (${countText(r.unread)} new)` : "Jump to newest"}
 									</button>
 								)}
 							</div>

@@ -144,6 +144,26 @@ describe("the room list and header", () => {
 		expect(document.querySelector("#join-form")).toBeNull();
 	});
 
+	test("a count the server stopped at 100 shows as 99+", () => {
+		const { chat } = alice();
+		chat.receive({
+			type: "room",
+			room: info("ops", {
+				kind: "private",
+				title: "Ops",
+				members: 2,
+				lastSeq: 500,
+				lastRead: 3,
+				unread: 100,
+				mentions: 100,
+			}),
+		});
+		expect(texts("#rooms .room")).toEqual(["#general", "Ops 99+"]);
+		expect($("#rooms .room[data-room=ops]").getAttribute("aria-label")).toBe(
+			"Ops, 99+ unread, 99+ mentioning you",
+		);
+	});
+
 	test("with every room left, the directory and a new room are still a click away", () => {
 		const socket = new FakeSocket();
 		const storage = new MemoryStorage();
