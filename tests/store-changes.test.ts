@@ -261,7 +261,7 @@ describe.each(backends)("%s store changes", (_, backend) => {
 	});
 });
 
-test("a deleted text is gone from the SQLite files: database, WAL and shared memory", async () => {
+test("a deleted or edited-away text is gone from the SQLite files: database, WAL and shared memory", async () => {
 	using dir = tempDir("hubbub-erase-");
 	const path = join(dir.path, "erase.db");
 	const store = new SqliteStore(path);
@@ -271,16 +271,23 @@ test("a deleted text is gone from the SQLite files: database, WAL and shared mem
 	// Longer than a page: its text sits in overflow pages, which a delete frees (PRAGMA secure_delete zeroes them).
 	const long = "qjw3longmarker";
 	await store.append(msg("r", "Alice", `${"x".repeat(9000)} ${long}`));
+	// Edited away: as secret as a deleted text (MEDIUM 4 of the hostile report: it stayed in the WAL).
+	const edited = "vk8editedmarker";
+	await store.append(msg("r", "Alice", `the key is ${edited} sorry`));
 	for (let i = 0; i < 5; i++) await store.append(msg("r", "Alice", `after ${i}`));
 	// Indexed for search (both FTS5 indexes hold its words and trigrams).
 	expect((await store.search({ text: marker, limit: 5 }, undefined)).hits).toHaveLength(1);
 	const files = [path, `${path}-wal`, `${path}-shm`];
-	const holding = () =>
+	const holding = (markers = [marker, long, edited]) =>
 		files.filter(
-			(f) => existsSync(f) && [marker, long].some((m) => readFileSync(f).includes(Buffer.from(m.slice(2)))),
+			(f) => existsSync(f) && markers.some((m) => readFileSync(f).includes(Buffer.from(m.slice(2)))),
 		);
 	// The test can fail: the text is in the files before the delete.
 	expect(holding().length).toBeGreaterThan(0);
+	expect(holding([edited]).length).toBeGreaterThan(0);
+	expect((await store.edit("r", 23, "the key is (removed)", 1)).ok).toBe(true);
+	await store.settled();
+	expect(holding([edited])).toEqual([]);
 	expect((await store.remove("r", 21)).ok).toBe(true);
 	expect((await store.remove("r", 22)).ok).toBe(true);
 	// The search indexes forget it on the eraser thread, which then truncates the WAL.
@@ -291,6 +298,8 @@ test("a deleted text is gone from the SQLite files: database, WAL and shared mem
 	expect(holding()).toEqual([]);
 	const again = new SqliteStore(path);
 	expect((await again.search({ text: marker, limit: 5 }, undefined)).hits).toEqual([]);
+	expect((await again.search({ text: edited, limit: 5 }, undefined)).hits).toEqual([]);
+	expect((await again.search({ text: "(removed)", limit: 5 }, undefined)).hits.map((h) => h.seq)).toEqual([23]);
 	expect((await again.after("r", 20, 1)).messages[0]).toMatchObject({ seq: 21, text: "", deleted: true });
 	await again.close();
 	expect(holding()).toEqual([]);
