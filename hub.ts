@@ -625,7 +625,16 @@ export class Hub implements BusHandler {
 		if (!outcome.ok) {
 			if (outcome.reason === "not_found")
 				throw new ChangeRefused("not_found", `no message ${seq} in #${room}`);
-			if (outcome.reason === "deleted") throw new ChangeRefused("forbidden", `message ${seq} was deleted`);
+			if (outcome.reason === "deleted")
+				throw new ChangeRefused(
+					"forbidden",
+					frame.type === "delete" ? `message ${seq} was already deleted` : `message ${seq} was deleted`,
+				);
+			if (outcome.reason === "too_many_own_reactions")
+				throw new ChangeRefused(
+					"forbidden",
+					`one person can put at most ${LIMITS.reactionsPerPerson} different reactions on a message`,
+				);
 			throw new ChangeRefused(
 				"forbidden",
 				`a message can carry at most ${LIMITS.reactionsPerMessage} different reactions`,

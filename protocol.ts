@@ -44,6 +44,8 @@ export const LIMITS = {
 	/** Characters of a reaction, and distinct reactions on one message. */
 	reactionChars: 16,
 	reactionsPerMessage: 20,
+	/** Distinct reactions one person may have on one message: no one fills a message's slots alone. */
+	reactionsPerPerson: 5,
 } as const;
 
 /** Close codes: 1000–1001 mean "reconnect when you like", 1008–1009 mean "you did something wrong". */
@@ -283,6 +285,20 @@ export const EditRequest = z.object({
 export const DeleteRequest = z.object({ type: z.literal("delete"), ref: Ref, room: Room, seq: Seq });
 const REACTION_PATTERN =
 	/^(?::[a-z0-9_+-]{1,14}:|\p{Regional_Indicator}{2}|[0-9#*]\ufe0f?\u20e3|\p{Extended_Pictographic}(?:\p{Emoji_Modifier}|\ufe0f|\u200d\p{Extended_Pictographic})*)$/u;
+/**
+ * One form per emoji, so a reaction with extra (or missing) U+FE0F variation
+ * selectors counts as the same one: every FE0F is dropped, then one is put
+ * back where an emoji needs it to show as an emoji (a keycap, and a lone
+ * pictograph whose default look is text, like ❤). Idempotent.
+ */
+export function canonicalEmoji(s: string): string {
+	if (s.startsWith(":")) return s;
+	const bare = s.replaceAll("\ufe0f", "");
+	if (/^[0-9#*]\u20e3$/u.test(bare)) return `${bare[0]}\ufe0f\u20e3`;
+	if (/^\p{Extended_Pictographic}$/u.test(bare) && !/^\p{Emoji_Presentation}$/u.test(bare))
+		return `${bare}\ufe0f`;
+	return bare;
+}
 export const Reaction = z
 	.string()
 	.min(1)
@@ -291,7 +307,8 @@ export const Reaction = z
 		// A flag, a keycap, or one pictograph with modifiers, variation selectors and ZWJ-joined pictographs (👍🏽, ❤️, 👩‍💻).
 		(s) => REACTION_PATTERN.test(s),
 		"must be one emoji or a :shortcode:",
-	);
+	)
+	.transform(canonicalEmoji);
 export const ReactRequest = z.object({
 	type: z.literal("react"),
 	ref: Ref,

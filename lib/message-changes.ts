@@ -46,6 +46,8 @@ export function refusal(
 		return undefined;
 	}
 	if (kind === "delete") {
+		// Answered before the rights, so a retried delete hears that it is done (the store checks again, in its transaction).
+		if (message.deleted) return new ChangeRefused("forbidden", `message ${message.seq} was already deleted`);
 		const creator = facts.kind === "private" && facts.creatorId === account.id;
 		if (own || account.role === "admin" || creator) return undefined;
 		return new ChangeRefused(

@@ -7,6 +7,7 @@ import { migrateSearch, postgresCandidates } from "./search-postgres.ts";
 import {
 	type Appended,
 	type ChangeOutcome,
+	type ChangeRefusal,
 	FORGET_STEP,
 	filesColumn,
 	MESSAGE_COLUMNS,
@@ -52,7 +53,7 @@ interface Pending {
 
 /** Thrown inside a change's transaction to roll it back (the change number with it). */
 class Refused {
-	constructor(readonly reason: "deleted" | "too_many_reactions") {}
+	constructor(readonly reason: Exclude<ChangeRefusal, "not_found">) {}
 }
 
 function isUniqueViolation(e: unknown): boolean {
@@ -589,6 +590,8 @@ export class PostgresStore implements Store {
 	remove(room: string, seq: number): Promise<ChangeOutcome> {
 		// The row is updated in place; the old row version stays in the table's pages until VACUUM reuses them (docs/SECURITY.md).
 		return this.change(room, seq, async (tx, row, change) => {
+			// Again: nothing to change, so no change number and no update (hub.ts answers that it was deleted).
+			if (row.deleted) return "deleted";
 			await tx`UPDATE hubbub_messages SET text = '', edited = NULL, deleted = true, reactions = NULL,
 				files = NULL, change_seq = ${change} WHERE room = ${room} AND seq = ${seq}`;
 			return {
@@ -614,7 +617,7 @@ export class PostgresStore implements Store {
 				nameKey,
 				LIMITS.reactionsPerMessage,
 			);
-			if (!list) return "too_many_reactions";
+			if (typeof list === "string") return list;
 			const reactions = list.length > 0 ? JSON.stringify(list) : null;
 			await tx`UPDATE hubbub_messages SET reactions = ${reactions}, change_seq = ${change}
 				WHERE room = ${room} AND seq = ${seq}`;
@@ -630,7 +633,11 @@ export class PostgresStore implements Store {
 	private async change(
 		room: string,
 		seq: number,
-		apply: (tx: SQL, row: StoredRow, change: number) => Promise<StoredRow | "deleted" | "too_many_reactions">,
+		apply: (
+			tx: SQL,
+			row: StoredRow,
+			change: number,
+		) => Promise<StoredRow | Exclude<ChangeRefusal, "not_found">>,
 	): Promise<ChangeOutcome> {
 		try {
 			return await this.sql.begin(async (tx): Promise<ChangeOutcome> => {

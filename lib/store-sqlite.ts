@@ -15,6 +15,7 @@ import {
 import {
 	type Appended,
 	type ChangeOutcome,
+	type ChangeRefusal,
 	FORGET_STEP,
 	filesColumn,
 	MESSAGE_COLUMNS,
@@ -71,7 +72,7 @@ export interface SqliteOptions extends QuotaOptions {
 
 /** Thrown inside a change's transaction to roll it back (the change number with it). */
 class Refused {
-	constructor(readonly reason: "not_found" | "deleted" | "too_many_reactions") {}
+	constructor(readonly reason: ChangeRefusal) {}
 }
 
 function isBusy(e: unknown): boolean {
@@ -634,6 +635,8 @@ export class SqliteStore implements Store {
 
 	async remove(room: string, seq: number): Promise<ChangeOutcome> {
 		const outcome = await this.change(room, seq, (row, change) => {
+			// Again: nothing to change, so no change number and no update (hub.ts answers that it was deleted).
+			if (row.deleted) return "deleted";
 			this.q.tombstone.run(change, room, seq);
 			return { ...row, text: "", edited: null, deleted: 1, reactions: null, files: null, change_seq: change };
 		});
@@ -654,7 +657,7 @@ export class SqliteStore implements Store {
 				nameKey,
 				LIMITS.reactionsPerMessage,
 			);
-			if (!list) return "too_many_reactions";
+			if (typeof list === "string") return list;
 			const reactions = list.length > 0 ? JSON.stringify(list) : null;
 			this.q.setReactions.run(reactions, change, room, seq);
 			return { ...row, reactions, change_seq: change };
@@ -669,7 +672,7 @@ export class SqliteStore implements Store {
 	private change(
 		room: string,
 		seq: number,
-		apply: (row: StoredRow, change: number) => StoredRow | "deleted" | "too_many_reactions",
+		apply: (row: StoredRow, change: number) => StoredRow | Exclude<ChangeRefusal, "not_found">,
 	): Promise<ChangeOutcome> {
 		const work = () =>
 			whileBusy(

@@ -1,5 +1,5 @@
 // Where messages are kept: the seam between the hub and a durable store (SQLite or PostgreSQL).
-import type { FileRef, Message } from "../protocol.ts";
+import { canonicalEmoji, type FileRef, LIMITS, type Message } from "../protocol.ts";
 import type { SearchPage, SearchQuery } from "./search.ts";
 
 export interface NewMessage {
@@ -141,13 +141,14 @@ export interface Store extends FileIndex {
 	 * Deletes message `seq` as a tombstone: the row and its seq stay (the log
 	 * stays gap-free), its text becomes "" and its reactions go, and the text
 	 * is erased from the store's files as far as the engine allows (see
-	 * docs/SECURITY.md). Deleting a tombstone again is allowed (a retried request).
+	 * docs/SECURITY.md). Deleting a tombstone again is refused ("deleted"): no change number, no update.
 	 */
 	remove(room: string, seq: number): Promise<ChangeOutcome>;
 	/**
 	 * Adds (`on`) or takes back `name`'s reaction `emoji` on message `seq`;
-	 * names are compared by name key. At most LIMITS.reactionsPerMessage
-	 * distinct emoji per message. A repeat (already on, already off) still
+	 * names are compared by name key, emoji by protocol.ts canonicalEmoji. At most
+	 * LIMITS.reactionsPerMessage distinct emoji per message, and
+	 * LIMITS.reactionsPerPerson of one person's. A repeat (already on, already off) still
 	 * takes a change number, so every accepted request has its `update`.
 	 */
 	react(room: string, seq: number, emoji: string, name: string, on: boolean): Promise<ChangeOutcome>;
@@ -179,7 +180,7 @@ export interface Store extends FileIndex {
 /** What an edit, removal or reaction did: the message as it is now (with its `change`), or why nothing changed. */
 export type ChangeOutcome =
 	| { ok: true; message: Message & { change: number } }
-	| { ok: false; reason: "not_found" | "deleted" | "too_many_reactions" };
+	| { ok: false; reason: ChangeRefusal };
 
 /** How much history a room keeps (see lib/retention.ts); 0 or absent means no bound. */
 export interface Retention {
@@ -292,10 +293,14 @@ export const FORGET_STEP = 500;
 
 export type Reactions = NonNullable<Message["reactions"]>;
 
+/** Why a store refused a change (nothing stored, no change number taken). */
+export type ChangeRefusal = "not_found" | "deleted" | "too_many_reactions" | "too_many_own_reactions";
+
 /**
  * `name`'s reaction `emoji` added (`on`) or taken back: the new list (each
- * emoji in the order it was first used), or undefined when adding would pass
- * `max` distinct emoji. Names are compared by `key`.
+ * emoji in the order it was first used), or why adding is refused: it would
+ * pass `max` distinct emoji on the message, or `perPerson` distinct emoji of
+ * this person's. Names are compared by `key`, emoji by canonicalEmoji.
  */
 export function toggleReaction(
 	list: Reactions,
@@ -304,17 +309,23 @@ export function toggleReaction(
 	on: boolean,
 	key: (name: string) => string,
 	max: number,
-): Reactions | undefined {
+	perPerson = LIMITS.reactionsPerPerson,
+): Reactions | "too_many_reactions" | "too_many_own_reactions" {
 	const k = key(name);
+	// Compared in one form (protocol.ts canonicalEmoji): a row stored before that form still matches.
+	const form = canonicalEmoji(emoji);
 	const next = list.map((r) => ({ emoji: r.emoji, names: [...r.names] }));
-	let entry = next.find((r) => r.emoji === emoji);
+	let entry = next.find((r) => canonicalEmoji(r.emoji) === form);
+	const mine = (r: { names: string[] }) => r.names.some((n) => key(n) === k);
 	if (on) {
+		if (entry && mine(entry)) return next;
+		if (next.filter(mine).length >= perPerson) return "too_many_own_reactions";
 		if (!entry) {
-			if (next.length >= max) return undefined;
-			entry = { emoji, names: [] };
+			if (next.length >= max) return "too_many_reactions";
+			entry = { emoji: form, names: [] };
 			next.push(entry);
 		}
-		if (!entry.names.some((n) => key(n) === k)) entry.names.push(name);
+		entry.names.push(name);
 	} else if (entry) {
 		entry.names = entry.names.filter((n) => key(n) !== k);
 	}

@@ -500,3 +500,19 @@ describe("http", () => {
 		expect((await b.closed).code).toBe(1001);
 	});
 });
+
+test("a reaction is read in one form: extra or missing U+FE0F variation selectors make the same emoji", () => {
+	const emojiOf = (emoji: string) => {
+		const parsed = parseClientFrame(
+			JSON.stringify({ type: "react", ref: "r", room: "general", seq: 1, emoji, on: true }),
+		);
+		return parsed.ok && parsed.frame.type === "react" ? parsed.frame.emoji : undefined;
+	};
+	expect(emojiOf("👍\ufe0f\ufe0f\ufe0f")).toBe("👍");
+	expect(emojiOf("👍")).toBe("👍");
+	// A pictograph that looks like text without it keeps exactly one.
+	expect(emojiOf("❤")).toBe("❤\ufe0f");
+	expect(emojiOf("❤\ufe0f\ufe0f")).toBe("❤\ufe0f");
+	expect(emojiOf("1\u20e3")).toBe("1\ufe0f\u20e3");
+	expect(emojiOf(":party:")).toBe(":party:");
+});

@@ -164,8 +164,8 @@ describe.each(backends)("%s store changes", (_, backend) => {
 		expect((await store.remove("r", 1)).ok).toBe(true);
 		expect(await store.edit("r", 1, "back from the dead", 2)).toEqual({ ok: false, reason: "deleted" });
 		expect(await store.react("r", 1, "👍", "Bob", true)).toEqual({ ok: false, reason: "deleted" });
-		// Deleting again is a retried request: accepted.
-		expect((await store.remove("r", 1)).ok).toBe(true);
+		// Deleting again changes nothing: refused, no number taken (no update goes out).
+		expect(await store.remove("r", 1)).toEqual({ ok: false, reason: "deleted" });
 		const emoji = [
 			"😀",
 			"😃",
@@ -185,15 +185,34 @@ describe.each(backends)("%s store changes", (_, backend) => {
 			"😍",
 		];
 		const many = [...emoji, "🤩", "😘", "😗", "☺️", "😚"];
-		for (const e of many.slice(0, LIMITS.reactionsPerMessage))
-			expect((await store.react("r", 2, e, "Bob", true)).ok).toBe(true);
-		expect(await store.react("r", 2, "😙", "Bob", true)).toEqual({ ok: false, reason: "too_many_reactions" });
+		// Four people fill the message's slots, each up to their own cap.
+		const people = ["Bob", "Carol", "Dan", "Eve"];
+		for (const [i, e] of many.slice(0, LIMITS.reactionsPerMessage).entries())
+			expect(
+				(await store.react("r", 2, e, people[Math.floor(i / LIMITS.reactionsPerPerson)] as string, true)).ok,
+			).toBe(true);
+		// One person past their own cap is refused even before the message's.
+		expect(await store.react("r", 2, "😙", "Bob", true)).toEqual({
+			ok: false,
+			reason: "too_many_own_reactions",
+		});
+		expect(await store.react("r", 2, "😙", "Fay", true)).toEqual({ ok: false, reason: "too_many_reactions" });
 		// An emoji already there can still be added to.
-		expect((await store.react("r", 2, "😀", "Carol", true)).ok).toBe(true);
-		expect(await store.lastChange("r")).toBe(2 + LIMITS.reactionsPerMessage + 1);
+		expect((await store.react("r", 2, "😀", "Fay", true)).ok).toBe(true);
+		expect(await store.lastChange("r")).toBe(1 + LIMITS.reactionsPerMessage + 1);
 		const [m] = (await store.after("r", 1, 1)).messages;
 		expect(m?.reactions).toHaveLength(LIMITS.reactionsPerMessage);
-		expect(m?.reactions?.[0]).toEqual({ emoji: "😀", names: ["Bob", "Carol"] });
+		expect(m?.reactions?.[0]).toEqual({ emoji: "😀", names: ["Bob", "Fay"] });
+		// Extra or missing variation selectors (U+FE0F) make the same reaction, not a look-alike second one.
+		await store.append(msg("r", "Alice", "three"));
+		for (const [who, e] of [
+			["Bob", "❤"],
+			["Carol", "❤\ufe0f\ufe0f\ufe0f"],
+			["Dan", "❤\ufe0f"],
+		] as const)
+			expect((await store.react("r", 3, e, who, true)).ok).toBe(true);
+		const [hearts] = (await store.after("r", 2, 1)).messages;
+		expect(hearts?.reactions).toEqual([{ emoji: "❤\ufe0f", names: ["Bob", "Carol", "Dan"] }]);
 		await store.close();
 	});
 
@@ -299,7 +318,9 @@ test("a deleted or edited-away text is gone from the SQLite files: database, WAL
 	const again = new SqliteStore(path);
 	expect((await again.search({ text: marker, limit: 5 }, undefined)).hits).toEqual([]);
 	expect((await again.search({ text: edited, limit: 5 }, undefined)).hits).toEqual([]);
-	expect((await again.search({ text: "(removed)", limit: 5 }, undefined)).hits.map((h) => h.seq)).toEqual([23]);
+	expect((await again.search({ text: "(removed)", limit: 5 }, undefined)).hits.map((h) => h.seq)).toEqual([
+		23,
+	]);
 	expect((await again.after("r", 20, 1)).messages[0]).toMatchObject({ seq: 21, text: "", deleted: true });
 	await again.close();
 	expect(holding()).toEqual([]);
