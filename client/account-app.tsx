@@ -188,14 +188,37 @@ function Action(props: {
 	);
 }
 
-/** Something shown once (a new invite link, a token, a reset link): the person copies it now. */
+/** Something shown once (a new invite link, a token, a reset link): the person copies it now, with a button. */
 function Secret(props: { shown?: { label: string; value: string } }) {
+	const [copied, setCopied] = useState("");
+	const text = useRef<HTMLParagraphElement>(null);
+	const value = props.shown?.value;
+	useEffect(() => setCopied(""), [value]);
+	const copy = () => {
+		const clip = navigator.clipboard as Clipboard | undefined;
+		// Without a clipboard (a page served over plain http), the text is selected for Ctrl+C.
+		const select = () => {
+			const range = document.createRange();
+			if (text.current) range.selectNodeContents(text.current);
+			getSelection()?.removeAllRanges();
+			getSelection()?.addRange(range);
+			setCopied("Selected: press Ctrl+C (⌘C) to copy");
+		};
+		if (!clip || value === undefined) return select();
+		clip.writeText(value).then(() => setCopied("Copied"), select);
+	};
 	return (
 		<div role="status">
 			{props.shown && (
 				<>
 					<p>{props.shown.label}</p>
-					<p class="secret">{props.shown.value}</p>
+					<p class="secret" ref={text}>
+						{props.shown.value}
+					</p>
+					<button type="button" class="secondary" onClick={copy}>
+						Copy
+					</button>{" "}
+					<span class="hint">{copied}</span>
 				</>
 			)}
 		</div>
@@ -378,7 +401,15 @@ function AdminTab(props: { reload: () => void }) {
 							<Action
 								label={a.active ? "Deactivate" : "Reactivate"}
 								onError={setError}
-								action={act("POST", path(a.name), { active: !a.active })}
+								action={
+									a.active
+										? async () => {
+												// Deactivating signs the person out everywhere at once: ask first.
+												if (!confirm(`Deactivate ${a.name}? They are signed out everywhere at once.`)) return;
+												await act("POST", path(a.name), { active: false })();
+											}
+										: act("POST", path(a.name), { active: true })
+								}
 							/>
 							{!a.bot && (
 								<>
@@ -434,6 +465,8 @@ function AdminTab(props: { reload: () => void }) {
 						<span class="long">{i.usedBy.join(", ") || "nobody yet"}</span>,
 						i.revoked ? (
 							"revoked"
+						) : i.uses >= i.maxUses ? (
+							"used up"
 						) : (
 							<Action
 								label="Revoke"

@@ -125,6 +125,11 @@ test("first-run setup, an invite in a second context, chat, sign out and in, wro
 
 	await admin.getByRole("button", { name: "Make an invite link" }).click();
 	const link = (await admin.locator(".secret").textContent()) as string;
+	// The link is shown once: a button copies it.
+	await adminContext.grantPermissions(["clipboard-read", "clipboard-write"]);
+	await admin.getByRole("button", { name: "Copy" }).click();
+	await admin.getByText("Copied").waitFor();
+	expect(await admin.evaluate(() => navigator.clipboard.readText())).toBe(link);
 	expect(link).toStartWith(`${server.url}/account#invite=`);
 	await admin.getByRole("cell", { name: "nobody yet" }).waitFor();
 	await audit(admin, "admin", "admin");
@@ -179,6 +184,9 @@ test("first-run setup, an invite in a second context, chat, sign out and in, wro
 	await admin.reload();
 	await admin.getByRole("cell", { name: "bob", exact: true }).first().waitFor();
 	expect(await admin.getByRole("cell", { name: "bob", exact: true }).count()).toBe(2); // accounts, and "used by"
+	// A used-up invite has nothing left to revoke.
+	await admin.getByRole("cell", { name: "used up" }).waitFor();
+	expect(await admin.getByRole("button", { name: "Revoke" }).count()).toBe(0);
 
 	// Bob signs out from the chat page's menu, and back in.
 	const menuPage = await bobContext.newPage();
@@ -199,6 +207,19 @@ test("first-run setup, an invite in a second context, chat, sign out and in, wro
 
 	// Deactivating bob cuts his open chat page off at once, and he cannot sign in again.
 	const bobClosed = closedWith(bob);
+	// Deactivating asks first: declined, nothing happens.
+	admin.once("dialog", (d) => {
+		expect(d.message()).toBe("Deactivate bob? They are signed out everywhere at once.");
+		void d.dismiss();
+	});
+	await admin
+		.getByRole("row")
+		.filter({ has: admin.getByRole("cell", { name: "bob", exact: true }) })
+		.first()
+		.getByRole("button", { name: "Deactivate" })
+		.click();
+	expect(await connect(menuPage)).toBe("bob");
+	admin.once("dialog", (d) => void d.accept());
 	await admin
 		.getByRole("row")
 		.filter({ has: admin.getByRole("cell", { name: "bob", exact: true }) })
