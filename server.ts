@@ -3,7 +3,6 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Server } from "bun";
-import accountPage from "./client/account.html";
 import page from "./client/index.html";
 import { Hub, type HubOptions } from "./hub.ts";
 import { Accounts } from "./lib/accounts.ts";
@@ -247,8 +246,6 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		process.memoryUsage.rss(),
 	);
 	const files = new PageAssets(page);
-	// The account screens (/account): a page of their own, so the chat page needs no account code.
-	const accountFiles = new PageAssets(accountPage);
 	const gate = new UpgradeGate(config, cap, hub);
 
 	const accounts = config.auth === "accounts" ? options.accounts : undefined;
@@ -410,8 +407,8 @@ export function start(config: Config, options: StartOptions = {}): Running {
 						if (chat && cookie) chat.headers.append("set-cookie", cookie);
 						if (chat) return chat;
 					}
-					if (path === "/account") return (await accountFiles.serve("/", req)) as Response;
-					const file = (await files.serve(path, req)) ?? (await accountFiles.serve(path, req));
+					// The account screens are the same single-page app (client/main.ts picks the screen by address).
+					const file = await files.serve(path === "/account" ? "/" : path, req);
 					if (file) return file;
 				} else if (routeNames.has(path) || files.has(path) || path === "/account") {
 					return methodNotAllowed(path === "/ws" || path.startsWith("/api/") ? "GET" : "GET, HEAD");
@@ -440,7 +437,6 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		});
 	} catch (e) {
 		files.stop();
-		accountFiles.stop();
 		disk.stop();
 		store.close().catch((err: unknown) => log.error("store_close_failed", { error: (err as Error).message }));
 		const code = (e as { code?: string }).code;
@@ -524,7 +520,6 @@ export function start(config: Config, options: StartOptions = {}): Running {
 				fileSweep.stop();
 				disk.stop();
 				files.stop();
-				accountFiles.stop();
 				listening.stop();
 				await hub.closeAll(CLOSE.goingAway, "server shutting down");
 				await bus.close();

@@ -1,4 +1,4 @@
-// The account screens at /account (--auth accounts), drawn by Preact in the chat page's design:
+// The account screens at /account (--auth accounts), loaded by the page's entry (main.ts) on first use, drawn by Preact in the chat page's design:
 // first-run setup, sign-in, sign-up from an invite, a reset link, and once signed in your account,
 // your sessions and (for admins) the admin screen. The hash picks the screen: #account, #sessions,
 // #admin; #invite=CODE and #reset=CODE open those links. Text people typed is always rendered as text.
@@ -666,6 +666,12 @@ function body(screen: Screen, reload: () => void, go: (hash: string) => void) {
 	}
 }
 
+/** Draws the account screens in `root` (afresh: each time they are opened, the server is asked again). */
 export function mount(root: HTMLElement): void {
 	render(<AccountApp />, root);
+}
+
+/** Takes them away (their listeners with them) when the chat replaces them. */
+export function unmount(root: HTMLElement): void {
+	render(null, root);
 }

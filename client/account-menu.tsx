@@ -25,10 +25,16 @@ export function AccountMenu() {
 			setOpen(false);
 			toggle.current?.focus();
 		};
+		// A link opens its screen in place (client/main.ts), no page load: the menu closes behind it.
+		const followed = (e: Event) => {
+			if ((e.target as Element).closest?.("a") && root.current?.contains(e.target as Node)) setOpen(false);
+		};
+		document.addEventListener("click", followed);
 		document.addEventListener("pointerdown", away);
 		document.addEventListener("focusin", away);
 		document.addEventListener("keydown", onKey);
 		return () => {
+			document.removeEventListener("click", followed);
 			document.removeEventListener("pointerdown", away);
 			document.removeEventListener("focusin", away);
 			document.removeEventListener("keydown", onKey);

@@ -1,76 +1,75 @@
-// The page's entry: one Chat model, one View, and the browser events they need.
-import { ROOM_PATTERN } from "../protocol.ts";
-import { Chat } from "./chat.ts";
-import { openPicker, shortcodes } from "./emoji.ts";
-import { checkUpgrade } from "./upgrade-check.ts";
-import { type Notifications, View } from "./view.tsx";
+// The page's entry, one single-page app: the chat at / and the account screens at /account (sign-in,
+// setup, invite, reset, your account, sessions, admin). The chat's code loads with the page; the
+// account screens' code is a chunk of its own, fetched with import() the first time they are shown,
+// so the chat's first load carries none of it. Links between the two change the address with
+// history.pushState and swap the screen in place: the chat keeps its socket while the account
+// screens are open.
+import { type ChatScreen, startChat } from "./chat-screen.ts";
 
-function roomFromHash(): string | undefined {
-	const room = decodeURIComponent(location.hash.slice(1)).toLowerCase();
-	return ROOM_PATTERN.test(room) ? room : undefined;
-}
+type Screen = "chat" | "account";
 
-const url = new URL("/ws", location.href);
-url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-const chat = new Chat({
-	url: url.href,
-	storage: localStorage,
-	isOnline: () => navigator.onLine,
-	checkUpgrade: () => checkUpgrade(url.href, location.origin),
-});
+const chatRoot = document.getElementById("app") as HTMLElement;
+const accountRoot = document.getElementById("account") as HTMLElement;
 
-const notifications: Notifications = {
-	permission: () => (typeof Notification === "undefined" ? "unsupported" : Notification.permission),
-	request: () => Notification.requestPermission(),
-	show: (title, body, tag) => {
-		const n = new Notification(title, { body, tag });
-		n.onclick = () => {
-			focus();
-			chat.open(tag);
-		};
-	},
-};
+const screenOf = (path: string): Screen | undefined =>
+	path === "/" ? "chat" : path === "/account" ? "account" : undefined;
 
-chat.attentive = document.visibilityState === "visible";
-new View(chat, document, {
-	storage: localStorage,
-	notifications,
-	emojiPicker: (pick) => {
-		openPicker(pick).catch(() => undefined);
-	},
-	// Once the table has loaded, the word being typed is looked up again.
-	shortcodes: (word) =>
-		shortcodes(word, () => document.getElementById("text")?.dispatchEvent(new Event("input"))),
-});
+let shown: Screen | undefined;
+let chat: ChatScreen | undefined;
+/** The chat's title, put back when the chat returns (the account screens set their own). */
+let chatTitle = document.title;
+/** Which import() is the latest: a slow one must not draw over a screen shown since. */
+let opening = 0;
 
-// Under --auth accounts the server's list of rooms wins, except a room this address names: that one is joined.
-chat.linked = roomFromHash();
-chat.open(chat.linked ?? chat.rooms.keys().next().value ?? "general");
-chat.on((change) => {
-	if (change.kind === "room" && chat.current && location.hash !== `#${chat.current}`) {
-		history.replaceState(null, "", `#${chat.current}`);
+function show(screen: Screen): void {
+	if (screen === shown) return;
+	const before = shown;
+	shown = screen;
+	if (screen === "chat") {
+		accountRoot.hidden = true;
+		chatRoot.hidden = false;
+		if (before === "account") {
+			import("./account-app.tsx").then((a) => a.unmount(accountRoot)).catch(() => {});
+			document.title = chatTitle;
+		}
+		if (chat) chat.back();
+		else chat = startChat(() => shown === "chat");
+		return;
 	}
-});
-addEventListener("hashchange", () => {
-	const room = roomFromHash();
-	if (room) chat.open(room);
-});
-addEventListener("online", () => chat.checkConnection());
-addEventListener("offline", () => chat.wentOffline());
-// Messages are read when the tab is in front and has the focus (read positions are kept by the server).
-addEventListener("focus", () => chat.setAttentive(document.visibilityState === "visible"));
-addEventListener("blur", () => chat.setAttentive(false));
-document.addEventListener("visibilitychange", () => {
-	const visible = document.visibilityState === "visible";
-	chat.setAttentive(visible);
-	// A tab back from the background (or a laptop from sleep) checks its connection at once.
-	if (visible) chat.checkConnection();
-});
-// The composer stays above an on-screen keyboard: the layout follows the visual viewport.
-const viewport = window.visualViewport;
-if (viewport) {
-	const fit = () => document.documentElement.style.setProperty("--vvh", `${viewport.height}px`);
-	viewport.addEventListener("resize", fit);
-	fit();
+	if (chat) {
+		chatTitle = document.title;
+		chat.left();
+	}
+	chatRoot.hidden = true;
+	accountRoot.hidden = false;
+	const mine = ++opening;
+	import("./account-app.tsx")
+		.then((a) => {
+			if (mine === opening && shown === "account") a.mount(accountRoot);
+		})
+		.catch((e: Error) => {
+			// The chunk could not be fetched (the server was updated or is gone): a full load tries again.
+			if (mine === opening) accountRoot.textContent = `The account screens could not be loaded: ${e.message}`;
+		});
 }
-chat.connect();
+
+// A click on a link to the other screen changes the address and the screen without a page load; a link
+// that only changes the hash (#sessions, #room) is left to the browser, which fires hashchange.
+document.addEventListener("click", (e) => {
+	if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+	const link = (e.target as Element | null)?.closest?.("a[href]");
+	if (!(link instanceof HTMLAnchorElement) || (link.target && link.target !== "_self") || link.download)
+		return;
+	const to = new URL(link.href);
+	const screen = screenOf(to.pathname);
+	if (to.origin !== location.origin || !screen || to.pathname === location.pathname) return;
+	e.preventDefault();
+	history.pushState(null, "", to.href);
+	show(screen);
+});
+addEventListener("popstate", () => {
+	const screen = screenOf(location.pathname);
+	if (screen) show(screen);
+});
+
+show(screenOf(location.pathname) ?? "chat");
