@@ -34,11 +34,25 @@ describe("the compiled binary", () => {
 			const assets = assetsOf(html);
 			expect(assets.some((a) => a.endsWith(".js"))).toBe(true);
 			expect(assets.some((a) => a.endsWith(".css"))).toBe(true);
+			// The scripts name further chunks (the account screens, loaded with import()): those are served too.
+			const chunks = new Set<string>();
 			for (const asset of assets) {
 				const res = await fetch(new URL(asset, `${s.url}/`));
 				expect(res.status, asset).toBe(200);
-				expect((await res.text()).length, asset).toBeGreaterThan(100);
+				const text = await res.text();
+				expect(text.length, asset).toBeGreaterThan(100);
+				for (const m of text.matchAll(/"(\/chunk-[a-z0-9]+\.js)"/g)) chunks.add(m[1] as string);
 			}
+			expect(chunks.size).toBeGreaterThan(0);
+			let accountScreens = false;
+			for (const chunk of chunks) {
+				const res = await fetch(new URL(chunk, `${s.url}/`));
+				expect(res.status, chunk).toBe(200);
+				if ((await res.text()).includes("Make an invite link")) accountScreens = true;
+			}
+			expect(accountScreens).toBe(true);
+			// The account screens are the same page.
+			expect(await (await fetch(`${s.url}/account`)).text()).toBe(html);
 			// The default database is made in the working directory.
 			expect(existsSync(join(dir.path, "hubbub.db"))).toBe(true);
 			const a = await chatter(`ws://127.0.0.1:${s.port}/ws`, "alice", "general");
