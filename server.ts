@@ -188,6 +188,8 @@ export function start(config: Config, options: StartOptions = {}): Running {
 		new SqliteStore(config.db, {
 			onCommit: (seconds) => metrics.commitSeconds.observe(seconds),
 			onBusy: storeRetryLog(log),
+			// The search-erasure thread retries on its own; a failure that repeats (disk full) must be seen.
+			onEraseError: (message) => log.error("search_erase_failed", { message }),
 			dailyQuota: config.quotaPerDay,
 			...options.sqlite,
 		});
