@@ -186,6 +186,8 @@ export class SqliteStore implements Store {
 	private eraser?: Worker;
 	private eraseRequests = 0;
 	private erased = 0;
+	/** The erasure request of the last edit: a search waits for it (a deletion's, or retention's, it need not). */
+	private lastEdit = 0;
 	private waiting: { n: number; resolve: () => void }[] = [];
 	private eraserClosed?: () => void;
 	private readonly onEraseError?: (message: string) => void;
@@ -612,7 +614,7 @@ export class SqliteStore implements Store {
 	async search(query: SearchQuery, readable: ReadonlySet<string> | undefined): Promise<SearchPage> {
 		// An edit is indexed again by the eraser thread: wait for it (without holding the event loop), so an
 		// editor finds the new text; bounded, so a busy eraser only makes the new text findable a little later.
-		if (this.eraseRequests > this.erased)
+		if (this.lastEdit > this.erased)
 			await Promise.race([this.settled(), Bun.sleep(SEARCH_WAITS_FOR_ERASER_MS)]);
 		try {
 			if (this.searcher.catchUp() === INDEX_STEP) this.scheduleIndex(0);
@@ -628,8 +630,8 @@ export class SqliteStore implements Store {
 			this.q.setText.run(text, ts, change, room, seq);
 			return { ...row, text, edited: ts, change_seq: change };
 		});
-		// The edited-away text is as secret as a deleted one (remove).
-		if (outcome.ok) this.erase();
+		// The edited-away text is as secret as a deleted one (remove); a search waits for its new text.
+		if (outcome.ok) this.lastEdit = this.erase();
 		return outcome;
 	}
 
@@ -717,8 +719,8 @@ export class SqliteStore implements Store {
 	 * forget the texts queued in `search_forget` from the search indexes and
 	 * to truncate the WAL, off the event loop. settled() awaits it.
 	 */
-	private erase(): void {
-		if (this.closed) return;
+	private erase(): number {
+		if (this.closed) return 0;
 		if (!this.eraser) {
 			const worker = new Worker(ERASER_URL);
 			worker.onmessage = (event: MessageEvent<EraserReply>) => {
@@ -736,6 +738,7 @@ export class SqliteStore implements Store {
 		}
 		this.eraseRequests++;
 		this.eraser.postMessage({ type: "work", n: this.eraseRequests, path: this.path } satisfies EraserRequest);
+		return this.eraseRequests;
 	}
 
 	/**
