@@ -61,6 +61,9 @@ export const CLOSE = {
 	sessionEnded: 4001,
 } as const;
 
+/** The 4001 close reason when an admin deactivated the account (on the process where it happened; elsewhere the reason is the general one). */
+export const DEACTIVATED_REASON = "account deactivated by an admin";
+
 export const ERROR_CODES = [
 	"bad_frame",
 	"not_identified",

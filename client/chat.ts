@@ -2,6 +2,7 @@
 import {
 	CLOSE,
 	type ClientFrame,
+	DEACTIVATED_REASON,
 	type FileRef,
 	LIMITS,
 	type Message,
@@ -99,7 +100,7 @@ export type Status =
 	/** Our own name is still held by our previous connection; asked for again until `until`. */
 	| { kind: "reclaiming"; name: string; until: number }
 	/** --auth accounts: the session ended (signed out elsewhere, account deactivated); sign in again. */
-	| { kind: "ended" };
+	| { kind: "ended"; deactivated?: boolean };
 
 /** Joins and leaves in a room that happened together, after the message with seq `after` (0: before all). */
 export interface PresenceLine {
@@ -326,7 +327,7 @@ export class Chat {
 			if (event.code === CLOSE.sessionEnded) {
 				// Signed out (elsewhere, or the account ended): reconnecting cannot help; signing in can.
 				this.stopped = true;
-				this.setStatus({ kind: "ended" });
+				this.setStatus({ kind: "ended", deactivated: event.reason === DEACTIVATED_REASON });
 				return;
 			}
 			if (!opened && this.options.checkUpgrade) this.askWhy(this.options.checkUpgrade);

@@ -251,7 +251,9 @@ export class View {
 							: s.kind === "reclaiming"
 								? `Waiting for your name ${s.name} to be free.`
 								: s.kind === "ended"
-									? "Signed out."
+									? s.deactivated
+										? "Your account was deactivated by an admin."
+										: "Signed out."
 									: "";
 		// A countdown or a retry of the same state is not news.
 		if (said && said !== this.statusWas) this.announce(said);
@@ -624,7 +626,9 @@ export class View {
 				<h1>hubbub</h1>
 				{named && this.searchUi.field()}
 				<p id="status" data-state={status.state}>
-					{this.chat.status.kind === "ended" ? (
+					{this.chat.status.kind === "ended" && this.chat.status.deactivated ? (
+						"Your account was deactivated by an admin."
+					) : this.chat.status.kind === "ended" ? (
 						<>
 							Signed out. <a href="/account">Sign in again</a>
 						</>

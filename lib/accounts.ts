@@ -1,5 +1,6 @@
 // Who is who under `--auth accounts`: accounts and their roles, passwords, sessions, invites,
 // reset links and bot tokens, with the rules that keep them safe. Rows live in lib/account-store.ts.
+import { DEACTIVATED_REASON } from "../protocol.ts";
 import { type AccountRow, AccountStore, type InviteRow, type Role } from "./account-store.ts";
 import { checkName, nameKey } from "./names.ts";
 
@@ -156,7 +157,7 @@ export class Accounts {
 	private readonly dummy: Promise<string>;
 	/** Once an account exists, first-run setup is over for good (no need to ask the database again). */
 	private setupDone = false;
-	private readonly ended = new Set<(tokenHash: string) => void>();
+	private readonly ended = new Set<(tokenHash: string, why?: string) => void>();
 	private poller?: ReturnType<typeof setInterval>;
 	private purger?: ReturnType<typeof setInterval>;
 
@@ -370,7 +371,10 @@ export class Accounts {
 		const a = await this.mustFind(name);
 		if (!active && a.role === "admin" && a.active && (await this.store.activeAdmins()) <= 1)
 			fail("last_admin", "the last active admin cannot be deactivated; make another admin first");
-		this.announce(await this.store.setActive(a.id, active, this.now()));
+		this.announce(
+			await this.store.setActive(a.id, active, this.now()),
+			active ? undefined : DEACTIVATED_REASON,
+		);
 		return { ...publicAccount(a), active };
 	}
 
@@ -507,12 +511,13 @@ export class Accounts {
 	// ---- ended sessions reach every process
 
 	/** `listener` hears the token hash of every session that ends, here or (within a second) on another process. */
-	onSessionEnded(listener: (tokenHash: string) => void): void {
+	onSessionEnded(listener: (tokenHash: string, why?: string) => void): void {
 		this.ended.add(listener);
 	}
 
-	private announce(hashes: string[]): void {
-		for (const h of hashes) for (const l of this.ended) l(h);
+	/** `why`, known only on the process where it happened, becomes the sockets' close reason there. */
+	private announce(hashes: string[], why?: string): void {
+		for (const h of hashes) for (const l of this.ended) l(h, why);
 	}
 
 	/**

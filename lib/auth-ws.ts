@@ -39,7 +39,7 @@ export class LiveSessions<T extends object> {
 	private readonly recentlyEnded = new Map<string, number>();
 
 	constructor(accounts: Accounts) {
-		accounts.onSessionEnded((tokenHash) => this.end(tokenHash));
+		accounts.onSessionEnded((tokenHash, why) => this.end(tokenHash, why));
 	}
 
 	add(ws: ServerWebSocket<T>): Account | undefined {
@@ -67,7 +67,7 @@ export class LiveSessions<T extends object> {
 	}
 
 	/** Closes every socket of the session with CLOSE.sessionEnded. */
-	end(tokenHash: string): number {
+	end(tokenHash: string, why = "session ended; sign in again"): number {
 		const now = Date.now();
 		this.recentlyEnded.set(tokenHash, now);
 		for (const [hash, at] of this.recentlyEnded) {
@@ -77,7 +77,7 @@ export class LiveSessions<T extends object> {
 		const set = this.bySession.get(tokenHash);
 		if (!set) return 0;
 		this.bySession.delete(tokenHash);
-		for (const ws of set) ws.close(CLOSE.sessionEnded, "session ended; sign in again");
+		for (const ws of set) ws.close(CLOSE.sessionEnded, why);
 		return set.size;
 	}
 
