@@ -211,6 +211,7 @@ export class Composer extends Component<ComposerProps, State> {
 								type="button"
 								class="icon attach"
 								aria-label="Attach files"
+								disabled={disabled}
 								title="Attach files (or drop them here, or paste a screenshot)"
 								onClick={() => this.picker.current?.click()}
 							>
@@ -230,6 +231,7 @@ export class Composer extends Component<ComposerProps, State> {
 						type="button"
 						class="icon"
 						aria-label="Insert emoji"
+						disabled={disabled}
 						title="Insert emoji"
 						onClick={() => this.props.onEmojiButton()}
 					>

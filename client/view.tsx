@@ -82,6 +82,7 @@ export class View {
 	private switcher = false;
 	private switcherQuery = "";
 	private undo?: string;
+	private undoLabel = "";
 	private announced = "";
 	private statusWas = "";
 	/** Per room: the index of the first message drawn, and where the reader was. */
@@ -312,6 +313,8 @@ export class View {
 	}
 
 	private leaveRoom(room: string): void {
+		// Named as the list named it, before the room (and its title) is gone.
+		this.undoLabel = roomLabel(room, this.chat.rooms.get(room)?.info);
 		this.chat.leave(room);
 		this.undo = room;
 		clearTimeout(this.undoTimer);
@@ -722,7 +725,7 @@ export class View {
 						{this.roomsUi.list()}
 						{this.undo && (
 							<p class="undo">
-								Left #{this.undo}.{" "}
+								Left <bdi>{this.undoLabel}</bdi>.{" "}
 								<button
 									type="button"
 									class="link"

@@ -389,6 +389,12 @@ describe("messages: edit, delete, react", () => {
 		const { chat } = alice();
 		chat.receive({ type: "room", room: info("general", { archived: 5 }) });
 		expect(($("#text") as HTMLTextAreaElement).disabled).toBe(true);
+		// Every control of the composer, not only the box and Send.
+		expect(button("Insert emoji").disabled).toBe(true);
+		for (const b of document.querySelectorAll<HTMLButtonElement>("#composer button, form.composer button"))
+			expect({ b: b.getAttribute("aria-label") ?? b.textContent, disabled: b.disabled }).toMatchObject({
+				disabled: true,
+			});
 		expect($(".archived-note").textContent).toContain("archived");
 		// Only writing to the author is left.
 		expect(texts("#messages .actions button").length).toBe(1);
@@ -494,9 +500,11 @@ describe("dialogs", () => {
 		expect(sent("leave")).toEqual([]);
 		button("Leave", $("#confirm")).click();
 		expect(sent("leave")).toEqual([{ type: "leave", room: "ops" }]);
-		button("Leave #general").click();
+		chat.receive({ type: "room", room: info("general", { title: "General chat" }) });
+		button("Leave #General chat").click();
 		expect(sent("leave").at(-1)).toEqual({ type: "leave", room: "general" });
-		expect($(".undo").textContent).toContain("Left #general");
+		// The undo note names the room as the list did, not by its address.
+		expect($(".undo").textContent).toContain("Left #General chat.");
 		expect(chat.rooms.has("general")).toBe(false);
 	});
 
