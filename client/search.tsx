@@ -118,7 +118,8 @@ export class SearchUi {
 					id="search-input"
 					ref={this.input}
 					type="search"
-					placeholder="Search  /"
+					// The "/" key hint means nothing on a touch screen.
+					placeholder={globalThis.matchMedia?.("(pointer: coarse)").matches ? "Search" : "Search  /"}
 					autocomplete="off"
 					maxlength={200}
 					aria-controls={this.shown ? "search-panel" : undefined}

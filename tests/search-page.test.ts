@@ -129,6 +129,19 @@ describe("the search panel", () => {
 		expect(document.activeElement).toBe(room);
 	});
 
+	test("on a touch screen the field's placeholder has no '/' key hint", () => {
+		const real = window.matchMedia;
+		window.matchMedia = ((q: string) => ({
+			matches: q === "(pointer: coarse)",
+		})) as unknown as typeof window.matchMedia;
+		try {
+			connected();
+			expect($("#search-input").getAttribute("placeholder")).toBe("Search");
+		} finally {
+			window.matchMedia = real;
+		}
+	});
+
 	test("/ opens it with the field focused; a search sends the frame with its filters; Escape closes it", () => {
 		const { sent } = connected();
 		expect(document.querySelector("#search-panel")).toBeNull();
