@@ -51,6 +51,8 @@ const backends: [string, () => Promise<Fresh>][] = [
 					for (const c of ["edited", "deleted", "reactions", "change_seq"])
 						db.run(`ALTER TABLE messages DROP COLUMN ${c}`);
 					db.run("ALTER TABLE room_floors DROP COLUMN changes");
+					// Nor schema 6's queue of texts the search eraser forgets.
+					db.run("DROP TABLE search_forget");
 					db.run("UPDATE meta SET value = '3' WHERE key = 'schema'");
 					db.close();
 				},
