@@ -129,7 +129,8 @@ export function migrateSearchErasure(db: Database): void {
  */
 export function migrateSearchQueue(db: Database): void {
 	for (const trigger of ["delete", "update"]) db.run(`DROP TRIGGER messages_search_${trigger}`);
-	db.run("CREATE TABLE search_forget (doc INTEGER PRIMARY KEY, text TEXT NOT NULL)");
+	// IF NOT EXISTS: a file rolled back to an older schema by hand (tests do) may still hold it.
+	db.run("CREATE TABLE IF NOT EXISTS search_forget (doc INTEGER PRIMARY KEY, text TEXT NOT NULL)");
 	const queue = `INSERT OR IGNORE INTO search_forget (doc, text) SELECT id, old.text FROM search_docs
 		WHERE room = old.room AND seq = old.seq
 		AND id <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed');`;
