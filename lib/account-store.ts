@@ -1,7 +1,7 @@
 // Where accounts, sessions, invites, reset links, bot tokens and session revocations are kept:
 // the same database as the messages (SQLite file or PostgreSQL), through Bun.SQL, one code path for both.
-import { SQL } from "bun";
-import { StoreError } from "./store.ts";
+import type { SQL } from "bun";
+import { type Engine, isUniqueViolation, openTables } from "./sql-tables.ts";
 
 /**
  * The account tables carry their own schema version (key 'schema' in
@@ -58,8 +58,6 @@ export interface TokenRow {
 	lastUsed: number | null;
 }
 
-const POSTGRES_URL = /^postgres(ql)?:\/\//i;
-
 type Row = Record<string, unknown>;
 const num = (v: unknown) => Number(v);
 
@@ -88,16 +86,6 @@ function sessionOf(r: Row): SessionRow {
 	};
 }
 
-function isUniqueViolation(e: unknown): boolean {
-	const err = e as { errno?: unknown; code?: unknown; message?: unknown };
-	return (
-		err?.errno === "23505" ||
-		String(err?.code).includes("23505") ||
-		String(err?.code).startsWith("SQLITE_CONSTRAINT") ||
-		/UNIQUE constraint failed|duplicate key/i.test(String(err?.message))
-	);
-}
-
 /**
  * Rows only: no hashing, no rules (lib/accounts.ts has those). Every method
  * that must be atomic across processes is one statement or one transaction
@@ -106,29 +94,16 @@ function isUniqueViolation(e: unknown): boolean {
 export class AccountStore {
 	private constructor(
 		private readonly sql: SQL,
-		readonly engine: "sqlite" | "postgres",
+		readonly engine: Engine,
 	) {}
 
 	/** Opens `db` (a postgres:// URL or a SQLite path) and creates or migrates the account tables. */
 	static async open(db: string): Promise<AccountStore> {
-		const postgres = POSTGRES_URL.test(db);
-		const sql = postgres
-			? new SQL({ url: db, max: 4, connectionTimeout: 3, idleTimeout: 60 })
-			: new SQL({ adapter: "sqlite", filename: db === "" ? ":memory:" : db, create: true });
-		try {
-			if (!postgres) {
-				// Account writes are rare and short; another process's message batch holds the lock for milliseconds.
-				await sql`PRAGMA busy_timeout = 2000`;
-				// The message store uses WAL too; whichever opens the file first sets it (it is kept in the file).
-				await sql`PRAGMA journal_mode = WAL`;
-			}
-			const store = new AccountStore(sql, postgres ? "postgres" : "sqlite");
+		return openTables(db, "the account tables", async (sql, engine) => {
+			const store = new AccountStore(sql, engine);
 			await store.migrate();
 			return store;
-		} catch (e) {
-			await sql.close({ timeout: 0 }).catch(() => {});
-			throw new StoreError(`cannot open the account tables: ${(e as Error).message}`);
-		}
+		});
 	}
 
 	private async migrate(): Promise<void> {

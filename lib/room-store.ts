@@ -1,7 +1,7 @@
 // Where rooms, their members, read positions and mentions are kept (protocol 1.2, --auth accounts):
 // the same database as the messages and accounts (SQLite file or PostgreSQL), through Bun.SQL, one code path for both.
-import { SQL } from "bun";
-import { StoreError } from "./store.ts";
+import type { SQL } from "bun";
+import { type Engine, isUniqueViolation, openTables } from "./sql-tables.ts";
 
 /**
  * The room tables carry their own schema version (key 'schema' in
@@ -67,8 +67,6 @@ export interface StartQuota {
 	memberCap: number;
 }
 
-const POSTGRES_URL = /^postgres(ql)?:\/\//i;
-
 type Row = Record<string, unknown>;
 const num = (v: unknown) => Number(v ?? 0);
 
@@ -84,16 +82,6 @@ function roomOf(r: Row): RoomRow {
 	};
 }
 
-function isUniqueViolation(e: unknown): boolean {
-	const err = e as { errno?: unknown; code?: unknown; message?: unknown };
-	return (
-		err?.errno === "23505" ||
-		String(err?.code).includes("23505") ||
-		String(err?.code).startsWith("SQLITE_CONSTRAINT") ||
-		/UNIQUE constraint failed|duplicate key/i.test(String(err?.message))
-	);
-}
-
 /** Rows only: who may do what is decided in lib/rooms.ts. */
 export class RoomStore {
 	/** The message store's tables, which differ by engine (lib/store-sqlite.ts, lib/store-postgres.ts). */
@@ -105,7 +93,7 @@ export class RoomStore {
 
 	private constructor(
 		private readonly sql: SQL,
-		readonly engine: "sqlite" | "postgres",
+		readonly engine: Engine,
 	) {
 		const pg = engine === "postgres";
 		this.messages = pg ? "hubbub_messages" : "messages";
@@ -127,22 +115,11 @@ export class RoomStore {
 
 	/** Opens `db` (a postgres:// URL or a SQLite path) and creates or migrates the room tables. */
 	static async open(db: string, now = Date.now()): Promise<RoomStore> {
-		const postgres = POSTGRES_URL.test(db);
-		const sql = postgres
-			? new SQL({ url: db, max: 4, connectionTimeout: 3, idleTimeout: 60 })
-			: new SQL({ adapter: "sqlite", filename: db === "" ? ":memory:" : db, create: true });
-		try {
-			if (!postgres) {
-				await sql`PRAGMA busy_timeout = 2000`;
-				await sql`PRAGMA journal_mode = WAL`;
-			}
-			const store = new RoomStore(sql, postgres ? "postgres" : "sqlite");
+		return openTables(db, "the room tables", async (sql, engine) => {
+			const store = new RoomStore(sql, engine);
 			await store.migrate(now);
 			return store;
-		} catch (e) {
-			await sql.close({ timeout: 0 }).catch(() => {});
-			throw new StoreError(`cannot open the room tables: ${(e as Error).message}`);
-		}
+		});
 	}
 
 	private async tableExists(tx: SQL, name: string): Promise<boolean> {
