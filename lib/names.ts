@@ -128,6 +128,25 @@ const FAINT_MARKS = /[\u0307\u0316-\u0333]/gu;
  * be upper-case ("0" looks like "O").
  */
 export function nameKey(name: string): string {
+	let key = knownKeys.get(name);
+	if (key === undefined) {
+		// Bounded: a flood of new names costs what it would without the memo, never memory.
+		if (knownKeys.size >= KNOWN_KEYS_MAX) knownKeys.clear();
+		key = computeNameKey(name);
+		knownKeys.set(name, key);
+	}
+	return key;
+}
+
+/**
+ * nameKey is asked for the same few names over and over (every stored
+ * message charges its sender's quota under it, every join and leave looks
+ * the sender up), and computing it walks the confusables table: about 10 µs.
+ */
+const knownKeys = new Map<string, string>();
+const KNOWN_KEYS_MAX = 50_000;
+
+function computeNameKey(name: string): string {
 	let key = name
 		.normalize("NFKC")
 		.replace(INVISIBLE_ALL, "")

@@ -121,7 +121,7 @@ export function migrateSearchErasure(db: Database): void {
  * no longer forget a text themselves: they queue, in `search_forget`, the
  * text a message was indexed with (one row per message: the first change
  * after indexing; later ones before the erasure change nothing in the
- * index), and the worker thread lib/search-eraser.ts forgets it, indexes the
+ * index), and the search thread (lib/search-worker.ts) forgets it, indexes the
  * current text again, deletes the row and truncates the WAL. The queue's
  * rows are erased like any (PRAGMA secure_delete). Until then the index may
  * still match the old text: lib/search.ts's matcher re-checks every
@@ -143,7 +143,33 @@ export function migrateSearchQueue(db: Database): void {
 	END`);
 }
 
-/** Rows one catchUp call indexes at most: about 20–40 ms of work, so the event loop is never held long. */
+/** Forgets one text queued in search_forget (one write transaction; false when none is queued): 'delete' of the text it was indexed with, then the current text indexed again. */
+export function eraseOne(d: Database): boolean {
+	return d
+		.transaction(() => {
+			const row = d
+				.query<{ doc: number; text: string }, []>("SELECT doc, text FROM search_forget ORDER BY doc LIMIT 1")
+				.get();
+			if (!row) return false;
+			for (const t of ["search_trigrams", "search_words"])
+				d.run(`INSERT INTO ${t} (${t}, rowid, text) VALUES ('delete', ?, ?)`, [row.doc, row.text]);
+			const now = d
+				.query<
+					{ text: string },
+					[number]
+				>(`SELECT m.text FROM search_docs s JOIN messages m ON m.room = s.room AND m.seq = s.seq
+					WHERE s.id = ? AND s.id <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed')`)
+				.get(row.doc);
+			if (now && now.text !== "")
+				for (const t of ["search_trigrams", "search_words"])
+					d.run(`INSERT INTO ${t} (rowid, text) VALUES (?, ?)`, [row.doc, now.text]);
+			d.run("DELETE FROM search_forget WHERE doc = ?", [row.doc]);
+			return true;
+		})
+		.immediate();
+}
+
+/** Rows one catchUp call indexes by default (bench/search.ts fills its index in such steps). */
 export const INDEX_STEP = 500;
 
 /** A term as an FTS5 string (a phrase: the trigram tokenizer makes it a substring match). */
@@ -195,15 +221,15 @@ export class SqliteSearch {
 	}
 
 	/**
-	 * Indexes up to INDEX_STEP messages stored since the last call, in one
+	 * Indexes up to `step` messages stored since the last call, in one
 	 * write transaction; resolves how many (0 when there was nothing, or when
 	 * another process holds the write lock: the next call does it).
 	 */
-	catchUp(): number {
+	catchUp(step = INDEX_STEP): number {
 		try {
 			return this.db
 				.transaction(() => {
-					const rows = this.pending.all(INDEX_STEP);
+					const rows = this.pending.all(step);
 					for (const r of rows) {
 						this.add.trigrams.run(r.id, r.text);
 						this.add.words.run(r.id, r.text);

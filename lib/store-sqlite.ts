@@ -4,14 +4,14 @@ import { statSync } from "node:fs";
 import { LIMITS } from "../protocol.ts";
 import { nameKey } from "./names.ts";
 import { runSearch, type SearchPage, type SearchQuery } from "./search.ts";
-import type { EraserReply, EraserRequest } from "./search-eraser.ts";
 import {
-	INDEX_STEP,
+	eraseOne,
 	migrateSearch,
 	migrateSearchErasure,
 	migrateSearchQueue,
 	SqliteSearch,
 } from "./search-sqlite.ts";
+import type { SearchWorkerReply, SearchWorkerRequest } from "./search-worker.ts";
 import {
 	type Appended,
 	type ChangeOutcome,
@@ -36,20 +36,31 @@ import {
 	type UploadRow,
 	uploadFromRow,
 } from "./store.ts";
+import { newTurns, sendsWaiting, stepDone } from "./write-turns.ts";
 
 const SCHEMA_VERSION = 6;
 
 /**
- * The eraser's module. In an executable built by `bun build --compile` (package.json's build lists it as a
- * second entrypoint) import.meta.url is the executable's own, and the worker is found by its path from the
- * project root; from source, next to this file.
+ * The search thread's module. In an executable built by `bun build --compile` (package.json's build lists it
+ * as a second entrypoint) import.meta.url is the executable's own, and the worker is found by its path from
+ * the project root; from source, next to this file.
  */
-const ERASER_URL = import.meta.url.startsWith("file:///$bunfs/")
-	? "./lib/search-eraser.ts"
-	: new URL("./search-eraser.ts", import.meta.url).href;
+const SEARCH_WORKER_URL = import.meta.url.startsWith("file:///$bunfs/")
+	? "./lib/search-worker.ts"
+	: new URL("./search-worker.ts", import.meta.url).href;
 
-/** How long a search waits for pending edits to be indexed again (lib/search-eraser.ts). */
-const SEARCH_WAITS_FOR_ERASER_MS = 3000;
+/**
+ * How long a search waits for the search thread to index what was committed before it (and, after an
+ * edit, to index the new text): bounded, so a search on a saturated server answers from what is indexed.
+ */
+const SEARCH_WAITS_FOR_INDEX_MS = 3000;
+/** How long after a commit its messages are handed to the search thread (one request serves a busy while). */
+const INDEX_DELAY_MS = 100;
+/**
+ * WAL pages past which a commit checkpoints after all. The search thread checkpoints every second
+ * (lib/search-worker.ts); this is for when it cannot (starved of the CPU by a flood of sends).
+ */
+const FALLBACK_CHECKPOINT_PAGES = 8000;
 
 interface Pending {
 	input: NewMessage;
@@ -147,9 +158,15 @@ export class SqliteStore implements Store {
 	private queue: Pending[] = [];
 	private scheduled = false;
 	private readonly commitWindowMs: number;
-	/** Last seq per room as of our last commit; valid while no other connection has written (data_version). */
+	/** Last seq per room as of our last commit; valid while no other connection has stored a message (appendMark). */
 	private readonly seqs = new Map<string, number>();
-	private dataVersion = -1;
+	/**
+	 * The highest search_docs id given when our last commit ended. Every message stored, by any writer,
+	 * takes the next one (lib/search-sqlite.ts's insert trigger), so while it is unchanged nobody else has
+	 * appended and the cached seqs hold. (PRAGMA data_version would also change with the search thread's
+	 * indexing, which touches no seq.)
+	 */
+	private appendMark = -1;
 	private flushing: Promise<void> = Promise.resolve();
 	/** The file's identity at open: a file deleted or replaced under us would keep nothing we write. */
 	private readonly identity: { dev: number; ino: number } | undefined;
@@ -157,19 +174,22 @@ export class SqliteStore implements Store {
 	/** Rooms appended to through this handle since the last prune: only they can have grown past `keep`. */
 	private readonly touched = new Set<string>();
 	private readonly searcher: SqliteSearch;
-	/** The next search-indexing round (lib/search-sqlite.ts catchUp), while one is due. */
+	/** The request that will hand the latest commits to the search thread, while one is due. */
 	private indexTimer?: ReturnType<typeof setTimeout>;
 	private closed = false;
 	private readonly q: {
 		bySenderId: Statement<StoredRow, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
-		dataVersion: Statement<{ data_version: number }, []>;
+		appendMark: Statement<{ seq: number }, []>;
 		insert: Statement<
 			unknown,
 			[string, number, string, string, string | null, string, number, string | null]
 		>;
 		link: Statement<unknown, [string, string, number]>;
 		markSent: Statement<unknown, [string, string]>;
+		charge: Statement<unknown, [string, number, number, number]>;
+		/** A row when some stored message (this process's, or another's on the same file) is not indexed yet. */
+		unindexed: Statement<unknown, []>;
 		latest: Statement<StoredRow, [string, number]>;
 		since: Statement<StoredRow, [string, number, number]>;
 		before: Statement<StoredRow, [string, number, number]>;
@@ -182,14 +202,21 @@ export class SqliteStore implements Store {
 		tombstone: Statement<unknown, [number, string, number]>;
 		changes: Statement<StoredRow, [string, number, number, number]>;
 	};
-	/** The search-erasure thread, once an edit, delete or prune needed it. */
-	private eraser?: Worker;
-	private eraseRequests = 0;
-	private erased = 0;
-	/** The erasure request of the last edit: a search waits for it (a deletion's, or retention's, it need not). */
+	/** The search thread (lib/search-worker.ts): indexes and erases for search, at the lowest CPU priority. */
+	private worker?: Worker;
+	/** Requests to the search thread so far, and how far it has indexed and finished (request numbers). */
+	private requests = 0;
+	private indexed = 0;
+	private done = 0;
+	/** Commits not yet handed to the search thread. */
+	private unindexed = false;
+	/** The request of the last erasure (close waits for it) and of the last edit (a search waits for that one). */
+	private lastErase = 0;
 	private lastEdit = 0;
-	private waiting: { n: number; resolve: () => void }[] = [];
-	private eraserClosed?: () => void;
+	private waiting: { n: number; phase: "indexed" | "done"; resolve: () => void }[] = [];
+	private workerClosed?: () => void;
+	/** Shared with the search thread: the sends write the file first (lib/write-turns.ts). */
+	private readonly turns = newTurns();
 	private readonly onEraseError?: (message: string) => void;
 
 	constructor(path: string, options: SqliteOptions = {}) {
@@ -211,6 +238,9 @@ export class SqliteStore implements Store {
 					this.db.run("PRAGMA synchronous = FULL");
 					// A deleted message's text is overwritten in the file, not only unlinked (Store.remove).
 					this.db.run("PRAGMA secure_delete = ON");
+					// The search thread checkpoints (lib/search-worker.ts): a commit here copies pages only if it
+					// has fallen far behind.
+					this.db.run(`PRAGMA wal_autocheckpoint = ${FALLBACK_CHECKPOINT_PAGES}`);
 					return this.migrate();
 				},
 				OPENING,
@@ -233,10 +263,6 @@ export class SqliteStore implements Store {
 		}
 		this.identity = fileIdentity(path);
 		this.searcher = new SqliteSearch(this.db);
-		// Messages a migration or another writer left unindexed.
-		this.scheduleIndex(0);
-		// Texts a closed (or killed) process left to forget.
-		if (this.db.query("SELECT 1 FROM search_forget LIMIT 1").get()) this.erase();
 		const cols = MESSAGE_COLUMNS;
 		this.q = {
 			bySenderId: this.db.query(
@@ -246,12 +272,19 @@ export class SqliteStore implements Store {
 			lastSeq: this.db.query(`SELECT MAX(
 				COALESCE((SELECT MAX(seq) FROM messages WHERE room = ?1), 0),
 				COALESCE((SELECT floor FROM room_floors WHERE room = ?1), 0)) AS seq`),
-			dataVersion: this.db.query("PRAGMA data_version"),
+			appendMark: this.db.query("SELECT seq FROM sqlite_sequence WHERE name = 'search_docs'"),
 			insert: this.db.query(
 				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 			),
 			link: this.db.query("INSERT OR IGNORE INTO message_files (hash, room, seq) VALUES (?, ?, ?)"),
 			markSent: this.db.query("UPDATE uploads SET sent = 1 WHERE account = ? AND hash = ?"),
+			unindexed: this.db.query(
+				"SELECT 1 FROM search_docs WHERE id > (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed') LIMIT 1",
+			),
+			charge: this.db.query(
+				`INSERT INTO usage (sender_key, day, bytes) VALUES (?1, ?2, ?3) ON CONFLICT (sender_key, day)
+				DO UPDATE SET bytes = bytes + excluded.bytes WHERE bytes + excluded.bytes <= ?4`,
+			),
 			latest: this.db.query(`SELECT ${cols} FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?`),
 			since: this.db.query(
 				`SELECT ${cols} FROM messages WHERE room = ? AND seq > ? ORDER BY seq DESC LIMIT ?`,
@@ -281,6 +314,9 @@ export class SqliteStore implements Store {
 				`SELECT ${cols} FROM messages WHERE room = ? AND change_seq > ? AND seq <= ? ORDER BY change_seq LIMIT ?`,
 			),
 		};
+		// Messages a migration or another writer left unindexed, and texts a closed (or killed) process left to forget.
+		if (this.db.query("SELECT 1 FROM search_forget LIMIT 1").get()) this.erase();
+		else if (this.q.unindexed.get()) this.indexSoon();
 	}
 
 	private migrate(): string {
@@ -356,7 +392,7 @@ export class SqliteStore implements Store {
 					db.run("CREATE INDEX messages_change ON messages (room, change_seq) WHERE change_seq IS NOT NULL");
 					migrateSearchErasure(db);
 				}
-				// Edited and deleted texts are forgotten from the search indexes by a worker thread (lib/search-eraser.ts).
+				// Edited and deleted texts are forgotten from the search indexes by a worker thread (lib/search-worker.ts).
 				if (version < 6) migrateSearchQueue(db);
 				if (version < SCHEMA_VERSION) {
 					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
@@ -373,6 +409,7 @@ export class SqliteStore implements Store {
 			this.queue.push({ input, resolve, reject });
 			if (!this.scheduled) {
 				this.scheduled = true;
+				sendsWaiting(this.turns, true);
 				// Chained so a batch that waits out a lock keeps its place ahead of later ones.
 				const go = () => {
 					this.flushing = this.flushing.then(() => this.flush());
@@ -385,6 +422,15 @@ export class SqliteStore implements Store {
 	}
 
 	private async flush(): Promise<void> {
+		try {
+			await this.commitQueue();
+		} finally {
+			// No send waits any more (a later one scheduled its own flush and set it again): the search thread may write.
+			if (!this.scheduled) sendsWaiting(this.turns, false);
+		}
+	}
+
+	private async commitQueue(): Promise<void> {
 		const batch = this.queue;
 		this.queue = [];
 		this.scheduled = false;
@@ -397,15 +443,22 @@ export class SqliteStore implements Store {
 		}
 		let results: (Appended | QuotaExceeded | UnknownFile)[];
 		let t0 = 0;
+		// A search step that began before these sends gathered ends first (a millisecond or so).
+		await stepDone(this.turns, this.busyTimeoutMs);
 		try {
 			results = await whileBusy(
 				() => {
 					t0 = performance.now();
+					const mark = this.appendMark;
 					try {
 						return this.commit(batch);
 					} catch (e) {
-						// The transaction rolled back, and with it any seqs it cached.
-						this.seqs.clear();
+						// The transaction rolled back, and with it any seqs it cached (not when it never began:
+						// the file was locked, by another process or this one's search thread).
+						if (this.appendMark !== mark || !isBusy(e)) {
+							this.seqs.clear();
+							this.appendMark = -1;
+						}
 						throw e;
 					}
 				},
@@ -425,7 +478,7 @@ export class SqliteStore implements Store {
 			return;
 		}
 		this.onCommit?.((performance.now() - t0) / 1000, batch.length);
-		this.scheduleIndex();
+		this.indexSoon();
 		for (let i = 0; i < batch.length; i++) {
 			const result = results[i] as Appended | QuotaExceeded | UnknownFile;
 			if (result instanceof Error) batch[i]?.reject(result);
@@ -437,13 +490,11 @@ export class SqliteStore implements Store {
 	private commit(batch: Pending[]): (Appended | QuotaExceeded | UnknownFile)[] {
 		return this.db
 			.transaction(() => {
-				const version = this.q.dataVersion.get()?.data_version ?? -1;
-				if (version !== this.dataVersion || this.seqs.size > 10_000) {
+				if ((this.q.appendMark.get()?.seq ?? 0) !== this.appendMark || this.seqs.size > 10_000) {
 					// Another process wrote since our last commit (or the cache grew large): start it afresh.
 					this.seqs.clear();
-					this.dataVersion = version;
 				}
-				return batch.map((p) => {
+				const results = batch.map((p) => {
 					try {
 						return this.insert(p.input);
 					} catch (e) {
@@ -451,6 +502,8 @@ export class SqliteStore implements Store {
 						throw e;
 					}
 				});
+				this.appendMark = this.q.appendMark.get()?.seq ?? 0;
+				return results;
 			})
 			.immediate();
 	}
@@ -529,17 +582,9 @@ export class SqliteStore implements Store {
 		const bytes = Buffer.byteLength(input.text);
 		const key = nameKey(input.from);
 		const day = quotaDay(input.ts);
-		const used =
-			this.db
-				.query<{ bytes: number }, [string, number]>(
-					"SELECT bytes FROM usage WHERE sender_key = ? AND day = ?",
-				)
-				.get(key, day)?.bytes ?? 0;
-		if (used + bytes > this.dailyQuota) throw new QuotaExceeded(this.dailyQuota);
-		this.db.run(
-			"INSERT INTO usage (sender_key, day, bytes) VALUES (?, ?, ?) ON CONFLICT (sender_key, day) DO UPDATE SET bytes = bytes + excluded.bytes",
-			[key, day, bytes],
-		);
+		// One statement: the day's total grows only while it stays within the quota (no row changed: it would not).
+		if (bytes > this.dailyQuota || this.q.charge.run(key, day, bytes, this.dailyQuota).changes !== 1)
+			throw new QuotaExceeded(this.dailyQuota);
 	}
 
 	async prune(policy: Retention, now = Date.now()): Promise<number> {
@@ -586,41 +631,34 @@ export class SqliteStore implements Store {
 			if (isBusy(e)) return 0;
 			throw new StoreError(`prune failed: ${(e as Error).message}`);
 		}
-		// Their texts are still in the search indexes (and the WAL): the eraser forgets them.
+		// Their texts are still in the search indexes (and the WAL): the search thread forgets them.
 		if (removed > 0) this.erase();
 		return removed;
 	}
 
 	/**
-	 * Indexes new messages for search a moment after they are committed, in
-	 * steps, off the send's path: a search sees a message within about 200 ms
-	 * (and a search first indexes what is waiting, so a sender finds what it
-	 * just sent). A failure (disk full) is retried later; sends do not wait on it.
+	 * Hands what was committed to the search thread a moment later (one
+	 * request for a busy while): a search sees a message within about 100 ms,
+	 * and a search first waits for what is not indexed yet, so a sender finds
+	 * what it just sent. Sends never wait for indexing.
 	 */
-	private scheduleIndex(delayMs = 200): void {
+	private indexSoon(): void {
+		this.unindexed = true;
 		if (this.indexTimer || this.closed) return;
 		this.indexTimer = setTimeout(() => {
 			this.indexTimer = undefined;
-			if (this.closed) return;
-			try {
-				if (this.searcher.catchUp() === INDEX_STEP) this.scheduleIndex(0);
-			} catch {
-				this.scheduleIndex(5000);
-			}
-		}, delayMs);
+			if (this.unindexed) this.request(false);
+		}, INDEX_DELAY_MS);
 		this.indexTimer.unref?.();
 	}
 
 	async search(query: SearchQuery, readable: ReadonlySet<string> | undefined): Promise<SearchPage> {
-		// An edit is indexed again by the eraser thread: wait for it (without holding the event loop), so an
-		// editor finds the new text; bounded, so a busy eraser only makes the new text findable a little later.
-		if (this.lastEdit > this.erased)
-			await Promise.race([this.settled(), Bun.sleep(SEARCH_WAITS_FOR_ERASER_MS)]);
-		try {
-			if (this.searcher.catchUp() === INDEX_STEP) this.scheduleIndex(0);
-		} catch {
-			// Searching what is indexed is still right; the timer retries.
-		}
+		// What was committed before is indexed by the search thread, an edit's new text after its old one is
+		// forgotten: wait for both (without holding the event loop), so a sender or editor finds what it wrote.
+		// Bounded: on a saturated server the newest messages become findable a little later.
+		const indexed = this.unindexed || this.q.unindexed.get() ? this.request(false) : this.requests;
+		const waits = [this.reached(indexed, "indexed"), this.reached(this.lastEdit, "done")];
+		await Promise.race([Promise.all(waits), Bun.sleep(SEARCH_WAITS_FOR_INDEX_MS)]);
 		return runSearch(query, async (plan, cursor, n) => this.searcher.candidates(plan, cursor, n), readable);
 	}
 
@@ -643,7 +681,7 @@ export class SqliteStore implements Store {
 			return { ...row, text: "", edited: null, deleted: 1, reactions: null, files: null, change_seq: change };
 		});
 		// The old text is overwritten in the database file (secure_delete) but still in the WAL's older frames
-		// and in the search indexes: the eraser forgets it and truncates the WAL.
+		// and in the search indexes: the search thread forgets it and truncates the WAL.
 		if (outcome.ok) this.erase();
 		return outcome;
 	}
@@ -710,45 +748,77 @@ export class SqliteStore implements Store {
 			() => {},
 			() => {},
 		);
-		this.scheduleIndex();
+		this.indexSoon();
 		return done;
 	}
 
 	/**
-	 * Asks the eraser thread (lib/search-eraser.ts, started on first need) to
-	 * forget the texts queued in `search_forget` from the search indexes and
-	 * to truncate the WAL, off the event loop. settled() awaits it.
+	 * Asks the search thread (lib/search-worker.ts) to forget the texts queued
+	 * in `search_forget` from the search indexes and to truncate the WAL, off
+	 * the event loop. settled() awaits it. Returns the request's number.
 	 */
 	private erase(): number {
-		if (this.closed) return 0;
-		if (!this.eraser) {
-			const worker = new Worker(ERASER_URL);
-			worker.onmessage = (event: MessageEvent<EraserReply>) => {
-				const m = event.data;
-				if (m.type === "done") {
-					this.erased = Math.max(this.erased, m.n);
-					for (const w of this.waiting.filter((w) => w.n <= this.erased)) w.resolve();
-					this.waiting = this.waiting.filter((w) => w.n > this.erased);
-				} else if (m.type === "error") this.onEraseError?.(m.message);
-				else this.eraserClosed?.();
-			};
-			// An idle eraser must not keep a finished process alive (Bun's Worker has unref; the DOM type does not).
-			(worker as unknown as { unref(): void }).unref();
-			this.eraser = worker;
+		this.lastErase = this.request(true);
+		return this.lastErase;
+	}
+
+	/** Sends the search thread (started on first need) a request to index, and to erase if asked; returns its number. */
+	private request(erase: boolean): number {
+		if (this.closed) return this.requests;
+		this.unindexed = false;
+		this.requests++;
+		if (this.path === "" || this.path === ":memory:") {
+			// A thread of its own cannot open this database: the work is done here (a test's or a trial's store).
+			while (this.searcher.catchUp() > 0) {}
+			while (eraseOne(this.db)) {}
+			this.advance("done", this.requests);
+			return this.requests;
 		}
-		this.eraseRequests++;
-		this.eraser.postMessage({ type: "work", n: this.eraseRequests, path: this.path } satisfies EraserRequest);
-		return this.eraseRequests;
+		if (!this.worker) {
+			const worker = new Worker(SEARCH_WORKER_URL);
+			worker.onmessage = (event: MessageEvent<SearchWorkerReply>) => {
+				const m = event.data;
+				if (m.type === "indexed" || m.type === "done") this.advance(m.type, m.n);
+				else if (m.type === "error") this.onEraseError?.(m.message);
+				else this.workerClosed?.();
+			};
+			// An idle search thread must not keep a finished process alive (Bun's Worker has unref; the DOM type does not).
+			(worker as unknown as { unref(): void }).unref();
+			this.worker = worker;
+		}
+		this.worker.postMessage({
+			type: "work",
+			n: this.requests,
+			path: this.path,
+			erase,
+			turns: this.turns,
+		} satisfies SearchWorkerRequest);
+		return this.requests;
+	}
+
+	/** The search thread has indexed (or finished: indexed and erased) every request up to `n`. */
+	private advance(phase: "indexed" | "done", n: number): void {
+		this.indexed = Math.max(this.indexed, n);
+		if (phase === "done") this.done = Math.max(this.done, n);
+		const now = this.waiting.filter((w) => w.n <= this[w.phase]);
+		this.waiting = this.waiting.filter((w) => w.n > this[w.phase]);
+		for (const w of now) w.resolve();
+	}
+
+	/** Resolves once the search thread has indexed (or finished) request `n`. */
+	private reached(n: number, phase: "indexed" | "done"): Promise<void> {
+		if (n <= this[phase]) return Promise.resolve();
+		return new Promise((resolve) => this.waiting.push({ n, phase, resolve }));
 	}
 
 	/**
-	 * Resolves once every edited or deleted text so far is forgotten from the
-	 * search indexes and the WAL is truncated (for tests and `hubbub` tools).
+	 * Resolves once every message so far is indexed, every edited or deleted
+	 * text forgotten from the search indexes and the WAL truncated (for tests
+	 * and `hubbub` tools).
 	 */
 	settled(): Promise<void> {
-		const n = this.eraseRequests;
-		if (n <= this.erased) return Promise.resolve();
-		return new Promise((resolve) => this.waiting.push({ n, resolve }));
+		if (this.unindexed) this.request(false);
+		return this.reached(this.requests, "done");
 	}
 
 	async changes(room: string, afterChange: number, limit: number, maxSeq?: number): Promise<Page> {
@@ -957,20 +1027,22 @@ export class SqliteStore implements Store {
 		clearTimeout(this.indexTimer);
 		await this.flushing;
 		await this.flush();
-		// What is queued and not yet erased stays queued in the file; the next open erases it.
-		if (this.eraseRequests > this.erased) await Promise.race([this.settled(), Bun.sleep(10_000)]);
+		// What is queued and not yet erased stays queued in the file, and what is not indexed stays in
+		// search_docs: the next open does both.
+		if (this.lastErase > this.done)
+			await Promise.race([this.reached(this.lastErase, "done"), Bun.sleep(10_000)]);
 		this.closed = true;
 		clearTimeout(this.indexTimer);
-		const eraser = this.eraser;
-		if (eraser) {
+		const worker = this.worker;
+		if (worker) {
 			await Promise.race([
 				new Promise<void>((resolve) => {
-					this.eraserClosed = resolve;
-					eraser.postMessage({ type: "close" } satisfies EraserRequest);
+					this.workerClosed = resolve;
+					worker.postMessage({ type: "close" } satisfies SearchWorkerRequest);
 				}),
 				Bun.sleep(10_000),
 			]);
-			eraser.terminate();
+			worker.terminate();
 		}
 		this.db.close();
 	}

@@ -1,5 +1,5 @@
 // An edit or deletion of a long message does not hold the server: FTS5's secure-delete of its text (0.1–3 s
-// for 4000 characters of random words) runs on the eraser thread (lib/search-eraser.ts), not on the event loop.
+// for 4000 characters of random words) runs on the search thread (lib/search-worker.ts), not on the event loop.
 import { expect, test } from "bun:test";
 import { join } from "node:path";
 import { SqliteStore } from "../lib/store-sqlite.ts";

@@ -265,7 +265,7 @@ test("a SQLite database made before search opens with its messages searchable", 
 	for (const c of ["edited", "deleted", "reactions", "change_seq"])
 		raw.run(`ALTER TABLE messages DROP COLUMN ${c}`);
 	raw.run("ALTER TABLE room_floors DROP COLUMN changes");
-	// Nor schema 6's erasure queue (lib/search-eraser.ts).
+	// Nor schema 6's erasure queue (lib/search-worker.ts).
 	raw.run("DROP TABLE search_forget");
 	raw.run("UPDATE meta SET value = '2' WHERE key = 'schema'");
 	raw.close();

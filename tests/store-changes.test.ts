@@ -309,7 +309,7 @@ test("a deleted or edited-away text is gone from the SQLite files: database, WAL
 	expect(holding([edited])).toEqual([]);
 	expect((await store.remove("r", 21)).ok).toBe(true);
 	expect((await store.remove("r", 22)).ok).toBe(true);
-	// The search indexes forget it on the eraser thread, which then truncates the WAL.
+	// The search indexes forget it on the search thread, which then truncates the WAL.
 	await store.settled();
 	expect(holding()).toEqual([]);
 	// Still gone once the store is closed (its last checkpoint) and reopened.

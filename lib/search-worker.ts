@@ -1,0 +1,158 @@
+// The search thread of a SQLite store: indexes new messages for search and forgets edited and deleted texts
+// (lib/search-sqlite.ts migrateSearchQueue), off the event loop and behind this process's sends.
+import { Database } from "bun:sqlite";
+import { setPriority } from "node:os";
+import { eraseOne, SqliteSearch } from "./search-sqlite.ts";
+import { stepEnded, stepTurn } from "./write-turns.ts";
+
+/**
+ * Main thread → worker: "work" (numbered) after commits, searches, edits, deletes and prunes; `erase`
+ * when texts were queued for forgetting (the WAL is truncated after them); "close" at the end.
+ * `turns` is shared with the store (lib/write-turns.ts): its sends write the file first.
+ */
+export type SearchWorkerRequest =
+	| { type: "work"; n: number; path: string; erase: boolean; turns: Int32Array }
+	| { type: "close" };
+/**
+ * Worker → main thread: "indexed" once every message committed before request `n` is in the
+ * indexes; "done" once, besides, every text queued before it is forgotten (and the WAL truncated
+ * if it was asked); "error" when a round failed (it is tried again a second later).
+ */
+export type SearchWorkerReply =
+	| { type: "indexed"; n: number }
+	| { type: "done"; n: number }
+	| { type: "error"; message: string }
+	| { type: "closed" };
+
+declare const self: Worker;
+
+/**
+ * Messages indexed in one write transaction: under a millisecond for short
+ * messages, so a step started right after a commit is over before the next
+ * sends have gathered (lib/write-turns.ts).
+ */
+const STEP = 25;
+/** How long a step waits for this process's sends before it writes anyway (so indexing never stops). */
+const YIELD_MAX_MS = 100;
+/** The WAL is checkpointed from this thread (the store's connection leaves it): at most this often. */
+const CHECKPOINT_EVERY_MS = 1000;
+
+/*
+ * Indexing costs 10–140 µs of CPU a message and erasing 0.1–3 s a long one:
+ * work that must not take the CPU from the sends. The lowest priority (a
+ * thread's own nice value on Linux) gives this thread only the time the
+ * event loop leaves; on a machine with a free core it changes nothing.
+ */
+try {
+	setPriority(19);
+} catch {
+	// Not allowed or not supported: the thread runs at the process's priority.
+}
+
+function open(path: string): Database {
+	const db = new Database(path, { strict: true });
+	// This thread may block: waiting for the main thread's short transactions is what it should do.
+	db.run("PRAGMA busy_timeout = 10000");
+	db.run("PRAGMA secure_delete = ON");
+	// No fsync of its own inside the write lock: the indexes can be rebuilt from the messages, and the
+	// next send's commit (synchronous = FULL) syncs the WAL frames written before it, these among them.
+	db.run("PRAGMA synchronous = NORMAL");
+	return db;
+}
+
+let path = "";
+let db: Database | undefined;
+let search: SqliteSearch | undefined;
+let turns: Int32Array | undefined;
+let checkpointed = 0;
+let requested = 0;
+let truncateDue = false;
+let running = false;
+let closing = false;
+
+/** Runs one write transaction of this thread in its turn (lib/write-turns.ts). */
+async function inTurn<T>(work: () => T): Promise<T> {
+	if (!turns) return work();
+	await stepTurn(turns, YIELD_MAX_MS);
+	try {
+		return work();
+	} finally {
+		stepEnded(turns);
+	}
+}
+
+/**
+ * Copies the WAL's committed pages into the database file (PASSIVE: never
+ * waits for a writer, and needs no write lock), so the WAL stays small; the
+ * store's connection does not checkpoint at its commits, where the copying
+ * and its fsync would hold the event loop.
+ */
+function checkpoint(d: Database): void {
+	if (Date.now() - checkpointed < CHECKPOINT_EVERY_MS) return;
+	d.query("PRAGMA wal_checkpoint(PASSIVE)").get();
+	checkpointed = Date.now();
+}
+
+/** The WAL's older frames still hold the old texts (and the edited row's old page): checkpoint and truncate it. */
+function truncateWal(d: Database): boolean {
+	return (d.query("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number }).busy === 0;
+}
+
+async function run(): Promise<void> {
+	if (running) return;
+	running = true;
+	try {
+		while (!closing) {
+			const target = requested;
+			db ??= open(path);
+			search ??= new SqliteSearch(db);
+			const indexer = search;
+			for (;;) {
+				// `closing` is read again in each turn: the file may have been closed while the turn was awaited.
+				const got = await inTurn(() => (closing ? 0 : indexer.catchUp(STEP)));
+				if (closing) break;
+				checkpoint(db);
+				if (got < STEP) break;
+			}
+			if (closing) break;
+			self.postMessage({ type: "indexed", n: target } satisfies SearchWorkerReply);
+			const d = db;
+			while (await inTurn(() => !closing && eraseOne(d))) checkpoint(d);
+			if (truncateDue && !closing) {
+				truncateDue = false;
+				// Truncating waits for writers and keeps new ones out: in a turn. A reader of another process can
+				// hold it up: try again a little later.
+				for (let i = 0; i < 60 && !(await inTurn(() => closing || truncateWal(d))); i++)
+					await Bun.sleep(1000);
+			}
+			if (requested === target) {
+				self.postMessage({ type: "done", n: target } satisfies SearchWorkerReply);
+				return;
+			}
+		}
+	} catch (e) {
+		self.postMessage({ type: "error", message: (e as Error).message } satisfies SearchWorkerReply);
+		truncateDue = true;
+		if (!closing) setTimeout(() => void run().catch(() => {}), 1000);
+	} finally {
+		running = false;
+	}
+}
+
+self.onmessage = (event: MessageEvent<SearchWorkerRequest>) => {
+	const m = event.data;
+	if (m.type === "close") {
+		closing = true;
+		// Between two steps (this thread runs one transaction at a time): a transaction in progress finished first.
+		search = undefined;
+		db?.close();
+		db = undefined;
+		self.postMessage({ type: "closed" } satisfies SearchWorkerReply);
+		return;
+	}
+	path = m.path;
+	turns = m.turns;
+	if (m.erase) truncateDue = true;
+	requested = Math.max(requested, m.n);
+	void run().catch(() => {});
+};
