@@ -67,6 +67,8 @@ export class SearchUi {
 
 	hide(): void {
 		this.shown = false;
+		// A show() whose draw has not happened yet must not pull focus back into the closed panel's field.
+		this.focusNext = undefined;
 		this.hooks.closed();
 		this.hooks.redraw();
 	}
