@@ -222,21 +222,26 @@ export class SqliteSearch {
 
 	/**
 	 * Indexes up to `step` messages stored since the last call, in one
-	 * write transaction; resolves how many (0 when there was nothing, or when
-	 * another process holds the write lock: the next call does it).
+	 * write transaction, stopping early when `enough` says so (asked before
+	 * each message with the number done); resolves how many (0 when there
+	 * was nothing, or when another process holds the write lock: the next
+	 * call does it).
 	 */
-	catchUp(step = INDEX_STEP): number {
+	catchUp(step = INDEX_STEP, enough?: (done: number) => boolean): number {
 		try {
 			return this.db
 				.transaction(() => {
 					const rows = this.pending.all(step);
+					let done = 0;
 					for (const r of rows) {
+						if (enough?.(done)) break;
 						this.add.trigrams.run(r.id, r.text);
 						this.add.words.run(r.id, r.text);
+						done++;
 					}
-					const last = rows.at(-1);
+					const last = rows[done - 1];
 					if (last) this.db.run("UPDATE meta SET value = ? WHERE key = 'search_indexed'", [String(last.id)]);
-					return rows.length;
+					return done;
 				})
 				.immediate();
 		} catch (e) {

@@ -26,6 +26,11 @@ export function sendsWaiting(turns: Int32Array, waiting: boolean): void {
 	if (!waiting) Atomics.notify(turns, SENDS_WAITING);
 }
 
+/** Search thread: sends wait to commit (a step in progress ends early). */
+export function sendsAreWaiting(turns: Int32Array): boolean {
+	return Atomics.load(turns, SENDS_WAITING) === 1;
+}
+
 /** Main thread, before a commit (sends marked waiting): resolves when no search step holds the file, or after `maxMs`. */
 export async function stepDone(turns: Int32Array, maxMs: number): Promise<void> {
 	const deadline = Date.now() + maxMs;

@@ -292,3 +292,49 @@ test("SQLite's index drops what retention removes (the triggers keep it in step,
 	expect(count("SELECT count(*) AS n FROM search_trigrams WHERE search_trigrams MATCH '\"entry\"'")).toBe(3);
 	raw.close();
 });
+
+test("an in-memory SQLite store (--db :memory:) finds and forgets like a file: no thread can open it, so it indexes in line", async () => {
+	const store = new SqliteStore(":memory:");
+	await store.append({ room: "r", from: "a", text: "kept in memory only", ts: T0 });
+	const edited = await store.append({ room: "r", from: "a", text: "a first draft", ts: T0 + 1 });
+	expect(texts((await store.search(q("memory"), all)).hits)).toEqual(["kept in memory only"]);
+	expect(texts((await store.search(q("draft"), all)).hits)).toEqual(["a first draft"]);
+	await store.edit("r", edited.message.seq, "the final words", T0 + 2);
+	expect((await store.search(q("draft"), all)).hits).toEqual([]);
+	expect(texts((await store.search(q("final"), all)).hits)).toEqual(["the final words"]);
+	await store.close();
+});
+
+test("a backlog left unindexed is indexed by the search thread while sends go on, each with the next seq", async () => {
+	using dir = tempDir("hubbub-search-backlog-");
+	const path = join(dir.path, "s.db");
+	const first = new SqliteStore(path);
+	await first.append({ room: "r", from: "a", text: "seed", ts: T0 });
+	await first.close();
+	// 5,000 messages stored as by an older hubbub or another writer, none of them in the indexes yet.
+	const raw = new Database(path);
+	raw.transaction(() => {
+		const insert = raw.query(
+			"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES ('r', ?, 'b', 'b', NULL, ?, ?)",
+		);
+		for (let seq = 2; seq <= 5001; seq++)
+			insert.run(
+				seq,
+				seq === 2 ? "the oldest line mentions zanzibar" : `backlog line ${seq} about the deploy`,
+				T0 + seq,
+			);
+	})();
+	raw.close();
+	const store = new SqliteStore(path);
+	// Sends while the thread indexes: every one is stored, in order, and found.
+	const sent = await Promise.all(
+		Array.from({ length: 200 }, (_, i) =>
+			store.append({ room: "r", from: "c", text: `live ${i}`, ts: T0 + 10_000 + i }),
+		),
+	);
+	expect(sent.map((s) => s.message.seq)).toEqual(Array.from({ length: 200 }, (_, i) => 5002 + i));
+	expect((await store.search({ ...q("live"), limit: 50 }, all)).hits).toHaveLength(50);
+	// The oldest of the backlog too: the search waited for the thread to index everything stored before it.
+	expect(texts((await store.search(q("zanzibar"), all)).hits)).toEqual(["the oldest line mentions zanzibar"]);
+	await store.close();
+});
