@@ -189,7 +189,7 @@ export function start(config: Config, options: StartOptions = {}): Running {
 			onCommit: (seconds) => metrics.commitSeconds.observe(seconds),
 			onBusy: storeRetryLog(log),
 			// The search-erasure thread retries on its own; a failure that repeats (disk full) must be seen.
-			onEraseError: (message) => log.error("search_erase_failed", { message }),
+			onSearchThreadError: (message) => log.error("search_thread_failed", { message }),
 			dailyQuota: config.quotaPerDay,
 			...options.sqlite,
 		});

@@ -1,7 +1,6 @@
 // The search thread of a SQLite store: indexes new messages for search and forgets edited and deleted texts
 // (lib/search-sqlite.ts migrateSearchQueue), off the event loop and behind this process's sends.
 import { Database } from "bun:sqlite";
-import { setPriority } from "node:os";
 import { eraseOne, SqliteSearch } from "./search-sqlite.ts";
 import { sendsAreWaiting, stepEnded, stepTurn } from "./write-turns.ts";
 
@@ -39,18 +38,6 @@ const MIN_STEP = 5;
 const YIELD_MAX_MS = 100;
 /** The WAL is checkpointed from this thread (the store's connection leaves it): at most this often. */
 const CHECKPOINT_EVERY_MS = 1000;
-
-/*
- * Indexing costs 10–140 µs of CPU a message and erasing 0.1–3 s a long one:
- * work that must not take the CPU from the sends. The lowest priority (a
- * thread's own nice value on Linux) gives this thread only the time the
- * event loop leaves; on a machine with a free core it changes nothing.
- */
-try {
-	setPriority(19);
-} catch {
-	// Not allowed or not supported: the thread runs at the process's priority.
-}
 
 function open(path: string): Database {
 	const db = new Database(path, { strict: true });
@@ -110,29 +97,43 @@ async function run(): Promise<void> {
 	if (running) return;
 	running = true;
 	try {
-		while (!closing) {
+		let indexed = 0;
+		/** Indexes what was stored before the latest request, if it is not done yet: new messages never wait for erasures. */
+		const indexNew = async (d: Database): Promise<void> => {
 			const target = requested;
-			db ??= open(path);
-			search ??= new SqliteSearch(db);
+			if (target <= indexed) return;
+			search ??= new SqliteSearch(d);
 			const indexer = search;
 			for (;;) {
 				// `closing` is read again in each turn: the file may have been closed while the turn was awaited.
 				const got = await inTurn(() => (closing ? 0 : indexer.catchUp(STEP, yieldNow)));
-				if (closing) break;
-				checkpoint(db);
+				if (closing) return;
+				checkpoint(d);
 				if (got === 0) break;
 			}
-			if (closing) break;
+			indexed = target;
 			self.postMessage({ type: "indexed", n: target } satisfies SearchWorkerReply);
+		};
+		while (!closing) {
+			const target = requested;
+			db ??= open(path);
 			const d = db;
-			while (await inTurn(() => !closing && eraseOne(d))) checkpoint(d);
+			await indexNew(d);
+			// One text at a time (a long one takes 0.1–3 s), indexing what was stored meanwhile between them.
+			while (await inTurn(() => !closing && eraseOne(d))) {
+				checkpoint(d);
+				await indexNew(d);
+			}
 			if (truncateDue && !closing) {
 				truncateDue = false;
 				// Truncating waits for writers and keeps new ones out: in a turn. A reader of another process can
-				// hold it up: try again a little later.
-				for (let i = 0; i < 60 && !(await inTurn(() => closing || truncateWal(d))); i++)
+				// hold it up: try again a little later, indexing meanwhile.
+				for (let i = 0; i < 60 && !(await inTurn(() => closing || truncateWal(d))); i++) {
 					await Bun.sleep(1000);
+					await indexNew(d);
+				}
 			}
+			if (closing) break;
 			if (requested === target) {
 				self.postMessage({ type: "done", n: target } satisfies SearchWorkerReply);
 				return;

@@ -77,8 +77,8 @@ export interface SqliteOptions extends QuotaOptions {
 	commitWindowMs?: number;
 	/** Told of each retry of a batch while another process holds the write lock (hubbub logs it at debug). */
 	onBusy?: (waitMs: number, messages: number) => void;
-	/** Told when the search-erasure thread failed a round (it tries again a second later). */
-	onEraseError?: (message: string) => void;
+	/** Told when the search thread failed a round (it tries again a second later) or died (the next request starts another). */
+	onSearchThreadError?: (message: string) => void;
 }
 
 /** Thrown inside a change's transaction to roll it back (the change number with it). */
@@ -217,13 +217,13 @@ export class SqliteStore implements Store {
 	private workerClosed?: () => void;
 	/** Shared with the search thread: the sends write the file first (lib/write-turns.ts). */
 	private readonly turns = newTurns();
-	private readonly onEraseError?: (message: string) => void;
+	private readonly onSearchThreadError?: (message: string) => void;
 
 	constructor(path: string, options: SqliteOptions = {}) {
 		this.busyTimeoutMs = options.busyTimeoutMs ?? 3000;
 		this.onCommit = options.onCommit;
 		this.onBusy = options.onBusy;
-		this.onEraseError = options.onEraseError;
+		this.onSearchThreadError = options.onSearchThreadError;
 		this.commitWindowMs = options.commitWindowMs ?? 1;
 		this.dailyQuota = options.dailyQuota ?? 0;
 		this.path = path;
@@ -443,9 +443,9 @@ export class SqliteStore implements Store {
 		}
 		let results: (Appended | QuotaExceeded | UnknownFile)[];
 		let t0 = 0;
-		// A search step that began before these sends gathered ends first (a millisecond or so).
-		await stepDone(this.turns, this.busyTimeoutMs);
 		try {
+			// A search step that began before these sends gathered ends first (a millisecond or so).
+			await stepDone(this.turns, this.busyTimeoutMs);
 			results = await whileBusy(
 				() => {
 					t0 = performance.now();
@@ -657,8 +657,10 @@ export class SqliteStore implements Store {
 		// forgotten: wait for both (without holding the event loop), so a sender or editor finds what it wrote.
 		// Bounded: on a saturated server the newest messages become findable a little later.
 		const indexed = this.unindexed || this.q.unindexed.get() ? this.request(false) : this.requests;
-		const waits = [this.reached(indexed, "indexed"), this.reached(this.lastEdit, "done")];
-		await Promise.race([Promise.all(waits), Bun.sleep(SEARCH_WAITS_FOR_INDEX_MS)]);
+		await Promise.all([
+			this.reached(indexed, "indexed", SEARCH_WAITS_FOR_INDEX_MS),
+			this.reached(this.lastEdit, "done", SEARCH_WAITS_FOR_INDEX_MS),
+		]);
 		return runSearch(query, async (plan, cursor, n) => this.searcher.candidates(plan, cursor, n), readable);
 	}
 
@@ -779,8 +781,15 @@ export class SqliteStore implements Store {
 			worker.onmessage = (event: MessageEvent<SearchWorkerReply>) => {
 				const m = event.data;
 				if (m.type === "indexed" || m.type === "done") this.advance(m.type, m.n);
-				else if (m.type === "error") this.onEraseError?.(m.message);
+				else if (m.type === "error") this.onSearchThreadError?.(m.message);
 				else this.workerClosed?.();
+			};
+			// A thread that fails to load or dies: said, and the next request starts another (searches meanwhile
+			// wait their bounded time and answer from what is indexed).
+			worker.onerror = (event: ErrorEvent) => {
+				this.onSearchThreadError?.(`search thread failed: ${event.message}`);
+				if (this.worker === worker) this.worker = undefined;
+				worker.terminate();
 			};
 			// An idle search thread must not keep a finished process alive (Bun's Worker has unref; the DOM type does not).
 			(worker as unknown as { unref(): void }).unref();
@@ -806,9 +815,28 @@ export class SqliteStore implements Store {
 	}
 
 	/** Resolves once the search thread has indexed (or finished) request `n`. */
-	private reached(n: number, phase: "indexed" | "done"): Promise<void> {
+	private reached(n: number, phase: "indexed" | "done", maxMs?: number): Promise<void> {
 		if (n <= this[phase]) return Promise.resolve();
-		return new Promise((resolve) => this.waiting.push({ n, phase, resolve }));
+		return new Promise((resolve) => {
+			const waiter = {
+				n,
+				phase,
+				resolve: () => {
+					clearTimeout(timer);
+					resolve();
+				},
+			};
+			// Bounded: the waiter goes (a thread that died answers nothing), and the timer keeps no process alive.
+			const timer =
+				maxMs === undefined
+					? undefined
+					: setTimeout(() => {
+							this.waiting = this.waiting.filter((w) => w !== waiter);
+							resolve();
+						}, maxMs);
+			timer?.unref?.();
+			this.waiting.push(waiter);
+		});
 	}
 
 	/**
@@ -1029,19 +1057,20 @@ export class SqliteStore implements Store {
 		await this.flush();
 		// What is queued and not yet erased stays queued in the file, and what is not indexed stays in
 		// search_docs: the next open does both.
-		if (this.lastErase > this.done)
-			await Promise.race([this.reached(this.lastErase, "done"), Bun.sleep(10_000)]);
+		await this.reached(this.lastErase, "done", 10_000);
 		this.closed = true;
 		clearTimeout(this.indexTimer);
 		const worker = this.worker;
 		if (worker) {
-			await Promise.race([
-				new Promise<void>((resolve) => {
-					this.workerClosed = resolve;
-					worker.postMessage({ type: "close" } satisfies SearchWorkerRequest);
-				}),
-				Bun.sleep(10_000),
-			]);
+			await new Promise<void>((resolve) => {
+				const timer = setTimeout(resolve, 10_000);
+				timer.unref?.();
+				this.workerClosed = () => {
+					clearTimeout(timer);
+					resolve();
+				};
+				worker.postMessage({ type: "close" } satisfies SearchWorkerRequest);
+			});
 			worker.terminate();
 		}
 		this.db.close();

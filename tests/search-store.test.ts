@@ -338,3 +338,21 @@ test("a backlog left unindexed is indexed by the search thread while sends go on
 	expect(texts((await store.search(q("zanzibar"), all)).hits)).toEqual(["the oldest line mentions zanzibar"]);
 	await store.close();
 });
+
+test("a message sent while long deleted texts are being erased is found at once, not after the erasure", async () => {
+	using dir = tempDir("hubbub-search-erasing-");
+	const store = new SqliteStore(join(dir.path, "s.db"));
+	// Random words: forgetting one such 4000-character text rewrites thousands of trigram lists (0.1–3 s).
+	const words = () =>
+		Array.from({ length: 800 }, () => Math.random().toString(36).slice(2, 7))
+			.join(" ")
+			.slice(0, 4000);
+	const long = [];
+	for (let i = 0; i < 60; i++)
+		long.push(await store.append({ room: "r", from: "a", text: words(), ts: T0 + i }));
+	expect((await store.search(q("quokka"), all)).hits).toEqual([]); // indexes them, so deleting queues erasures
+	for (const m of long) await store.remove("r", m.message.seq);
+	await store.append({ room: "r", from: "b", text: "the quokka arrived", ts: T0 + 100 });
+	expect(texts((await store.search(q("quokka"), all)).hits)).toEqual(["the quokka arrived"]);
+	await store.close();
+}, 60_000);
