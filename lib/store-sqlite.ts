@@ -202,7 +202,7 @@ export class SqliteStore implements Store {
 		tombstone: Statement<unknown, [number, string, number]>;
 		changes: Statement<StoredRow, [string, number, number, number]>;
 	};
-	/** The search thread (lib/search-worker.ts): indexes and erases for search, at the lowest CPU priority. */
+	/** The search thread (lib/search-worker.ts): indexes and erases for search, off the event loop. */
 	private worker?: Worker;
 	/** Requests to the search thread so far, and how far it has indexed and finished (request numbers). */
 	private requests = 0;
