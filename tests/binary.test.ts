@@ -58,6 +58,9 @@ describe("the compiled binary", () => {
 			const a = await chatter(`ws://127.0.0.1:${s.port}/ws`, "alice", "general");
 			a.send({ type: "send", room: "general", text: "from the binary" });
 			expect(await a.expect("message")).toMatchObject({ seq: 1, text: "from the binary" });
+			// Indexed by the search thread, a second entry point of the executable: found at once.
+			a.send({ type: "search", ref: "q", query: "binary" });
+			expect(await a.expect("search")).toMatchObject({ ref: "q", hits: [{ room: "general", seq: 1 }] });
 		} finally {
 			s.proc.kill("SIGKILL");
 		}
