@@ -4,8 +4,8 @@
 // signed-out-everywhere page cut off at once; axe on every account screen, light and dark, at 375 px.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
-import { type Browser, type BrowserContextOptions, chromium, type Page } from "playwright-core";
-import { screenshotPath } from "./e2e-browser.ts";
+import type { Browser, BrowserContextOptions, Page } from "playwright-core";
+import { launchChromium, screenshotPath } from "./e2e-browser.ts";
 import { fromSource, ROOT, type Spawned, spawnServer, tempDir } from "./helpers.ts";
 
 let browser: Browser;
@@ -17,10 +17,7 @@ beforeAll(async () => {
 	server = await spawnServer(
 		fromSource("--db", join(dir.path, "chat.db"), "--auth", "accounts", "--trust-proxy", "127.0.0.1"),
 	);
-	browser = await chromium.launch({
-		executablePath: "/usr/bin/chromium",
-		args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-	});
+	browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {

@@ -13,9 +13,14 @@ import { BINARY, buildBinary, ROOT, type Spawned, spawnServer } from "./helpers.
 export const CHROMIUM = "/usr/bin/chromium";
 export const SCREENSHOTS = join(ROOT, "artifacts", "screenshots");
 
-/** Builds the binary and starts Chromium (Playwright gives every launch a fresh, empty profile). */
+/** Builds the binary and starts Chromium. */
 export async function launch(): Promise<Browser> {
 	await buildBinary();
+	return launchChromium();
+}
+
+/** Starts Debian's Chromium (Playwright gives every launch a fresh, empty profile), for tests of a server run from source. */
+export function launchChromium(): Promise<Browser> {
 	return chromium.launch({
 		executablePath: CHROMIUM,
 		args: [

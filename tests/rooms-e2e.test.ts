@@ -2,9 +2,9 @@
 // against hubbub from source under --auth accounts, with alice, bob and carol each in a browser context of their own.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { invite, setupAdmin } from "./accounts-helpers.ts";
-import { screenshotPath } from "./e2e-browser.ts";
+import { launchChromium, screenshotPath } from "./e2e-browser.ts";
 import { fromSource, ROOT, type Spawned, spawnServer, tempDir } from "./helpers.ts";
 
 const AXE = join(ROOT, "node_modules", "axe-core", "axe.min.js");
@@ -25,10 +25,7 @@ beforeAll(async () => {
 	tokens.alice = admin.token as string;
 	tokens.bob = (await invite(server, admin, "bob", "bob password")).token as string;
 	tokens.carol = (await invite(server, admin, "carol", "carol password")).token as string;
-	browser = await chromium.launch({
-		executablePath: "/usr/bin/chromium",
-		args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-	});
+	browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {

@@ -3,7 +3,8 @@
 // chat keeps its socket, and the account screens' code is fetched only when they are first shown.
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "./e2e-browser.ts";
 import { fromSource, type Spawned, spawnServer, tempDir } from "./helpers.ts";
 
 let browser: Browser;
@@ -13,10 +14,7 @@ let dir: ReturnType<typeof tempDir>;
 beforeAll(async () => {
 	dir = tempDir("hubbub-spa-e2e-");
 	server = await spawnServer(fromSource("--db", join(dir.path, "chat.db"), "--auth", "accounts"));
-	browser = await chromium.launch({
-		executablePath: "/usr/bin/chromium",
-		args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
-	});
+	browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
