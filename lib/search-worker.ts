@@ -36,17 +36,14 @@ const STEP = 100;
 const MIN_STEP = 5;
 /** How long a step waits for this process's sends before it writes anyway (so indexing never stops). */
 const YIELD_MAX_MS = 100;
-/** The WAL is checkpointed from this thread (the store's connection leaves it): at most this often. */
-const CHECKPOINT_EVERY_MS = 1000;
 
 function open(path: string): Database {
 	const db = new Database(path, { strict: true });
 	// This thread may block: waiting for the main thread's short transactions is what it should do.
 	db.run("PRAGMA busy_timeout = 10000");
 	db.run("PRAGMA secure_delete = ON");
-	// No fsync of its own inside the write lock: the indexes can be rebuilt from the messages, and the
-	// next send's commit (synchronous = FULL) syncs the WAL frames written before it, these among them.
-	db.run("PRAGMA synchronous = NORMAL");
+	// synchronous = FULL (the default) here too: this thread syncs what it writes (a long text's erasure
+	// rewrites thousands of pages); left unsynced, the next send's commit would sync them on the event loop.
 	return db;
 }
 
@@ -54,7 +51,6 @@ let path = "";
 let db: Database | undefined;
 let search: SqliteSearch | undefined;
 let turns: Int32Array | undefined;
-let checkpointed = 0;
 let requested = 0;
 let truncateDue = false;
 let running = false;
@@ -74,18 +70,6 @@ async function inTurn<T>(work: () => T): Promise<T> {
 	} finally {
 		stepEnded(turns);
 	}
-}
-
-/**
- * Copies the WAL's committed pages into the database file (PASSIVE: never
- * waits for a writer, and needs no write lock), so the WAL stays small; the
- * store's connection does not checkpoint at its commits, where the copying
- * and its fsync would hold the event loop.
- */
-function checkpoint(d: Database): void {
-	if (Date.now() - checkpointed < CHECKPOINT_EVERY_MS) return;
-	d.query("PRAGMA wal_checkpoint(PASSIVE)").get();
-	checkpointed = Date.now();
 }
 
 /** The WAL's older frames still hold the old texts (and the edited row's old page): checkpoint and truncate it. */
@@ -108,7 +92,6 @@ async function run(): Promise<void> {
 				// `closing` is read again in each turn: the file may have been closed while the turn was awaited.
 				const got = await inTurn(() => (closing ? 0 : indexer.catchUp(STEP, yieldNow)));
 				if (closing) return;
-				checkpoint(d);
 				if (got === 0) break;
 			}
 			indexed = target;
@@ -120,10 +103,7 @@ async function run(): Promise<void> {
 			const d = db;
 			await indexNew(d);
 			// One text at a time (a long one takes 0.1–3 s), indexing what was stored meanwhile between them.
-			while (await inTurn(() => !closing && eraseOne(d))) {
-				checkpoint(d);
-				await indexNew(d);
-			}
+			while (await inTurn(() => !closing && eraseOne(d))) await indexNew(d);
 			if (truncateDue && !closing) {
 				truncateDue = false;
 				// Truncating waits for writers and keeps new ones out: in a turn. A reader of another process can

@@ -56,11 +56,6 @@ const SEARCH_WORKER_URL = import.meta.url.startsWith("file:///$bunfs/")
 const SEARCH_WAITS_FOR_INDEX_MS = 3000;
 /** How long after a commit its messages are handed to the search thread (one request serves a busy while). */
 const INDEX_DELAY_MS = 100;
-/**
- * WAL pages past which a commit checkpoints after all. The search thread checkpoints every second
- * (lib/search-worker.ts); this is for when it cannot (starved of the CPU by a flood of sends).
- */
-const FALLBACK_CHECKPOINT_PAGES = 8000;
 
 interface Pending {
 	input: NewMessage;
@@ -238,9 +233,6 @@ export class SqliteStore implements Store {
 					this.db.run("PRAGMA synchronous = FULL");
 					// A deleted message's text is overwritten in the file, not only unlinked (Store.remove).
 					this.db.run("PRAGMA secure_delete = ON");
-					// The search thread checkpoints (lib/search-worker.ts): a commit here copies pages only if it
-					// has fallen far behind.
-					this.db.run(`PRAGMA wal_autocheckpoint = ${FALLBACK_CHECKPOINT_PAGES}`);
 					return this.migrate();
 				},
 				OPENING,
