@@ -708,7 +708,18 @@ export class SqliteStore implements Store {
 		seq: number,
 		apply: (row: StoredRow, change: number) => StoredRow | Exclude<ChangeRefusal, "not_found">,
 	): Promise<ChangeOutcome> {
-		const work = () =>
+		// An edit or deletion takes its turn at the write lock like a send (lib/write-turns.ts): behind a queue of
+		// long erasures it would otherwise keep finding the lock taken until its retries ran out.
+		const work = async () => {
+			sendsWaiting(this.turns, true);
+			try {
+				await stepDone(this.turns, this.busyTimeoutMs);
+				return await attempt();
+			} finally {
+				if (!this.scheduled) sendsWaiting(this.turns, false);
+			}
+		};
+		const attempt = () =>
 			whileBusy(
 				() => {
 					const gone = this.fileProblem();
