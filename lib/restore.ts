@@ -113,6 +113,9 @@ function inspect(source: Database, file: string): Inspected {
 	return { schema, epoch };
 }
 
+/** The files SQLite and hubbub keep beside a database: its WAL, shared memory and search index (with its own). */
+const SIDE_FILES = ["-wal", "-shm", "-search", "-search-wal", "-search-shm"];
+
 /**
  * Replaces the SQLite database `to` with the backup `from`: checks it
  * (integrity, hubbub tables), copies it beside `to`, lets the store migrate
@@ -132,7 +135,7 @@ export async function restoreSqlite(from: string, to: string): Promise<Restored>
 
 	const tmp = `${target}.restore-${process.pid}`;
 	const removeTmp = () => {
-		for (const suffix of ["", "-wal", "-shm"]) rmSync(`${tmp}${suffix}`, { force: true });
+		for (const suffix of ["", ...SIDE_FILES]) rmSync(`${tmp}${suffix}`, { force: true });
 	};
 	// Reading a WAL-mode file makes its -wal and -shm; those we made are removed again, so the backup's folder stays as it was.
 	const litter = [`${from}-wal`, `${from}-shm`].filter((f) => !existsSync(f));
@@ -198,9 +201,11 @@ export async function restoreSqlite(from: string, to: string): Promise<Restored>
 			renameSync(target, previous);
 			restored.previous = previous;
 		}
-		// A leftover WAL beside the target belongs to the old file and would be replayed into the new one.
-		rmSync(`${target}-wal`, { force: true });
-		rmSync(`${target}-shm`, { force: true });
+		// A leftover WAL beside the target belongs to the old file and would be replayed into the new one; its
+		// search index would be found not to match (another epoch) and built anew, but its texts need not stay.
+		for (const suffix of SIDE_FILES) rmSync(`${target}${suffix}`, { force: true });
+		// The copy's own index (the store built it while checking the copy) is not moved: the server builds it.
+		for (const suffix of SIDE_FILES) rmSync(`${tmp}${suffix}`, { force: true });
 		renameSync(tmp, target);
 		fsyncDir(dirname(target));
 	} catch (e) {

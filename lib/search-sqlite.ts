@@ -143,31 +143,119 @@ export function migrateSearchQueue(db: Database): void {
 	END`);
 }
 
-/** Forgets one text queued in search_forget (one write transaction; false when none is queued): 'delete' of the text it was indexed with, then the current text indexed again. */
-export function eraseOne(d: Database): boolean {
-	return d
-		.transaction(() => {
-			const row = d
-				.query<{ doc: number; text: string }, []>("SELECT doc, text FROM search_forget ORDER BY doc LIMIT 1")
-				.get();
-			if (!row) return false;
-			for (const t of ["search_trigrams", "search_words"])
-				d.run(`INSERT INTO ${t} (${t}, rowid, text) VALUES ('delete', ?, ?)`, [row.doc, row.text]);
-			const now = d
-				.query<
-					{ text: string },
-					[number]
-				>(`SELECT m.text FROM search_docs s JOIN messages m ON m.room = s.room AND m.seq = s.seq
-					WHERE s.id = ? AND s.id <= (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed')`)
-				.get(row.doc);
-			if (now && now.text !== "")
-				for (const t of ["search_trigrams", "search_words"])
-					d.run(`INSERT INTO ${t} (rowid, text) VALUES (?, ?)`, [row.doc, now.text]);
-			d.run("DELETE FROM search_forget WHERE doc = ?", [row.doc]);
-			return true;
-		})
-		.immediate();
+/**
+ * Schema 7. The two indexes move to a file of their own beside the database
+ * (`<db>-search`, see openIndex): their pages went into the database's WAL,
+ * so every send's commit, which syncs it, also synced them (4× the bytes
+ * written at 10,000 msg/s, commits 3× slower). The messages keep
+ * `search_docs` (ids in arrival order, given by the insert trigger) and the
+ * erasure queue; a trigger cannot reach another file, so the queue now
+ * takes the old text of every change of a stored message (not only of those
+ * indexed: the index's position is in the other file), one row per change
+ * in order, and the search thread sorts out what the index holds
+ * (eraseSome). The old in-file indexes are dropped (PRAGMA secure_delete
+ * zeroes their pages); the search thread builds the new file from the start.
+ */
+export function migrateSearchFile(db: Database): void {
+	for (const trigger of ["delete", "update"]) db.run(`DROP TRIGGER IF EXISTS messages_search_${trigger}`);
+	for (const table of ["search_trigrams", "search_words", "search_forget"])
+		db.run(`DROP TABLE IF EXISTS ${table}`);
+	db.run("DELETE FROM meta WHERE key = 'search_indexed'");
+	db.run(
+		"CREATE TABLE search_forget (id INTEGER PRIMARY KEY AUTOINCREMENT, doc INTEGER NOT NULL, text TEXT NOT NULL)",
+	);
+	const queue = `INSERT INTO search_forget (doc, text) SELECT id, old.text FROM search_docs
+		WHERE room = old.room AND seq = old.seq AND old.text <> '';`;
+	db.run(`CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
+		${queue}
+		DELETE FROM search_docs WHERE room = old.room AND seq = old.seq;
+	END`);
+	db.run(`CREATE TRIGGER messages_search_update AFTER UPDATE OF text ON messages WHEN old.text <> new.text BEGIN
+		${queue}
+	END`);
 }
+
+/** The search index of the database at `path`: a SQLite file beside it, named like its -wal and -shm. */
+export function indexPath(path: string): string {
+	return path === "" || path === ":memory:" ? ":memory:" : `${path}-search`;
+}
+
+/** The index's format: a file of another format is built anew. */
+const INDEX_FORMAT = "1";
+
+/**
+ * Attaches the search index file as `idx` to a connection of the database
+ * at `path` (an in-memory one for an in-memory database). Nothing the
+ * connection writes in the database may begin with BEGIN IMMEDIATE once it
+ * is attached: that takes the write lock of every attached file.
+ */
+export function openIndex(db: Database, path: string): void {
+	db.run("ATTACH ? AS idx", [indexPath(path)]);
+	db.run("PRAGMA idx.journal_mode = WAL");
+	// The index can be built again from the messages: its commits need not be synced one by one (a crash
+	// loses the newest, and its position with them). Erasures are synced (eraseSome).
+	db.run("PRAGMA idx.synchronous = NORMAL");
+	db.run("PRAGMA idx.secure_delete = ON");
+}
+
+/**
+ * Makes the index file's tables if they are missing, and empties it when it
+ * is not the index of this database (another epoch: restored or replaced;
+ * or a position past the last message id: an older copy of the file put
+ * back): its positions would name other messages. Run at the store's open,
+ * with `idx` attached (openIndex).
+ */
+export function prepareIndex(db: Database, epoch: string): void {
+	db.transaction(() => {
+		db.run("CREATE TABLE IF NOT EXISTS idx.search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+		const meta = (key: string) =>
+			db.query<{ value: string }, [string]>("SELECT value FROM idx.search_meta WHERE key = ?").get(key)
+				?.value;
+		const exists = meta("format") !== undefined;
+		const last =
+			db.query<{ seq: number }, []>("SELECT seq FROM sqlite_sequence WHERE name = 'search_docs'").get()
+				?.seq ?? 0;
+		if (
+			exists &&
+			meta("format") === INDEX_FORMAT &&
+			meta("epoch") === epoch &&
+			Number(meta("position")) <= last
+		)
+			return;
+		if (exists)
+			for (const t of ["search_trigrams", "search_words", "search_indexed"])
+				db.run(`DROP TABLE IF EXISTS idx.${t}`);
+		// Trigram: any substring of 3+ characters, also in text without spaces (Japanese, ERR_SOCKET_TIMEOUT).
+		db.run("CREATE VIRTUAL TABLE idx.search_trigrams USING fts5(text, tokenize = 'trigram', content = '')");
+		// Words: 1–2 character terms (a trigram index cannot find them); single-token prefix queries need no positions.
+		db.run(
+			"CREATE VIRTUAL TABLE idx.search_words USING fts5(text, tokenize = 'unicode61', content = '', detail = none)",
+		);
+		for (const t of ["search_trigrams", "search_words"]) {
+			// Merging segments less eagerly than the default (4) keeps an indexing step's cost near the tokenizing alone.
+			db.run(`INSERT INTO idx.${t} (${t}, rank) VALUES ('automerge', 16)`);
+			// A forgotten text's tokens leave the index pages at once (schema 4, migrateSearchErasure).
+			db.run(`INSERT INTO idx.${t} (${t}, rank) VALUES ('secure-delete', 1)`);
+		}
+		// What each message was indexed with (the first 16 bytes of its text's SHA-256): eraseSome's rule.
+		db.run("CREATE TABLE idx.search_indexed (doc INTEGER PRIMARY KEY, sha BLOB NOT NULL)");
+		db.run("DELETE FROM idx.search_meta");
+		const set = db.query("INSERT INTO idx.search_meta (key, value) VALUES (?, ?)");
+		set.run("format", INDEX_FORMAT);
+		set.run("epoch", epoch);
+		// Every search_docs id up to this one is indexed.
+		set.run("position", "0");
+	})();
+}
+
+/** What search_indexed keeps of a text. */
+function textSha(text: string): Buffer {
+	return new Bun.CryptoHasher("sha256").update(text).digest().subarray(0, 16);
+}
+
+/** Texts one erasure transaction forgets at most, and their characters: a long text goes alone (0.1–3 s). */
+const ERASE_ROWS = 50;
+const ERASE_CHARS = 4000;
 
 /** Rows one catchUp call indexes by default (bench/search.ts fills its index in such steps). */
 export const INDEX_STEP = 500;
@@ -197,21 +285,32 @@ export class SqliteSearch {
 	private readonly pending: Statement<{ id: number; text: string }, [number]>;
 	private readonly docId: Statement<{ id: number }, [string, number]>;
 	private readonly add: Record<"trigrams" | "words", Statement<unknown, [number, string]>>;
+	private readonly addSha: Statement<unknown, [number, Buffer]>;
+	/** Takes the index file's write lock before anything is read of the database (see claim). */
+	private readonly lock: Statement<unknown, []>;
+	private readonly position: Statement<unknown, [string]>;
+	private readonly unindexedRow: Statement<unknown, []>;
 
+	/** `db`: a connection of the database with the index file attached (openIndex). */
 	constructor(private readonly db: Database) {
 		this.docId = db.query("SELECT id FROM search_docs WHERE room = ? AND seq = ?");
+		const position = "(SELECT CAST(value AS INTEGER) FROM idx.search_meta WHERE key = 'position')";
 		this.pending =
 			db.query(`SELECT d.id, m.text FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq
-			WHERE d.id > (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed') ORDER BY d.id LIMIT ?`);
+			WHERE d.id > ${position} ORDER BY d.id LIMIT ?`);
+		this.unindexedRow = db.query(`SELECT 1 FROM search_docs WHERE id > ${position} LIMIT 1`);
 		this.add = {
-			trigrams: db.query("INSERT INTO search_trigrams (rowid, text) VALUES (?, ?)"),
-			words: db.query("INSERT INTO search_words (rowid, text) VALUES (?, ?)"),
+			trigrams: db.query("INSERT INTO idx.search_trigrams (rowid, text) VALUES (?, ?)"),
+			words: db.query("INSERT INTO idx.search_words (rowid, text) VALUES (?, ?)"),
 		};
+		this.addSha = db.query("INSERT OR REPLACE INTO idx.search_indexed (doc, sha) VALUES (?, ?)");
+		this.lock = db.query("DELETE FROM idx.search_meta WHERE 0");
+		this.position = db.query("UPDATE idx.search_meta SET value = ? WHERE key = 'position'");
 		// CROSS JOIN keeps the index's newest-first walk outside (SQLite never reorders it): a
 		// primary-key probe per match gives its room.
 		const walk = (table: string) =>
 			db.query<{ pos: number; room: string }, [string, number, number]>(`
-				SELECT ${table}.rowid AS pos, r.room FROM ${table} CROSS JOIN search_docs r ON r.id = ${table}.rowid
+				SELECT ${table}.rowid AS pos, r.room FROM idx.${table} CROSS JOIN search_docs r ON r.id = ${table}.rowid
 				WHERE ${table} MATCH ?1 AND ${table}.rowid < ?2 ORDER BY ${table}.rowid DESC LIMIT ?3`);
 		this.walk = { trigrams: walk("search_trigrams"), words: walk("search_words") };
 		this.rows = db.query(`
@@ -220,34 +319,115 @@ export class SqliteSearch {
 			WHERE d.id IN (SELECT value FROM json_each(?1)) ORDER BY d.id DESC`);
 	}
 
+	/** Some stored message (this process's, or another's on the same file) is not indexed yet. */
+	unindexed(): boolean {
+		return this.unindexedRow.get() !== null;
+	}
+
+	/**
+	 * One transaction that writes the index file: its write lock is taken
+	 * first (a statement that writes nothing), so whatever it then reads of
+	 * the database is at least as new as what any earlier index transaction,
+	 * of any process, read. Deferred, not IMMEDIATE: that would lock the
+	 * database file too.
+	 */
+	private claim<T>(work: () => T): T {
+		return this.db.transaction(() => {
+			this.lock.run();
+			return work();
+		})();
+	}
+
+	/** Indexes one message's text (none for ""), replacing nothing: the caller forgot any earlier one. */
+	private index(doc: number, text: string): void {
+		if (text === "") {
+			this.db.run("DELETE FROM idx.search_indexed WHERE doc = ?", [doc]);
+			return;
+		}
+		this.add.trigrams.run(doc, text);
+		this.add.words.run(doc, text);
+		this.addSha.run(doc, textSha(text));
+	}
+
 	/**
 	 * Indexes up to `step` messages stored since the last call, in one
-	 * write transaction, stopping early when `enough` says so (asked before
-	 * each message with the number done); resolves how many (0 when there
-	 * was nothing, or when another process holds the write lock: the next
-	 * call does it).
+	 * transaction of the index file; returns how many (0 when there was
+	 * nothing, or when another process holds the index's write lock: the
+	 * next call does it). Sends never wait for it: it writes no page of the
+	 * database.
 	 */
-	catchUp(step = INDEX_STEP, enough?: (done: number) => boolean): number {
+	catchUp(step = INDEX_STEP): number {
 		try {
-			return this.db
-				.transaction(() => {
-					const rows = this.pending.all(step);
-					let done = 0;
-					for (const r of rows) {
-						if (enough?.(done)) break;
-						this.add.trigrams.run(r.id, r.text);
-						this.add.words.run(r.id, r.text);
-						done++;
-					}
-					const last = rows[done - 1];
-					if (last) this.db.run("UPDATE meta SET value = ? WHERE key = 'search_indexed'", [String(last.id)]);
-					return done;
-				})
-				.immediate();
+			return this.claim(() => {
+				const rows = this.pending.all(step);
+				for (const r of rows) this.index(r.id, r.text);
+				const last = rows.at(-1);
+				if (last) this.position.run(String(last.id));
+				return rows.length;
+			});
 		} catch (e) {
 			if (String((e as { code?: unknown }).code).startsWith("SQLITE_BUSY")) return 0;
 			throw e;
 		}
+	}
+
+	/**
+	 * Forgets the oldest texts queued in search_forget (migrateSearchFile)
+	 * from the indexes, in one synced transaction of the index file, and
+	 * returns their queue ids (none: nothing is queued), which the caller
+	 * deletes from the queue once this has returned. The index holds, for
+	 * each message, the text it had when it was indexed; a queued old text is
+	 * forgotten only when it is that text (the same SHA-256), and the message's
+	 * current text is indexed in its place; otherwise the index never had it
+	 * (the message was indexed later, with a newer text, or not at all: then
+	 * the indexer reads its current text) and the entry is dropped. So an
+	 * entry handled twice (a crash before its deletion, two processes) changes
+	 * nothing the second time, and FTS5's 'delete' is only ever given the
+	 * exact text it indexed (any other would corrupt the index).
+	 */
+	eraseSome(): number[] {
+		this.db.run("PRAGMA idx.synchronous = FULL");
+		try {
+			return this.claim(() => {
+				const queued = this.db
+					.query<{ id: number; doc: number; text: string }, [number]>(
+						"SELECT id, doc, text FROM search_forget ORDER BY id LIMIT ?",
+					)
+					.all(ERASE_ROWS);
+				const done: number[] = [];
+				let chars = 0;
+				for (const entry of queued) {
+					if (done.length > 0 && chars + entry.text.length > ERASE_CHARS) break;
+					chars += entry.text.length;
+					done.push(entry.id);
+					const held = this.db
+						.query<{ sha: Uint8Array }, [number]>("SELECT sha FROM idx.search_indexed WHERE doc = ?")
+						.get(entry.doc);
+					if (!held || !textSha(entry.text).equals(held.sha)) continue;
+					for (const t of ["search_trigrams", "search_words"])
+						this.db.run(`INSERT INTO idx.${t} (${t}, rowid, text) VALUES ('delete', ?, ?)`, [
+							entry.doc,
+							entry.text,
+						]);
+					const now = this.db
+						.query<{ text: string }, [number]>(
+							"SELECT m.text FROM search_docs s JOIN messages m ON m.room = s.room AND m.seq = s.seq WHERE s.id = ?",
+						)
+						.get(entry.doc);
+					this.index(entry.doc, now?.text ?? "");
+				}
+				return done;
+			});
+		} finally {
+			this.db.run("PRAGMA idx.synchronous = NORMAL");
+		}
+	}
+
+	/** Deletes handled entries from the erasure queue (a write of the database: in its turn, lib/write-turns.ts). */
+	dequeue(ids: number[]): void {
+		this.db.transaction(() => {
+			for (const id of ids) this.db.run("DELETE FROM search_forget WHERE id = ?", [id]);
+		})();
 	}
 
 	async candidates(plan: SearchPlan, cursor: string | undefined, n: number): Promise<Candidate[]> {

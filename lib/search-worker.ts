@@ -1,20 +1,20 @@
 // The search thread of a SQLite store: indexes new messages for search and forgets edited and deleted texts
-// (lib/search-sqlite.ts migrateSearchQueue), off the event loop and behind this process's sends.
+// (lib/search-sqlite.ts migrateSearchFile) in the index file beside the database, off the event loop.
 import { Database } from "bun:sqlite";
-import { eraseOne, SqliteSearch } from "./search-sqlite.ts";
-import { sendsAreWaiting, stepEnded, stepTurn } from "./write-turns.ts";
+import { openIndex, SqliteSearch } from "./search-sqlite.ts";
+import { stepEnded, stepTurn } from "./write-turns.ts";
 
 /**
  * Main thread → worker: "work" (numbered) after commits, searches, edits, deletes and prunes; `erase`
  * when texts were queued for forgetting (the WAL is truncated after them); "close" at the end.
- * `turns` is shared with the store (lib/write-turns.ts): its sends write the file first.
+ * `turns` is shared with the store (lib/write-turns.ts): its sends write the database first.
  */
 export type SearchWorkerRequest =
 	| { type: "work"; n: number; path: string; erase: boolean; turns: Int32Array }
 	| { type: "close" };
 /**
  * Worker → main thread: "indexed" once every message committed before request `n` is in the
- * indexes; "done" once, besides, every text queued before it is forgotten (and the WAL truncated
+ * indexes; "done" once, besides, every text queued before it is forgotten (and the WALs truncated
  * if it was asked); "error" when a round failed (it is tried again a second later).
  */
 export type SearchWorkerReply =
@@ -26,24 +26,23 @@ export type SearchWorkerReply =
 declare const self: Worker;
 
 /**
- * Messages indexed in one write transaction at most: a transaction's own
- * cost (a new index segment, merges) is spread over many, so larger steps
- * write less and take less CPU a message (100 rather than 25: half the
- * thread's CPU and two thirds of the writes). A step ends after MIN_STEP as
- * soon as sends wait for the write lock, so a send seldom waits long for one.
+ * Messages indexed in one transaction of the index file at most: a
+ * transaction's own cost (a new index segment, merges) is spread over many,
+ * so larger steps write less and take less CPU a message (100 rather than
+ * 25: half the thread's CPU and two thirds of the writes).
  */
 const STEP = 100;
-const MIN_STEP = 5;
-/** How long a step waits for this process's sends before it writes anyway (so indexing never stops). */
+/** How long a write of the database (the queue's deletions, the WAL's truncation) waits for this process's sends. */
 const YIELD_MAX_MS = 100;
 
 function open(path: string): Database {
 	const db = new Database(path, { strict: true });
 	// This thread may block: waiting for the main thread's short transactions is what it should do.
 	db.run("PRAGMA busy_timeout = 10000");
+	// synchronous = FULL (the default) for the database: this thread's writes to it (the queue's deletions)
+	// are synced here; left unsynced, the next send's commit would sync them on the event loop.
 	db.run("PRAGMA secure_delete = ON");
-	// synchronous = FULL (the default) here too: this thread syncs what it writes (a long text's erasure
-	// rewrites thousands of pages); left unsynced, the next send's commit would sync them on the event loop.
+	openIndex(db, path);
 	return db;
 }
 
@@ -56,12 +55,7 @@ let truncateDue = false;
 let running = false;
 let closing = false;
 
-/** A step ends early, once it has done a few messages, when sends start waiting for the write lock. */
-function yieldNow(done: number): boolean {
-	return done >= MIN_STEP && turns !== undefined && sendsAreWaiting(turns);
-}
-
-/** Runs one write transaction of this thread in its turn (lib/write-turns.ts). */
+/** Runs one write of the database by this thread in its turn (lib/write-turns.ts); the index file's are its own. */
 async function inTurn<T>(work: () => T): Promise<T> {
 	if (!turns) return work();
 	await stepTurn(turns, YIELD_MAX_MS);
@@ -72,9 +66,9 @@ async function inTurn<T>(work: () => T): Promise<T> {
 	}
 }
 
-/** The WAL's older frames still hold the old texts (and the edited row's old page): checkpoint and truncate it. */
-function truncateWal(d: Database): boolean {
-	return (d.query("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number }).busy === 0;
+/** A WAL's older frames still hold the old texts (and the edited row's old page): checkpoint and truncate it. */
+function truncateWal(d: Database, schema: "main" | "idx"): boolean {
+	return (d.query(`PRAGMA ${schema}.wal_checkpoint(TRUNCATE)`).get() as { busy: number }).busy === 0;
 }
 
 async function run(): Promise<void> {
@@ -89,10 +83,11 @@ async function run(): Promise<void> {
 			search ??= new SqliteSearch(d);
 			const indexer = search;
 			for (;;) {
-				// `closing` is read again in each turn: the file may have been closed while the turn was awaited.
-				const got = await inTurn(() => (closing ? 0 : indexer.catchUp(STEP, yieldNow)));
+				// Read again after each await: a "close" between two steps closes the file.
 				if (closing) return;
-				if (got === 0) break;
+				if (indexer.catchUp(STEP) === 0) break;
+				// Between steps the thread reads its messages (a "close" is never kept waiting by a long backlog).
+				await Bun.sleep(0);
 			}
 			indexed = target;
 			self.postMessage({ type: "indexed", n: target } satisfies SearchWorkerReply);
@@ -102,13 +97,23 @@ async function run(): Promise<void> {
 			db ??= open(path);
 			const d = db;
 			await indexNew(d);
-			// One text at a time (a long one takes 0.1–3 s), indexing what was stored meanwhile between them.
-			while (await inTurn(() => !closing && eraseOne(d))) await indexNew(d);
+			// A few texts at a time (a long one alone: it takes 0.1–3 s), indexing what was stored meanwhile between them.
+			search ??= new SqliteSearch(d);
+			const eraser = search;
+			for (;;) {
+				const handled = closing ? [] : eraser.eraseSome();
+				if (handled.length === 0) break;
+				await inTurn(() => closing || eraser.dequeue(handled));
+				// The thread's messages are read (a search's request), then what they asked for is indexed.
+				await Bun.sleep(0);
+				await indexNew(d);
+			}
 			if (truncateDue && !closing) {
 				truncateDue = false;
-				// Truncating waits for writers and keeps new ones out: in a turn. A reader of another process can
-				// hold it up: try again a little later, indexing meanwhile.
-				for (let i = 0; i < 60 && !(await inTurn(() => closing || truncateWal(d))); i++) {
+				// Truncating the database's WAL waits for writers and keeps new ones out: in a turn. A reader (a
+				// search) can hold either up: try again a little later, indexing meanwhile.
+				for (let i = 0; i < 60 && !closing; i++) {
+					if (truncateWal(d, "idx") && (await inTurn(() => closing || truncateWal(d, "main")))) break;
 					await Bun.sleep(1000);
 					await indexNew(d);
 				}

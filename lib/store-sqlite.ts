@@ -5,10 +5,12 @@ import { LIMITS } from "../protocol.ts";
 import { nameKey } from "./names.ts";
 import { runSearch, type SearchPage, type SearchQuery } from "./search.ts";
 import {
-	eraseOne,
 	migrateSearch,
 	migrateSearchErasure,
+	migrateSearchFile,
 	migrateSearchQueue,
+	openIndex,
+	prepareIndex,
 	SqliteSearch,
 } from "./search-sqlite.ts";
 import type { SearchWorkerReply, SearchWorkerRequest } from "./search-worker.ts";
@@ -38,7 +40,7 @@ import {
 } from "./store.ts";
 import { newTurns, sendsWaiting, stepDone } from "./write-turns.ts";
 
-const SCHEMA_VERSION = 6;
+const SCHEMA_VERSION = 7;
 
 /**
  * The search thread's module. In an executable built by `bun build --compile` (package.json's build lists it
@@ -146,6 +148,11 @@ export class SqliteStore implements Store {
 	readonly epoch: string;
 	readonly id: string;
 	private readonly db: Database;
+	/**
+	 * Searches read through a second connection, with the index file attached (lib/search-sqlite.ts
+	 * openIndex): attached to `db`, it would make every send's BEGIN IMMEDIATE take its lock too.
+	 */
+	private readonly reader: Database;
 	private readonly busyTimeoutMs: number;
 	private readonly onCommit?: (seconds: number, messages: number) => void;
 	private readonly onBusy?: (waitMs: number, messages: number) => void;
@@ -183,8 +190,6 @@ export class SqliteStore implements Store {
 		link: Statement<unknown, [string, string, number]>;
 		markSent: Statement<unknown, [string, string]>;
 		charge: Statement<unknown, [string, number, number, number]>;
-		/** A row when some stored message (this process's, or another's on the same file) is not indexed yet. */
-		unindexed: Statement<unknown, []>;
 		latest: Statement<StoredRow, [string, number]>;
 		since: Statement<StoredRow, [string, number, number]>;
 		before: Statement<StoredRow, [string, number, number]>;
@@ -254,7 +259,27 @@ export class SqliteStore implements Store {
 			throw new StoreError(`cannot open database ${JSON.stringify(path)}: ${(e as Error).message}`);
 		}
 		this.identity = fileIdentity(path);
-		this.searcher = new SqliteSearch(this.db);
+		try {
+			// An in-memory database has no other connection: its index is attached to it, in memory too.
+			this.reader = this.inMemory() ? this.db : new Database(path, { strict: true });
+			this.reader.run("PRAGMA busy_timeout = 5000");
+			const reader = this.reader;
+			const epoch = this.epoch;
+			whileBusy(
+				() => {
+					openIndex(reader, path);
+					prepareIndex(reader, epoch);
+				},
+				OPENING,
+				Bun.sleepSync,
+			);
+			this.reader.run("PRAGMA busy_timeout = 0");
+		} catch (e) {
+			throw new StoreError(
+				`cannot open the search index of ${JSON.stringify(path)}: ${(e as Error).message}`,
+			);
+		}
+		this.searcher = new SqliteSearch(this.reader);
 		const cols = MESSAGE_COLUMNS;
 		this.q = {
 			bySenderId: this.db.query(
@@ -270,9 +295,6 @@ export class SqliteStore implements Store {
 			),
 			link: this.db.query("INSERT OR IGNORE INTO message_files (hash, room, seq) VALUES (?, ?, ?)"),
 			markSent: this.db.query("UPDATE uploads SET sent = 1 WHERE account = ? AND hash = ?"),
-			unindexed: this.db.query(
-				"SELECT 1 FROM search_docs WHERE id > (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'search_indexed') LIMIT 1",
-			),
 			charge: this.db.query(
 				`INSERT INTO usage (sender_key, day, bytes) VALUES (?1, ?2, ?3) ON CONFLICT (sender_key, day)
 				DO UPDATE SET bytes = bytes + excluded.bytes WHERE bytes + excluded.bytes <= ?4`,
@@ -308,7 +330,7 @@ export class SqliteStore implements Store {
 		};
 		// Messages a migration or another writer left unindexed, and texts a closed (or killed) process left to forget.
 		if (this.db.query("SELECT 1 FROM search_forget LIMIT 1").get()) this.erase();
-		else if (this.q.unindexed.get()) this.indexSoon();
+		else if (this.searcher.unindexed()) this.indexSoon();
 	}
 
 	private migrate(): string {
@@ -386,6 +408,8 @@ export class SqliteStore implements Store {
 				}
 				// Edited and deleted texts are forgotten from the search indexes by a worker thread (lib/search-worker.ts).
 				if (version < 6) migrateSearchQueue(db);
+				// The search indexes in a file of their own beside the database (lib/search-sqlite.ts).
+				if (version < 7) migrateSearchFile(db);
 				if (version < SCHEMA_VERSION) {
 					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
 				}
@@ -648,7 +672,7 @@ export class SqliteStore implements Store {
 		// What was committed before is indexed by the search thread, an edit's new text after its old one is
 		// forgotten: wait for both (without holding the event loop), so a sender or editor finds what it wrote.
 		// Bounded: on a saturated server the newest messages become findable a little later.
-		const indexed = this.unindexed || this.q.unindexed.get() ? this.request(false) : this.requests;
+		const indexed = this.unindexed || this.searcher.unindexed() ? this.request(false) : this.requests;
 		await Promise.all([
 			this.reached(indexed, "indexed", SEARCH_WAITS_FOR_INDEX_MS),
 			this.reached(this.lastEdit, "done", SEARCH_WAITS_FOR_INDEX_MS),
@@ -772,10 +796,11 @@ export class SqliteStore implements Store {
 		if (this.closed) return this.requests;
 		this.unindexed = false;
 		this.requests++;
-		if (this.path === "" || this.path === ":memory:") {
+		if (this.inMemory()) {
 			// A thread of its own cannot open this database: the work is done here (a test's or a trial's store).
 			while (this.searcher.catchUp() > 0) {}
-			while (eraseOne(this.db)) {}
+			for (let handled = this.searcher.eraseSome(); handled.length > 0; handled = this.searcher.eraseSome())
+				this.searcher.dequeue(handled);
 			this.advance("done", this.requests);
 			return this.requests;
 		}
@@ -806,6 +831,10 @@ export class SqliteStore implements Store {
 			turns: this.turns,
 		} satisfies SearchWorkerRequest);
 		return this.requests;
+	}
+
+	private inMemory(): boolean {
+		return this.path === "" || this.path === ":memory:";
 	}
 
 	/** The search thread has indexed (or finished: indexed and erased) every request up to `n`. */
@@ -1076,6 +1105,7 @@ export class SqliteStore implements Store {
 			});
 			worker.terminate();
 		}
+		if (this.reader !== this.db) this.reader.close();
 		this.db.close();
 	}
 }

@@ -53,6 +53,13 @@ const backends: [string, () => Promise<Fresh>][] = [
 					db.run("ALTER TABLE room_floors DROP COLUMN changes");
 					// Nor schema 6's queue of texts the search eraser forgets.
 					db.run("DROP TABLE search_forget");
+					// And schema 3's search indexes, in the database itself (schema 7 moved them to a file beside it).
+					db.run(
+						"CREATE VIRTUAL TABLE search_trigrams USING fts5(text, tokenize = 'trigram', content = '', contentless_delete = 1)",
+					);
+					db.run(
+						"CREATE VIRTUAL TABLE search_words USING fts5(text, tokenize = 'unicode61', content = '', contentless_delete = 1, detail = none)",
+					);
 					db.run("UPDATE meta SET value = '3' WHERE key = 'schema'");
 					db.close();
 				},

@@ -1,8 +1,10 @@
 // Full-text search's contract (lib/search.ts), run against both stores: SQLite (FTS5) and PostgreSQL (pg_trgm).
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BadCursor, type SearchHit, type SearchQuery } from "../lib/search.ts";
+import { migrateSearchQueue, openIndex, SqliteSearch } from "../lib/search-sqlite.ts";
 import type { Store } from "../lib/store.ts";
 import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
@@ -256,7 +258,7 @@ test("a SQLite database made before search opens with its messages searchable", 
 	raw.run("DROP TRIGGER messages_search_insert");
 	raw.run("DROP TRIGGER messages_search_delete");
 	raw.run("DROP TRIGGER messages_search_update");
-	for (const t of ["search_docs", "search_trigrams", "search_words"]) raw.run(`DROP TABLE ${t}`);
+	raw.run("DROP TABLE search_docs");
 	// Nor the file tables of schema 4.
 	for (const t of ["uploads", "message_files"]) raw.run(`DROP TABLE ${t}`);
 	raw.run("ALTER TABLE messages DROP COLUMN files");
@@ -265,10 +267,11 @@ test("a SQLite database made before search opens with its messages searchable", 
 	for (const c of ["edited", "deleted", "reactions", "change_seq"])
 		raw.run(`ALTER TABLE messages DROP COLUMN ${c}`);
 	raw.run("ALTER TABLE room_floors DROP COLUMN changes");
-	// Nor schema 6's erasure queue (lib/search-worker.ts).
+	// Nor schema 6's erasure queue (lib/search-worker.ts), nor schema 7's index file beside it.
 	raw.run("DROP TABLE search_forget");
 	raw.run("UPDATE meta SET value = '2' WHERE key = 'schema'");
 	raw.close();
+	for (const suffix of ["-search", "-search-wal", "-search-shm"]) rmSync(`${path}${suffix}`, { force: true });
 	const after = new SqliteStore(path);
 	await after.append({ room: "r", from: "a", text: "written after", ts: T0 + 1 });
 	expect(texts((await after.search(q("written"), all)).hits)).toEqual([
@@ -287,10 +290,124 @@ test("SQLite's index drops what retention removes (the triggers keep it in step,
 	await store.prune({ keep: 3 });
 	await store.close();
 	const raw = new Database(path, { readonly: true });
-	const count = (sql: string) => (raw.query(sql).get() as { n: number }).n;
-	expect(count("SELECT count(*) AS n FROM search_docs")).toBe(3);
-	expect(count("SELECT count(*) AS n FROM search_trigrams WHERE search_trigrams MATCH '\"entry\"'")).toBe(3);
+	const index = new Database(`${path}-search`, { readonly: true });
+	const count = (db: Database, sql: string) => (db.query(sql).get() as { n: number }).n;
+	expect(count(raw, "SELECT count(*) AS n FROM search_docs")).toBe(3);
+	expect(
+		count(index, "SELECT count(*) AS n FROM search_trigrams WHERE search_trigrams MATCH '\"entry\"'"),
+	).toBe(3);
 	raw.close();
+	index.close();
+});
+
+test("a schema-6 database (its indexes inside it, a deleted text still queued) upgrades: searchable from the index file, the old index's pages zeroed", async () => {
+	using dir = tempDir("hubbub-search-schema6-");
+	const path = join(dir.path, "six.db");
+	const first = new SqliteStore(path);
+	await first.append({ room: "r", from: "a", text: "kept: the release notes", ts: T0 });
+	const gone = await first.append({ room: "r", from: "a", text: "to delete", ts: T0 + 1 });
+	await first.close();
+	// What schema 6 left: both indexes in the file holding every text, and a deletion whose text the
+	// thread had not forgotten yet (queued in search_forget, still in the indexes).
+	const marker = "qzv9oldindexmarker";
+	const raw = new Database(path);
+	raw.run("UPDATE messages SET text = ? WHERE seq = ?", [`to delete ${marker}`, gone.message.seq]);
+	raw.run("UPDATE messages SET text = '', deleted = 1 WHERE seq = ?", [gone.message.seq]);
+	raw.run("DROP TABLE search_forget");
+	raw.run("CREATE VIRTUAL TABLE search_trigrams USING fts5(text, tokenize = 'trigram', content = '')");
+	raw.run(
+		"CREATE VIRTUAL TABLE search_words USING fts5(text, tokenize = 'unicode61', content = '', detail = none)",
+	);
+	raw.run("INSERT INTO meta (key, value) VALUES ('search_indexed', '2')");
+	migrateSearchQueue(raw);
+	for (const t of ["search_trigrams", "search_words"]) {
+		raw.run(`INSERT INTO ${t} (rowid, text) VALUES (1, 'kept: the release notes')`);
+		raw.run(`INSERT INTO ${t} (rowid, text) VALUES (2, ?)`, [`to delete ${marker}`]);
+	}
+	raw.run("INSERT INTO search_forget (doc, text) VALUES (2, ?)", [`to delete ${marker}`]);
+	raw.run("UPDATE meta SET value = '6' WHERE key = 'schema'");
+	raw.run("PRAGMA wal_checkpoint(TRUNCATE)");
+	raw.close();
+	for (const suffix of ["-search", "-search-wal", "-search-shm"]) rmSync(`${path}${suffix}`, { force: true });
+	const holds = () =>
+		[path, `${path}-wal`].some((f) => existsSync(f) && readFileSync(f).includes(marker.slice(3)));
+	// The test can fail: the old index and the queue hold the deleted text.
+	expect(holds()).toBe(true);
+
+	const store = new SqliteStore(path);
+	expect(texts((await store.search(q("release"), all)).hits)).toEqual(["kept: the release notes"]);
+	expect((await store.search(q(marker), all)).hits).toEqual([]);
+	await store.settled();
+	await store.close();
+	expect(holds()).toBe(false);
+	const check = new Database(path, { readonly: true });
+	expect(
+		check.query("SELECT name FROM sqlite_master WHERE name LIKE 'search_%' ORDER BY name").all(),
+	).toEqual([{ name: "search_docs" }, { name: "search_forget" }]);
+	check.close();
+});
+
+test("the index file's erasure rule: an entry handled twice, one for a text never indexed and several edits in a row leave a sound index of the current texts", async () => {
+	using dir = tempDir("hubbub-search-rule-");
+	const path = join(dir.path, "rule.db");
+	const store = new SqliteStore(path);
+	const one = await store.append({ room: "r", from: "a", text: "alpha original", ts: T0 });
+	await store.search(q("alpha"), all); // indexed: the thread's work is done
+	await store.close();
+	// The search thread's view (the database with the index file attached), driven step by step.
+	const db = new Database(path, { strict: true });
+	openIndex(db, path);
+	const search = new SqliteSearch(db);
+	const edit = (seq: number, text: string) =>
+		db.run("UPDATE messages SET text = ? WHERE room = 'r' AND seq = ?", [text, seq]);
+	const matches = (term: string) =>
+		db.query(`SELECT rowid FROM idx.search_trigrams WHERE search_trigrams MATCH ?`).all(`"${term}"`).length;
+	// Two edits in a row, both queued: the first names the indexed text, the second one the index never held.
+	edit(one.message.seq, "beta second");
+	edit(one.message.seq, "gamma third");
+	// A message stored and edited before the thread indexed it: its entry names a text never indexed.
+	db.run(
+		"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES ('r', 2, 'a', 'a', NULL, 'delta first', 0)",
+	);
+	edit(2, "epsilon now");
+	const handled = search.eraseSome();
+	expect(handled).toHaveLength(3);
+	// A crash before the queue's rows were deleted: the same entries again change nothing.
+	expect(search.eraseSome()).toEqual(handled);
+	search.dequeue(handled);
+	expect(search.eraseSome()).toEqual([]);
+	while (search.catchUp() > 0);
+	expect([matches("alpha"), matches("beta"), matches("gamma"), matches("delta"), matches("epsilon")]).toEqual(
+		[0, 0, 1, 0, 1],
+	);
+	// FTS5's 'delete' given a text it did not index would have corrupted it.
+	for (const t of ["search_trigrams", "search_words"])
+		db.run(`INSERT INTO idx.${t} (${t}) VALUES ('integrity-check')`);
+	db.close();
+});
+
+test("a database replaced by another (a copy put back by hand) gets a new index: the old file's index names other messages", async () => {
+	using dir = tempDir("hubbub-search-replaced-");
+	const path = join(dir.path, "live.db");
+	const live = new SqliteStore(path);
+	for (let i = 0; i < 5; i++) await live.append({ room: "r", from: "a", text: `live line ${i}`, ts: T0 + i });
+	await live.search(q("live"), all);
+	await live.close();
+	const other = join(dir.path, "other.db");
+	const copy = new SqliteStore(other);
+	// More messages than the live one had: only its epoch tells the index is not its own.
+	for (let i = 0; i < 8; i++)
+		await copy.append({ room: "r", from: "b", text: `copied line ${i}`, ts: T0 + i });
+	await copy.close();
+	// The database file is replaced; its search index beside it stays (the test can fail: it still matches "live").
+	copyFileSync(other, path);
+	expect(existsSync(`${path}-search`)).toBe(true);
+	const store = new SqliteStore(path);
+	expect((await store.search(q("live"), all)).hits).toEqual([]);
+	expect(texts((await store.search(q("copied"), all)).hits)).toEqual(
+		Array.from({ length: 8 }, (_, i) => `copied line ${7 - i}`),
+	);
+	await store.close();
 });
 
 test("an in-memory SQLite store (--db :memory:) finds and forgets like a file: no thread can open it, so it indexes in line", async () => {

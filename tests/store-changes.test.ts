@@ -296,7 +296,10 @@ test("a deleted or edited-away text is gone from the SQLite files: database, WAL
 	for (let i = 0; i < 5; i++) await store.append(msg("r", "Alice", `after ${i}`));
 	// Indexed for search (both FTS5 indexes hold its words and trigrams).
 	expect((await store.search({ text: marker, limit: 5 }, undefined)).hits).toHaveLength(1);
-	const files = [path, `${path}-wal`, `${path}-shm`];
+	// The database and its search index (lib/search-sqlite.ts), each with its WAL and shared memory.
+	const files = ["", "-wal", "-shm", "-search", "-search-wal", "-search-shm"].map(
+		(suffix) => `${path}${suffix}`,
+	);
 	const holding = (markers = [marker, long, edited]) =>
 		files.filter(
 			(f) => existsSync(f) && markers.some((m) => readFileSync(f).includes(Buffer.from(m.slice(2)))),
@@ -325,7 +328,7 @@ test("a deleted or edited-away text is gone from the SQLite files: database, WAL
 	await again.close();
 	expect(holding()).toEqual([]);
 	// The indexes forgot it cleanly (FTS5's 'delete' given a wrong text would corrupt them).
-	const raw = new Database(path);
+	const raw = new Database(`${path}-search`);
 	for (const t of ["search_trigrams", "search_words"])
 		raw.run(`INSERT INTO ${t} (${t}) VALUES ('integrity-check')`);
 	raw.close();
