@@ -250,7 +250,8 @@ export function prepareIndex(db: Database, epoch: string): void {
 
 /** What search_indexed keeps of a text. */
 function textSha(text: string): Buffer {
-	return new Bun.CryptoHasher("sha256").update(text).digest().subarray(0, 16);
+	const sha = Bun.SHA256.hash(text) as Uint8Array;
+	return Buffer.from(sha.buffer, sha.byteOffset, 16);
 }
 
 /** Texts one erasure transaction forgets at most, and their characters: a long text goes alone (0.1–3 s). */

@@ -1,15 +1,16 @@
 // Who writes the SQLite file next, between a store's sends (main thread) and its search thread: the sends first.
 
 /*
- * Both write the same file and SQLite lets one write transaction in at a
- * time. Left to SQLite, a send that finds the search thread writing fails
- * with SQLITE_BUSY and tries again 2, 4, 8 ms later (370 such retries in a
- * 15 s bench step). Instead they take turns through two flags in shared
- * memory: the search thread starts a step only while no send waits (woken
- * right after a commit, so its step runs while the next sends gather for
- * 1 ms) and ends it early once sends wait, and a commit that finds a step
- * running waits exactly until it ends. Another process on the file is still
- * met by SQLite's lock and the retries.
+ * Both write the database and SQLite lets one write transaction in at a
+ * time. The search thread's writes of it are short (the erasure queue's
+ * deletions, the WAL's truncation; its index has a file of its own), but it
+ * runs at the lowest priority: left to SQLite, a send that finds it writing
+ * fails with SQLITE_BUSY and tries again 2, 4, 8 ms later. Instead they take
+ * turns through two flags in shared memory: the search thread writes only
+ * while no send waits (woken right after a commit, so it writes while the
+ * next sends gather for 1 ms), and a commit that finds it writing waits
+ * exactly until it is done. Another process on the file is still met by
+ * SQLite's lock and the retries.
  */
 
 const SENDS_WAITING = 0;
@@ -24,11 +25,6 @@ export function newTurns(): Int32Array {
 export function sendsWaiting(turns: Int32Array, waiting: boolean): void {
 	Atomics.store(turns, SENDS_WAITING, waiting ? 1 : 0);
 	if (!waiting) Atomics.notify(turns, SENDS_WAITING);
-}
-
-/** Search thread: sends wait to commit (a step in progress ends early). */
-export function sendsAreWaiting(turns: Int32Array): boolean {
-	return Atomics.load(turns, SENDS_WAITING) === 1;
 }
 
 /** Main thread, before a commit (sends marked waiting): resolves when no search step holds the file, or after `maxMs`. */
