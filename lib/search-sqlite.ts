@@ -1,5 +1,6 @@
 // Search in the SQLite store: two FTS5 indexes kept in step with `messages` by triggers, a trigram one for substrings and a word one for short terms.
 import type { Database, Statement } from "bun:sqlite";
+import { realpathSync } from "node:fs";
 import { BadCursor, type Candidate, type SearchPlan } from "./search.ts";
 import type { StoredRow } from "./store.ts";
 
@@ -151,9 +152,9 @@ export function migrateSearchQueue(db: Database): void {
  * `search_docs` (ids in arrival order, given by the insert trigger) and the
  * erasure queue; a trigger cannot reach another file, so the queue now
  * takes the old text of every change of a stored message (not only of those
- * indexed: the index's position is in the other file), one row per change
- * in order, and the search thread sorts out what the index holds
- * (eraseSome). The old in-file indexes are dropped (PRAGMA secure_delete
+ * indexed: the index's position is in the other file; also "", as a message
+ * of files only may get a text), one row per change in order, and the
+ * search thread sorts out what the index holds (eraseSome). The old in-file indexes are dropped (PRAGMA secure_delete
  * zeroes their pages); the search thread builds the new file from the start.
  */
 export function migrateSearchFile(db: Database): void {
@@ -165,7 +166,7 @@ export function migrateSearchFile(db: Database): void {
 		"CREATE TABLE search_forget (id INTEGER PRIMARY KEY AUTOINCREMENT, doc INTEGER NOT NULL, text TEXT NOT NULL)",
 	);
 	const queue = `INSERT INTO search_forget (doc, text) SELECT id, old.text FROM search_docs
-		WHERE room = old.room AND seq = old.seq AND old.text <> '';`;
+		WHERE room = old.room AND seq = old.seq;`;
 	db.run(`CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
 		${queue}
 		DELETE FROM search_docs WHERE room = old.room AND seq = old.seq;
@@ -177,7 +178,13 @@ export function migrateSearchFile(db: Database): void {
 
 /** The search index of the database at `path`: a SQLite file beside it, named like its -wal and -shm. */
 export function indexPath(path: string): string {
-	return path === "" || path === ":memory:" ? ":memory:" : `${path}-search`;
+	if (path === "" || path === ":memory:") return ":memory:";
+	// One index per database file, whatever path (a symbolic link) leads to it: two would share one queue.
+	try {
+		return `${realpathSync(path)}-search`;
+	} catch {
+		return `${path}-search`;
+	}
 }
 
 /** The index's format: a file of another format is built anew. */
@@ -208,23 +215,32 @@ export function openIndex(db: Database, path: string): void {
 export function prepareIndex(db: Database, epoch: string): void {
 	db.transaction(() => {
 		db.run("CREATE TABLE IF NOT EXISTS idx.search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+		// The index's write lock before the database is read (SqliteSearch.claim).
+		db.run("DELETE FROM idx.search_meta WHERE 0");
 		const meta = (key: string) =>
 			db.query<{ value: string }, [string]>("SELECT value FROM idx.search_meta WHERE key = ?").get(key)
 				?.value;
-		const exists = meta("format") !== undefined;
-		const last =
-			db.query<{ seq: number }, []>("SELECT seq FROM sqlite_sequence WHERE name = 'search_docs'").get()
-				?.seq ?? 0;
+		const sequence = (table: string) =>
+			db.query<{ seq: number }, [string]>("SELECT seq FROM sqlite_sequence WHERE name = ?").get(table)?.seq ??
+			0;
+		const lastDoc = sequence("search_docs");
+		const lastQueued = sequence("search_forget");
+		const erased = Number(meta("erased"));
+		const waiting =
+			db.query<{ n: number }, [number]>("SELECT count(*) AS n FROM search_forget WHERE id > ?").get(erased)
+				?.n ?? 0;
 		if (
-			exists &&
 			meta("format") === INDEX_FORMAT &&
 			meta("epoch") === epoch &&
-			Number(meta("position")) <= last
+			Number(meta("position")) <= lastDoc &&
+			// Every queued change after the last one this index handled is still queued: none was handled by
+			// another index (an older copy of this file put back) and the database is not older than the index.
+			erased <= lastQueued &&
+			waiting === lastQueued - erased
 		)
 			return;
-		if (exists)
-			for (const t of ["search_trigrams", "search_words", "search_indexed"])
-				db.run(`DROP TABLE IF EXISTS idx.${t}`);
+		for (const t of ["search_trigrams", "search_words", "search_indexed"])
+			db.run(`DROP TABLE IF EXISTS idx.${t}`);
 		// Trigram: any substring of 3+ characters, also in text without spaces (Japanese, ERR_SOCKET_TIMEOUT).
 		db.run("CREATE VIRTUAL TABLE idx.search_trigrams USING fts5(text, tokenize = 'trigram', content = '')");
 		// Words: 1–2 character terms (a trigram index cannot find them); single-token prefix queries need no positions.
@@ -245,6 +261,8 @@ export function prepareIndex(db: Database, epoch: string): void {
 		set.run("epoch", epoch);
 		// Every search_docs id up to this one is indexed.
 		set.run("position", "0");
+		// The highest search_forget id handled: a new index indexes current texts, so what is queued is moot.
+		set.run("erased", String(lastQueued));
 	})();
 }
 
@@ -395,6 +413,11 @@ export class SqliteSearch {
 						"SELECT id, doc, text FROM search_forget ORDER BY id LIMIT ?",
 					)
 					.all(ERASE_ROWS);
+				const position = Number(
+					this.db
+						.query<{ value: string }, []>("SELECT value FROM idx.search_meta WHERE key = 'position'")
+						.get()?.value,
+				);
 				const done: number[] = [];
 				let chars = 0;
 				for (const entry of queued) {
@@ -404,12 +427,18 @@ export class SqliteSearch {
 					const held = this.db
 						.query<{ sha: Uint8Array }, [number]>("SELECT sha FROM idx.search_indexed WHERE doc = ?")
 						.get(entry.doc);
-					if (!held || !textSha(entry.text).equals(held.sha)) continue;
-					for (const t of ["search_trigrams", "search_words"])
-						this.db.run(`INSERT INTO idx.${t} (${t}, rowid, text) VALUES ('delete', ?, ?)`, [
-							entry.doc,
-							entry.text,
-						]);
+					if (held) {
+						if (!textSha(entry.text).equals(held.sha)) continue;
+						for (const t of ["search_trigrams", "search_words"])
+							this.db.run(`INSERT INTO idx.${t} (${t}, rowid, text) VALUES ('delete', ?, ?)`, [
+								entry.doc,
+								entry.text,
+							]);
+					} else if (entry.doc > position) {
+						// Not indexed yet: the indexer reads its current text.
+						continue;
+					}
+					// Indexed and forgotten, or indexed with no text (a message of files only, given one since).
 					const now = this.db
 						.query<{ text: string }, [number]>(
 							"SELECT m.text FROM search_docs s JOIN messages m ON m.room = s.room AND m.seq = s.seq WHERE s.id = ?",
@@ -417,6 +446,12 @@ export class SqliteSearch {
 						.get(entry.doc);
 					this.index(entry.doc, now?.text ?? "");
 				}
+				const last = done.at(-1);
+				if (last !== undefined)
+					this.db.run(
+						"UPDATE idx.search_meta SET value = MAX(CAST(value AS INTEGER), ?) WHERE key = 'erased'",
+						[last],
+					);
 				return done;
 			});
 		} finally {

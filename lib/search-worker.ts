@@ -45,7 +45,8 @@ const YIELD_MAX_MS = 100;
  * nothing. Its writes of the database are short and take their turn anyway.
  */
 try {
-	setPriority(19);
+	// Linux gives each thread its own nice value; elsewhere it would lower the whole process.
+	if (process.platform === "linux") setPriority(19);
 } catch {
 	// Not allowed or not supported: the thread runs at the process's priority.
 }

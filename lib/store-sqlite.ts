@@ -1,10 +1,11 @@
 // The embedded store: one SQLite file in WAL mode, appends committed in batches.
 import { Database, type Statement } from "bun:sqlite";
-import { statSync } from "node:fs";
+import { rmSync, statSync } from "node:fs";
 import { LIMITS } from "../protocol.ts";
 import { nameKey } from "./names.ts";
 import { runSearch, type SearchPage, type SearchQuery } from "./search.ts";
 import {
+	indexPath,
 	migrateSearch,
 	migrateSearchErasure,
 	migrateSearchFile,
@@ -260,21 +261,9 @@ export class SqliteStore implements Store {
 		}
 		this.identity = fileIdentity(path);
 		try {
-			// An in-memory database has no other connection: its index is attached to it, in memory too.
-			this.reader = this.inMemory() ? this.db : new Database(path, { strict: true });
-			this.reader.run("PRAGMA busy_timeout = 5000");
-			const reader = this.reader;
-			const epoch = this.epoch;
-			whileBusy(
-				() => {
-					openIndex(reader, path);
-					prepareIndex(reader, epoch);
-				},
-				OPENING,
-				Bun.sleepSync,
-			);
-			this.reader.run("PRAGMA busy_timeout = 0");
+			this.reader = this.openReader(false);
 		} catch (e) {
+			this.db.close();
 			throw new StoreError(
 				`cannot open the search index of ${JSON.stringify(path)}: ${(e as Error).message}`,
 			);
@@ -831,6 +820,42 @@ export class SqliteStore implements Store {
 			turns: this.turns,
 		} satisfies SearchWorkerRequest);
 		return this.requests;
+	}
+
+	/**
+	 * The connection searches read through, with the index file attached and checked (prepareIndex). A
+	 * damaged index file is deleted and built anew (it holds nothing the messages do not), once.
+	 */
+	private openReader(retried: boolean): Database {
+		// An in-memory database has no other connection: its index is attached to it, in memory too.
+		const reader = this.inMemory() ? this.db : new Database(this.path, { strict: true });
+		try {
+			reader.run("PRAGMA busy_timeout = 5000");
+			whileBusy(
+				() => {
+					if (!reader.query("SELECT 1 FROM pragma_database_list WHERE name = 'idx'").get())
+						openIndex(reader, this.path);
+					prepareIndex(reader, this.epoch);
+				},
+				OPENING,
+				Bun.sleepSync,
+			);
+			// Searches must not stall the event loop either.
+			reader.run("PRAGMA busy_timeout = 0");
+			return reader;
+		} catch (e) {
+			if (reader !== this.db) reader.close();
+			const code = String((e as { code?: unknown }).code);
+			if (
+				retried ||
+				this.inMemory() ||
+				!(code.startsWith("SQLITE_CORRUPT") || code.startsWith("SQLITE_NOTADB"))
+			)
+				throw e;
+			const file = indexPath(this.path);
+			for (const suffix of ["", "-wal", "-shm"]) rmSync(`${file}${suffix}`, { force: true });
+			return this.openReader(true);
+		}
 	}
 
 	private inMemory(): boolean {

@@ -1,7 +1,7 @@
 // Full-text search's contract (lib/search.ts), run against both stores: SQLite (FTS5) and PostgreSQL (pg_trgm).
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BadCursor, type SearchHit, type SearchQuery } from "../lib/search.ts";
 import { migrateSearchQueue, openIndex, SqliteSearch } from "../lib/search-sqlite.ts";
@@ -407,6 +407,55 @@ test("a database replaced by another (a copy put back by hand) gets a new index:
 	expect(texts((await store.search(q("copied"), all)).hits)).toEqual(
 		Array.from({ length: 8 }, (_, i) => `copied line ${7 - i}`),
 	);
+	await store.close();
+});
+
+test("a message of files only (no text) that is given a text by an edit is found by it", async () => {
+	using dir = tempDir("hubbub-search-caption-");
+	const store = new SqliteStore(join(dir.path, "c.db"));
+	const bare = await store.append({ room: "r", from: "a", text: "", ts: T0 });
+	await store.append({ room: "r", from: "a", text: "another line", ts: T0 + 1 });
+	expect((await store.search(q("line"), all)).hits).toHaveLength(1); // both indexed, the first with no text
+	expect((await store.edit("r", bare.message.seq, "caption: the zebra crossing", T0 + 2)).ok).toBe(true);
+	expect(texts((await store.search(q("zebra"), all)).hits)).toEqual(["caption: the zebra crossing"]);
+	await store.close();
+});
+
+test("an older copy of the index file put back is built anew: it would hold a text edited away since", async () => {
+	using dir = tempDir("hubbub-search-older-");
+	const path = join(dir.path, "o.db");
+	const first = new SqliteStore(path);
+	const m = await first.append({ room: "r", from: "a", text: "the vault code is qx7vaultword", ts: T0 });
+	await first.search(q("vault"), all);
+	await first.close();
+	const older = join(dir.path, "older-search");
+	copyFileSync(`${path}-search`, older);
+	const second = new SqliteStore(path);
+	expect((await second.edit("r", m.message.seq, "the vault code is (removed)", T0 + 1)).ok).toBe(true);
+	await second.settled();
+	await second.close();
+	const holds = () => readFileSync(`${path}-search`).includes("vaultword");
+	expect(holds()).toBe(false);
+	// The copy from before the edit comes back (a restore of the folder, a file copied by hand).
+	copyFileSync(older, `${path}-search`);
+	expect(holds()).toBe(true);
+	const third = new SqliteStore(path);
+	expect(texts((await third.search(q("removed"), all)).hits)).toEqual(["the vault code is (removed)"]);
+	await third.settled();
+	await third.close();
+	expect(holds()).toBe(false);
+});
+
+test("a damaged index file is deleted and built anew: the store opens and finds", async () => {
+	using dir = tempDir("hubbub-search-damaged-");
+	const path = join(dir.path, "d.db");
+	const first = new SqliteStore(path);
+	await first.append({ room: "r", from: "a", text: "still findable after the damage", ts: T0 });
+	await first.search(q("findable"), all);
+	await first.close();
+	writeFileSync(`${path}-search`, Buffer.alloc(8192, 0x5a));
+	const store = new SqliteStore(path);
+	expect(texts((await store.search(q("findable"), all)).hits)).toEqual(["still findable after the damage"]);
 	await store.close();
 });
 
