@@ -272,6 +272,9 @@ function textSha(text: string): Buffer {
 	return Buffer.from(sha.buffer, sha.byteOffset, 16);
 }
 
+/** Characters one indexing step takes at most (besides its count of messages): 64 messages of 4,000. */
+const STEP_CHARS = 256_000;
+
 /** Texts one erasure transaction forgets at most, and their characters: a long text goes alone (0.1–3 s). */
 const ERASE_ROWS = 50;
 const ERASE_CHARS = 4000;
@@ -378,11 +381,19 @@ export class SqliteSearch {
 	catchUp(step = INDEX_STEP): number {
 		try {
 			return this.claim(() => {
-				const rows = this.pending.all(step);
-				for (const r of rows) this.index(r.id, r.text);
-				const last = rows.at(-1);
-				if (last) this.position.run(String(last.id));
-				return rows.length;
+				// Row by row, and ended after STEP_CHARS characters: a step of long texts holds little memory.
+				let done = 0;
+				let chars = 0;
+				let last = 0;
+				for (const r of this.pending.iterate(step)) {
+					this.index(r.id, r.text);
+					done++;
+					last = r.id;
+					chars += r.text.length;
+					if (chars >= STEP_CHARS) break;
+				}
+				if (done > 0) this.position.run(String(last));
+				return done;
 			});
 		} catch (e) {
 			if (String((e as { code?: unknown }).code).startsWith("SQLITE_BUSY")) return 0;
