@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
 import type { SearchQuery } from "../lib/search.ts";
-import { openIndex, SqliteSearch } from "../lib/search-sqlite.ts";
+import { openIndex, SqliteIndexer } from "../lib/search-sqlite.ts";
 import type { Store } from "../lib/store.ts";
 import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
@@ -115,7 +115,7 @@ function insertCost(
 	db: Database,
 	room: string,
 	texts: string[],
-	index?: SqliteSearch,
+	index?: SqliteIndexer,
 ): { commit: number; index: number } {
 	const insert = db.query(
 		"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES (?, ?, 'bench', 'bench', NULL, ?, ?)",
@@ -164,7 +164,7 @@ export async function runSearchBench(quick: boolean, log: (s: string) => void): 
 			if (i % 200_000 === 0 && i > 0) log(`${i / 1000}k `);
 		}
 		const fillSeconds = (performance.now() - t0) / 1000;
-		const indexer = new SqliteSearch(db);
+		const indexer = new SqliteIndexer(db, db);
 		const t1 = performance.now();
 		while (indexer.catchUp() > 0);
 		const indexSeconds = (performance.now() - t1) / 1000;

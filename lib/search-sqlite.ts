@@ -291,67 +291,58 @@ function quote(term: string): string {
 const WALK_STEP = 2000;
 
 /**
- * Reads candidates for lib/search.ts's runSearch, newest first by arrival,
- * among the plan's readable rooms only (see SearchPlan.rooms). Each read
- * returns at most `n` readable index matches (the other filters are applied
- * by runSearch, which bounds a call by what it looked at); the matches of
- * rooms the reader may not read are passed over in steps of WALK_STEP with
- * the event loop free between them, and never counted.
+ * Keeps the index file in step with the database: indexes new messages
+ * (catchUp) and forgets edited and deleted texts (eraseSome). It writes
+ * only the index file, through `index` (a connection with it attached as
+ * `idx`), and reads the database through `read` in statements of their
+ * own, each ended before the indexing work: a read left open across a step
+ * would keep SQLite from checkpointing the database's WAL, which then grows
+ * for as long as the step takes (the search thread runs at the lowest
+ * priority and can wait seconds for the CPU: 130 MB of WAL in a 20 s bench
+ * step). For an in-memory database both are the one connection.
  */
-export class SqliteSearch {
-	private readonly walk: Record<
-		"trigrams" | "words",
-		Statement<{ pos: number; room: string }, [string, number, number]>
-	>;
-	private readonly rows: Statement<StoredRow & { pos: number }, [string]>;
-	private readonly pending: Statement<{ id: number; text: string }, [number]>;
-	private readonly docId: Statement<{ id: number }, [string, number]>;
+export class SqliteIndexer {
+	private readonly pending: Statement<{ id: number; text: string }, [number, number, number]>;
 	private readonly add: Record<"trigrams" | "words", Statement<unknown, [number, string]>>;
 	private readonly addSha: Statement<unknown, [number, Buffer]>;
 	/** Takes the index file's write lock before anything is read of the database (see claim). */
 	private readonly lock: Statement<unknown, []>;
 	private readonly position: Statement<unknown, [string]>;
-	private readonly unindexedRow: Statement<unknown, []>;
+	private readonly db: Database;
 
-	/** `db`: a connection of the database with the index file attached (openIndex). */
-	constructor(private readonly db: Database) {
-		this.docId = db.query("SELECT id FROM search_docs WHERE room = ? AND seq = ?");
-		const position = "(SELECT CAST(value AS INTEGER) FROM idx.search_meta WHERE key = 'position')";
-		this.pending =
-			db.query(`SELECT d.id, m.text FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq
-			WHERE d.id > ${position} ORDER BY d.id LIMIT ?`);
-		this.unindexedRow = db.query(`SELECT 1 FROM search_docs WHERE id > ${position} LIMIT 1`);
+	constructor(
+		private readonly read: Database,
+		index: Database,
+	) {
+		this.db = index;
+		// The messages after the position, up to a count and (besides the first) a number of characters.
+		this.pending = read.query(`SELECT id, text FROM (
+				SELECT d.id, m.text, SUM(length(m.text)) OVER (ORDER BY d.id ROWS UNBOUNDED PRECEDING) AS upto
+				FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq
+				WHERE d.id > ?1 ORDER BY d.id LIMIT ?2)
+			WHERE upto - length(text) < ?3 ORDER BY id`);
 		this.add = {
-			trigrams: db.query("INSERT INTO idx.search_trigrams (rowid, text) VALUES (?, ?)"),
-			words: db.query("INSERT INTO idx.search_words (rowid, text) VALUES (?, ?)"),
+			trigrams: index.query("INSERT INTO idx.search_trigrams (rowid, text) VALUES (?, ?)"),
+			words: index.query("INSERT INTO idx.search_words (rowid, text) VALUES (?, ?)"),
 		};
-		this.addSha = db.query("INSERT OR REPLACE INTO idx.search_indexed (doc, sha) VALUES (?, ?)");
-		this.lock = db.query("DELETE FROM idx.search_meta WHERE 0");
-		this.position = db.query("UPDATE idx.search_meta SET value = ? WHERE key = 'position'");
-		// CROSS JOIN keeps the index's newest-first walk outside (SQLite never reorders it): a
-		// primary-key probe per match gives its room.
-		const walk = (table: string) =>
-			db.query<{ pos: number; room: string }, [string, number, number]>(`
-				SELECT ${table}.rowid AS pos, r.room FROM idx.${table} CROSS JOIN search_docs r ON r.id = ${table}.rowid
-				WHERE ${table} MATCH ?1 AND ${table}.rowid < ?2 ORDER BY ${table}.rowid DESC LIMIT ?3`);
-		this.walk = { trigrams: walk("search_trigrams"), words: walk("search_words") };
-		this.rows = db.query(`
-			SELECT d.id AS pos, m.room, m.seq, m.sender, m.client_id, m.text, m.ts
-			FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq
-			WHERE d.id IN (SELECT value FROM json_each(?1)) ORDER BY d.id DESC`);
+		this.addSha = index.query("INSERT OR REPLACE INTO idx.search_indexed (doc, sha) VALUES (?, ?)");
+		this.lock = index.query("DELETE FROM idx.search_meta WHERE 0");
+		this.position = index.query("UPDATE idx.search_meta SET value = ? WHERE key = 'position'");
 	}
 
-	/** Some stored message (this process's, or another's on the same file) is not indexed yet. */
-	unindexed(): boolean {
-		return this.unindexedRow.get() !== null;
+	private meta(key: string): number {
+		return Number(
+			this.db.query<{ value: string }, [string]>("SELECT value FROM idx.search_meta WHERE key = ?").get(key)
+				?.value,
+		);
 	}
 
 	/**
 	 * One transaction that writes the index file: its write lock is taken
 	 * first (a statement that writes nothing), so whatever it then reads of
 	 * the database is at least as new as what any earlier index transaction,
-	 * of any process, read. Deferred, not IMMEDIATE: that would lock the
-	 * database file too.
+	 * of any process, read. Deferred, not IMMEDIATE: that would lock every
+	 * file attached to the connection.
 	 */
 	private claim<T>(work: () => T): T {
 		return this.db.transaction(() => {
@@ -381,19 +372,13 @@ export class SqliteSearch {
 	catchUp(step = INDEX_STEP): number {
 		try {
 			return this.claim(() => {
-				// Row by row, and ended after STEP_CHARS characters: a step of long texts holds little memory.
-				let done = 0;
-				let chars = 0;
-				let last = 0;
-				for (const r of this.pending.iterate(step)) {
-					this.index(r.id, r.text);
-					done++;
-					last = r.id;
-					chars += r.text.length;
-					if (chars >= STEP_CHARS) break;
-				}
-				if (done > 0) this.position.run(String(last));
-				return done;
+				// Read in one statement, ended before the indexing (see the class); at most STEP_CHARS characters
+				// besides the first message, so a step of long texts holds little memory.
+				const rows = this.pending.all(this.meta("position"), step, STEP_CHARS);
+				for (const r of rows) this.index(r.id, r.text);
+				const last = rows.at(-1);
+				if (last) this.position.run(String(last.id));
+				return rows.length;
 			});
 		} catch (e) {
 			if (String((e as { code?: unknown }).code).startsWith("SQLITE_BUSY")) return 0;
@@ -403,38 +388,38 @@ export class SqliteSearch {
 
 	/**
 	 * Forgets the oldest texts queued in search_forget (migrateSearchFile)
-	 * from the indexes, in one synced transaction of the index file, and
-	 * returns their queue ids (none: nothing is queued), which the caller
-	 * deletes from the queue once this has returned. The index holds, for
-	 * each message, the text it had when it was indexed; a queued old text is
-	 * forgotten only when it is that text (the same SHA-256), and the message's
-	 * current text is indexed in its place; otherwise the index never had it
-	 * (the message was indexed later, with a newer text, or not at all: then
-	 * the indexer reads its current text) and the entry is dropped. So an
-	 * entry handled twice (a crash before its deletion, two processes) changes
-	 * nothing the second time, and FTS5's 'delete' is only ever given the
-	 * exact text it indexed (any other would corrupt the index).
+	 * after the last one this index handled, in one synced transaction of the
+	 * index file, and returns the queue id it handled up to (undefined: none
+	 * was waiting); the store then deletes those rows. The index
+	 * holds, for each message, the text it had when it was indexed; a queued
+	 * old text is forgotten only when it is that text (the same SHA-256), and
+	 * the message's current text is indexed in its place; otherwise the index
+	 * never had it (the message was indexed later, with a newer text, or not
+	 * yet: then the indexer reads its current text) and the entry is passed
+	 * over. FTS5's 'delete' is so only ever given the exact text it indexed
+	 * (any other would corrupt the index). The last id handled is kept with
+	 * the index (`erased`), in the same transaction: a row handled but not
+	 * yet deleted is never handled again, and prepareIndex tells an index
+	 * that missed some (an older copy of the file).
 	 */
-	eraseSome(): number[] {
+	eraseSome(): number | undefined {
 		this.db.run("PRAGMA idx.synchronous = FULL");
 		try {
 			return this.claim(() => {
-				const queued = this.db
-					.query<{ id: number; doc: number; text: string }, [number]>(
-						"SELECT id, doc, text FROM search_forget ORDER BY id LIMIT ?",
+				const position = this.meta("position");
+				// The queue, and each message's current text below, in statements of their own (see the class): a
+				// text read later than the queue is as good (any change since queued a row after these).
+				const queued = this.read
+					.query<{ id: number; doc: number; text: string }, [number, number]>(
+						"SELECT id, doc, text FROM search_forget WHERE id > ? ORDER BY id LIMIT ?",
 					)
-					.all(ERASE_ROWS);
-				const position = Number(
-					this.db
-						.query<{ value: string }, []>("SELECT value FROM idx.search_meta WHERE key = 'position'")
-						.get()?.value,
-				);
-				const done: number[] = [];
+					.all(this.meta("erased"), ERASE_ROWS);
+				let upTo: number | undefined;
 				let chars = 0;
 				for (const entry of queued) {
-					if (done.length > 0 && chars + entry.text.length > ERASE_CHARS) break;
+					if (upTo !== undefined && chars + entry.text.length > ERASE_CHARS) break;
 					chars += entry.text.length;
-					done.push(entry.id);
+					upTo = entry.id;
 					const held = this.db
 						.query<{ sha: Uint8Array }, [number]>("SELECT sha FROM idx.search_indexed WHERE doc = ?")
 						.get(entry.doc);
@@ -450,31 +435,62 @@ export class SqliteSearch {
 						continue;
 					}
 					// Indexed and forgotten, or indexed with no text (a message of files only, given one since).
-					const now = this.db
+					const now = this.read
 						.query<{ text: string }, [number]>(
 							"SELECT m.text FROM search_docs s JOIN messages m ON m.room = s.room AND m.seq = s.seq WHERE s.id = ?",
 						)
 						.get(entry.doc);
 					this.index(entry.doc, now?.text ?? "");
 				}
-				const last = done.at(-1);
-				if (last !== undefined)
-					this.db.run(
-						"UPDATE idx.search_meta SET value = MAX(CAST(value AS INTEGER), ?) WHERE key = 'erased'",
-						[last],
-					);
-				return done;
+				if (upTo !== undefined)
+					this.db.run("UPDATE idx.search_meta SET value = ? WHERE key = 'erased'", [String(upTo)]);
+				return upTo;
 			});
 		} finally {
 			this.db.run("PRAGMA idx.synchronous = NORMAL");
 		}
 	}
+}
 
-	/** Deletes handled entries from the erasure queue (a write of the database: in its turn, lib/write-turns.ts). */
-	dequeue(ids: number[]): void {
-		this.db.transaction(() => {
-			for (const id of ids) this.db.run("DELETE FROM search_forget WHERE id = ?", [id]);
-		})();
+/**
+ * Reads candidates for lib/search.ts's runSearch, newest first by arrival,
+ * among the plan's readable rooms only (see SearchPlan.rooms). Each read
+ * returns at most `n` readable index matches (the other filters are applied
+ * by runSearch, which bounds a call by what it looked at); the matches of
+ * rooms the reader may not read are passed over in steps of WALK_STEP with
+ * the event loop free between them, and never counted.
+ */
+export class SqliteSearch {
+	private readonly walk: Record<
+		"trigrams" | "words",
+		Statement<{ pos: number; room: string }, [string, number, number]>
+	>;
+	private readonly rows: Statement<StoredRow & { pos: number }, [string]>;
+	private readonly docId: Statement<{ id: number }, [string, number]>;
+	private readonly unindexedRow: Statement<unknown, []>;
+
+	/** `db`: a connection of the database with the index file attached (openIndex). */
+	constructor(db: Database) {
+		this.docId = db.query("SELECT id FROM search_docs WHERE room = ? AND seq = ?");
+		this.unindexedRow = db.query(
+			"SELECT 1 FROM search_docs WHERE id > (SELECT CAST(value AS INTEGER) FROM idx.search_meta WHERE key = 'position') LIMIT 1",
+		);
+		// CROSS JOIN keeps the index's newest-first walk outside (SQLite never reorders it): a
+		// primary-key probe per match gives its room.
+		const walk = (table: string) =>
+			db.query<{ pos: number; room: string }, [string, number, number]>(`
+				SELECT ${table}.rowid AS pos, r.room FROM idx.${table} CROSS JOIN search_docs r ON r.id = ${table}.rowid
+				WHERE ${table} MATCH ?1 AND ${table}.rowid < ?2 ORDER BY ${table}.rowid DESC LIMIT ?3`);
+		this.walk = { trigrams: walk("search_trigrams"), words: walk("search_words") };
+		this.rows = db.query(`
+			SELECT d.id AS pos, m.room, m.seq, m.sender, m.client_id, m.text, m.ts
+			FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq
+			WHERE d.id IN (SELECT value FROM json_each(?1)) ORDER BY d.id DESC`);
+	}
+
+	/** Some stored message (this process's, or another's on the same file) is not indexed yet. */
+	unindexed(): boolean {
+		return this.unindexedRow.get() !== null;
 	}
 
 	async candidates(plan: SearchPlan, cursor: string | undefined, n: number): Promise<Candidate[]> {

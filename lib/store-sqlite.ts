@@ -12,6 +12,7 @@ import {
 	migrateSearchQueue,
 	openIndex,
 	prepareIndex,
+	SqliteIndexer,
 	SqliteSearch,
 } from "./search-sqlite.ts";
 import type { SearchWorkerReply, SearchWorkerRequest } from "./search-worker.ts";
@@ -39,7 +40,6 @@ import {
 	type UploadRow,
 	uploadFromRow,
 } from "./store.ts";
-import { newTurns, sendsWaiting, stepDone } from "./write-turns.ts";
 
 const SCHEMA_VERSION = 7;
 
@@ -57,6 +57,9 @@ const SEARCH_WORKER_URL = import.meta.url.startsWith("file:///$bunfs/")
  * edit, to index the new text): bounded, so a search on a saturated server answers from what is indexed.
  */
 const SEARCH_WAITS_FOR_INDEX_MS = 3000;
+/** Deletes the erasure queue's rows up to a queue id the index has handled (lib/search-sqlite.ts eraseSome). */
+const DEQUEUE = "DELETE FROM search_forget WHERE id <= ?";
+
 /** How long after a commit its messages are handed to the search thread (one request serves a busy while). */
 const INDEX_DELAY_MS = 100;
 
@@ -177,6 +180,8 @@ export class SqliteStore implements Store {
 	/** Rooms appended to through this handle since the last prune: only they can have grown past `keep`. */
 	private readonly touched = new Set<string>();
 	private readonly searcher: SqliteSearch;
+	/** An in-memory database's indexer, on this thread (no other can open it). */
+	private inlineIndexer?: SqliteIndexer;
 	/** The request that will hand the latest commits to the search thread, while one is due. */
 	private indexTimer?: ReturnType<typeof setTimeout>;
 	private closed = false;
@@ -215,9 +220,12 @@ export class SqliteStore implements Store {
 	private lastErase = 0;
 	private lastEdit = 0;
 	private waiting: { n: number; phase: "indexed" | "done"; resolve: () => void }[] = [];
+	/** The database's part of the erasures the search thread reported, in order (afterErasure). */
+	private erasing: Promise<void> = Promise.resolve();
+	/** The highest erasure queue id the index has handled, and the highest deleted from the queue. */
+	private erasedUpTo = 0;
+	private dequeued = 0;
 	private workerClosed?: () => void;
-	/** Shared with the search thread: the sends write the file first (lib/write-turns.ts). */
-	private readonly turns = newTurns();
 	private readonly onSearchThreadError?: (message: string) => void;
 
 	constructor(path: string, options: SqliteOptions = {}) {
@@ -317,6 +325,13 @@ export class SqliteStore implements Store {
 				`SELECT ${cols} FROM messages WHERE room = ? AND change_seq > ? AND seq <= ? ORDER BY change_seq LIMIT ?`,
 			),
 		};
+		// Rows a closed (or killed) process's index handled but did not delete from the queue.
+		this.erasedUpTo = Number(
+			this.reader.query<{ value: string }, []>("SELECT value FROM idx.search_meta WHERE key = 'erased'").get()
+				?.value ?? 0,
+		);
+		whileBusy(() => this.db.run(DEQUEUE, [this.erasedUpTo]), OPENING, Bun.sleepSync);
+		this.dequeued = this.erasedUpTo;
 		// Messages a migration or another writer left unindexed, and texts a closed (or killed) process left to forget.
 		if (this.db.query("SELECT 1 FROM search_forget LIMIT 1").get()) this.erase();
 		else if (this.searcher.unindexed()) this.indexSoon();
@@ -414,25 +429,15 @@ export class SqliteStore implements Store {
 			this.queue.push({ input, resolve, reject });
 			if (!this.scheduled) {
 				this.scheduled = true;
-				sendsWaiting(this.turns, true);
 				// Chained so a batch that waits out a lock keeps its place ahead of later ones.
 				const go = () => {
-					this.flushing = this.flushing.then(() => this.flush());
+					this.flushing = this.flushing.then(() => this.commitQueue());
 				};
 				// A short window lets one fsync serve every send of a busy millisecond.
 				if (this.commitWindowMs > 0) setTimeout(go, this.commitWindowMs);
 				else setImmediate(go);
 			}
 		});
-	}
-
-	private async flush(): Promise<void> {
-		try {
-			await this.commitQueue();
-		} finally {
-			// No send waits any more (a later one scheduled its own flush and set it again): the search thread may write.
-			if (!this.scheduled) sendsWaiting(this.turns, false);
-		}
 	}
 
 	private async commitQueue(): Promise<void> {
@@ -449,8 +454,6 @@ export class SqliteStore implements Store {
 		let results: (Appended | QuotaExceeded | UnknownFile)[];
 		let t0 = 0;
 		try {
-			// A search step that began before these sends gathered ends first (a millisecond or so).
-			await stepDone(this.turns, this.busyTimeoutMs);
 			results = await whileBusy(
 				() => {
 					t0 = performance.now();
@@ -459,7 +462,7 @@ export class SqliteStore implements Store {
 						return this.commit(batch);
 					} catch (e) {
 						// The transaction rolled back, and with it any seqs it cached (not when it never began:
-						// the file was locked, by another process or this one's search thread).
+						// the file was locked by another process).
 						if (this.appendMark !== mark || !isBusy(e)) {
 							this.seqs.clear();
 							this.appendMark = -1;
@@ -721,17 +724,6 @@ export class SqliteStore implements Store {
 		seq: number,
 		apply: (row: StoredRow, change: number) => StoredRow | Exclude<ChangeRefusal, "not_found">,
 	): Promise<ChangeOutcome> {
-		// An edit or deletion takes its turn at the write lock like a send (lib/write-turns.ts): behind a queue of
-		// long erasures it would otherwise keep finding the lock taken until its retries ran out.
-		const work = async () => {
-			sendsWaiting(this.turns, true);
-			try {
-				await stepDone(this.turns, this.busyTimeoutMs);
-				return await attempt();
-			} finally {
-				if (!this.scheduled) sendsWaiting(this.turns, false);
-			}
-		};
 		const attempt = () =>
 			whileBusy(
 				() => {
@@ -756,7 +748,7 @@ export class SqliteStore implements Store {
 				{ timeoutMs: this.busyTimeoutMs, firstMs: 2, maxMs: 50 },
 				Bun.sleep,
 			);
-		const done = this.flushing.then(work).catch((e: unknown) => {
+		const done = this.flushing.then(attempt).catch((e: unknown) => {
 			if (e instanceof StoreError) throw e;
 			throw new StoreError(
 				isBusy(e) ? "database is locked by another process" : `write failed: ${(e as Error).message}`,
@@ -787,9 +779,11 @@ export class SqliteStore implements Store {
 		this.requests++;
 		if (this.inMemory()) {
 			// A thread of its own cannot open this database: the work is done here (a test's or a trial's store).
-			while (this.searcher.catchUp() > 0) {}
-			for (let handled = this.searcher.eraseSome(); handled.length > 0; handled = this.searcher.eraseSome())
-				this.searcher.dequeue(handled);
+			this.inlineIndexer ??= new SqliteIndexer(this.db, this.db);
+			const indexer = this.inlineIndexer;
+			while (indexer.catchUp() > 0) {}
+			for (let upTo = indexer.eraseSome(); upTo !== undefined; upTo = indexer.eraseSome())
+				this.db.run(DEQUEUE, [upTo]);
 			this.advance("done", this.requests);
 			return this.requests;
 		}
@@ -797,7 +791,16 @@ export class SqliteStore implements Store {
 			const worker = new Worker(SEARCH_WORKER_URL);
 			worker.onmessage = (event: MessageEvent<SearchWorkerReply>) => {
 				const m = event.data;
-				if (m.type === "indexed" || m.type === "done") this.advance(m.type, m.n);
+				if (m.type === "indexed") this.advance("indexed", m.n);
+				else if (m.type === "erased") {
+					this.erasedUpTo = Math.max(this.erasedUpTo, m.upTo);
+					this.afterErasure(() => this.dequeue());
+				} else if (m.type === "done")
+					this.afterErasure(async () => {
+						// Again (a failed deletion is retried here), then the WAL.
+						await this.dequeue();
+						if (m.truncate) await this.truncateWal();
+					}, m.n);
 				else if (m.type === "error") this.onSearchThreadError?.(m.message);
 				else this.workerClosed?.();
 			};
@@ -817,9 +820,46 @@ export class SqliteStore implements Store {
 			n: this.requests,
 			path: this.path,
 			erase,
-			turns: this.turns,
 		} satisfies SearchWorkerRequest);
 		return this.requests;
+	}
+
+	/**
+	 * The database's part of an erasure, on this thread (the search thread writes only the index file, so
+	 * it may run at the lowest priority without ever holding the database's lock): in order, after what
+	 * came before; with `done`, that request is then finished (also when the step failed: said, and a
+	 * later erasure takes what is left).
+	 */
+	private afterErasure(step: () => Promise<unknown>, done?: number): void {
+		this.erasing = this.erasing
+			.then(async () => {
+				await step();
+			})
+			.catch((e: unknown) => this.onSearchThreadError?.(`erasure: ${(e as Error).message}`))
+			.finally(() => {
+				if (done !== undefined) this.advance("done", done);
+			});
+	}
+
+	/** Deletes the erasure queue's rows the index has handled (their texts are in them). */
+	private async dequeue(): Promise<void> {
+		const upTo = this.erasedUpTo;
+		if (upTo <= this.dequeued) return;
+		await this.write(() => this.db.run(DEQUEUE, [upTo]));
+		this.dequeued = Math.max(this.dequeued, upTo);
+	}
+
+	/**
+	 * The WAL's older frames still hold the old texts (and the edited row's old page): checkpoint and
+	 * truncate it. Not while a reader (a search, the search thread, another process) holds an older
+	 * snapshot: tried again, sooner at first, for about a minute.
+	 */
+	private async truncateWal(): Promise<void> {
+		for (let i = 0; i < 70 && !this.closed; i++) {
+			const row = this.db.query<{ busy: number }, []>("PRAGMA wal_checkpoint(TRUNCATE)").get();
+			if (row?.busy === 0) return;
+			await Bun.sleep(Math.min(10 * 2 ** i, 1000));
+		}
 	}
 
 	/**
@@ -1111,7 +1151,7 @@ export class SqliteStore implements Store {
 	async close(): Promise<void> {
 		clearTimeout(this.indexTimer);
 		await this.flushing;
-		await this.flush();
+		await this.commitQueue();
 		// What is queued and not yet erased stays queued in the file, and what is not indexed stays in
 		// search_docs: the next open does both.
 		await this.reached(this.lastErase, "done", 10_000);
