@@ -1,4 +1,5 @@
-// Search in the SQLite store: two FTS5 indexes kept in step with `messages` by triggers, a trigram one for substrings and a word one for short terms.
+// Search in the SQLite store: two FTS5 indexes in a file beside the database (a trigram one for substrings and a word one
+// for short terms), kept in step with `messages` by the search thread (SqliteIndexer), and the searches that read them.
 import type { Database, Statement } from "bun:sqlite";
 import { realpathSync } from "node:fs";
 import { BadCursor, type Candidate, type SearchPlan } from "./search.ts";
@@ -215,7 +216,7 @@ export function openIndex(db: Database, path: string): void {
 export function prepareIndex(db: Database, epoch: string): void {
 	db.transaction(() => {
 		db.run("CREATE TABLE IF NOT EXISTS idx.search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
-		// The index's write lock before the database is read (SqliteSearch.claim).
+		// The index's write lock before the database is read (SqliteIndexer.claim).
 		db.run("DELETE FROM idx.search_meta WHERE 0");
 		const meta = (key: string) =>
 			db.query<{ value: string }, [string]>("SELECT value FROM idx.search_meta WHERE key = ?").get(key)

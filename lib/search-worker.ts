@@ -93,7 +93,7 @@ async function run(): Promise<void> {
 		/** Indexes what was stored before the latest request, if it is not done yet: new messages never wait for erasures. */
 		const indexNew = async (d: { read: Database; index: Database }): Promise<void> => {
 			const target = requested;
-			if (target <= indexed) return;
+			if (target <= indexed || closing) return;
 			search ??= new SqliteIndexer(d.read, d.index);
 			const indexer = search;
 			for (;;) {

@@ -78,7 +78,10 @@ export interface SqliteOptions extends QuotaOptions {
 	commitWindowMs?: number;
 	/** Told of each retry of a batch while another process holds the write lock (hubbub logs it at debug). */
 	onBusy?: (waitMs: number, messages: number) => void;
-	/** Told when the search thread failed a round (it tries again a second later) or died (the next request starts another). */
+	/**
+	 * Told when the search thread failed a round (it tries again a second later) or died (the next request
+	 * starts another), or when the store's part of an erasure failed (the next erasure retries it).
+	 */
 	onSearchThreadError?: (message: string) => void;
 }
 
@@ -169,8 +172,8 @@ export class SqliteStore implements Store {
 	/**
 	 * The highest search_docs id given when our last commit ended. Every message stored, by any writer,
 	 * takes the next one (lib/search-sqlite.ts's insert trigger), so while it is unchanged nobody else has
-	 * appended and the cached seqs hold. (PRAGMA data_version would also change with the search thread's
-	 * indexing, which touches no seq.)
+	 * appended and the cached seqs hold. (PRAGMA data_version would also change with writes that touch
+	 * no seq: edits, reactions, the erasure queue's deletions.)
 	 */
 	private appendMark = -1;
 	private flushing: Promise<void> = Promise.resolve();
@@ -225,6 +228,8 @@ export class SqliteStore implements Store {
 	/** The highest erasure queue id the index has handled, and the highest deleted from the queue. */
 	private erasedUpTo = 0;
 	private dequeued = 0;
+	/** The connections are closed (a late report of the search thread finds nothing to do). */
+	private dbClosed = false;
 	private workerClosed?: () => void;
 	private readonly onSearchThreadError?: (message: string) => void;
 
@@ -325,13 +330,16 @@ export class SqliteStore implements Store {
 				`SELECT ${cols} FROM messages WHERE room = ? AND change_seq > ? AND seq <= ? ORDER BY change_seq LIMIT ?`,
 			),
 		};
-		// Rows a closed (or killed) process's index handled but did not delete from the queue.
-		this.erasedUpTo = Number(
-			this.reader.query<{ value: string }, []>("SELECT value FROM idx.search_meta WHERE key = 'erased'").get()
-				?.value ?? 0,
-		);
-		whileBusy(() => this.db.run(DEQUEUE, [this.erasedUpTo]), OPENING, Bun.sleepSync);
-		this.dequeued = this.erasedUpTo;
+		try {
+			// Rows a closed (or killed) process's index handled but did not delete from the queue.
+			this.erasedUpTo = this.erasedMark();
+			whileBusy(() => this.db.run(DEQUEUE, [this.erasedUpTo]), OPENING, Bun.sleepSync);
+			this.dequeued = this.erasedUpTo;
+		} catch (e) {
+			if (this.reader !== this.db) this.reader.close();
+			this.db.close();
+			throw new StoreError(`cannot open database ${JSON.stringify(path)}: ${(e as Error).message}`);
+		}
 		// Messages a migration or another writer left unindexed, and texts a closed (or killed) process left to forget.
 		if (this.db.query("SELECT 1 FROM search_forget LIMIT 1").get()) this.erase();
 		else if (this.searcher.unindexed()) this.indexSoon();
@@ -843,10 +851,19 @@ export class SqliteStore implements Store {
 
 	/** Deletes the erasure queue's rows the index has handled (their texts are in them). */
 	private async dequeue(): Promise<void> {
-		const upTo = this.erasedUpTo;
-		if (upTo <= this.dequeued) return;
+		// The index's own mark too: another process's thread may have handled rows its store never deleted.
+		const upTo = Math.max(this.erasedUpTo, this.erasedMark());
+		if (upTo <= this.dequeued || this.dbClosed) return;
 		await this.write(() => this.db.run(DEQUEUE, [upTo]));
 		this.dequeued = Math.max(this.dequeued, upTo);
+	}
+
+	/** The highest erasure queue id the index file has handled (lib/search-sqlite.ts eraseSome). */
+	private erasedMark(): number {
+		return Number(
+			this.reader.query<{ value: string }, []>("SELECT value FROM idx.search_meta WHERE key = 'erased'").get()
+				?.value ?? 0,
+		);
 	}
 
 	/**
@@ -855,7 +872,7 @@ export class SqliteStore implements Store {
 	 * snapshot: tried again, sooner at first, for about a minute.
 	 */
 	private async truncateWal(): Promise<void> {
-		for (let i = 0; i < 70 && !this.closed; i++) {
+		for (let i = 0; i < 70 && !this.closed && !this.dbClosed; i++) {
 			const row = this.db.query<{ busy: number }, []>("PRAGMA wal_checkpoint(TRUNCATE)").get();
 			if (row?.busy === 0) return;
 			await Bun.sleep(Math.min(10 * 2 ** i, 1000));
@@ -1170,6 +1187,11 @@ export class SqliteStore implements Store {
 			});
 			worker.terminate();
 		}
+		// The database's part of what the thread reported, and the rows its index has handled (bounded: a
+		// write that cannot get the lock gives up after its busy timeout).
+		this.afterErasure(() => this.dequeue());
+		await Promise.race([this.erasing, new Promise<void>((resolve) => setTimeout(resolve, 10_000).unref?.())]);
+		this.dbClosed = true;
 		if (this.reader !== this.db) this.reader.close();
 		this.db.close();
 	}

@@ -460,6 +460,35 @@ test("a damaged index file is deleted and built anew: the store opens and finds"
 	await store.close();
 });
 
+test("rows another process's thread erased but whose store never deleted them (it died) leave the queue with this process's next round", async () => {
+	using dir = tempDir("hubbub-search-orphans-");
+	const path = join(dir.path, "o.db");
+	const store = new SqliteStore(path);
+	await store.append({ room: "r", from: "a", text: "secret words here", ts: T0 });
+	await store.settled();
+	// Another process edits the message; its search thread erases the old text, and it dies before its store
+	// deletes the queue row (which still holds the old text, in the database file).
+	const other = new Database(path, { strict: true });
+	other.run("PRAGMA busy_timeout = 5000");
+	other.run("UPDATE messages SET text = 'public words' WHERE room = 'r' AND seq = 1");
+	const read = new Database(path, { strict: true, readonly: true });
+	const index = new Database(":memory:", { strict: true });
+	openIndex(index, path);
+	expect(new SqliteIndexer(read, index).eraseSome()).toBe(1);
+	for (const db of [read, index, other]) db.close();
+	const queued = () => {
+		const check = new Database(path, { readonly: true });
+		const n = (check.query("SELECT count(*) AS n FROM search_forget").get() as { n: number }).n;
+		check.close();
+		return n;
+	};
+	expect(queued()).toBe(1);
+	await store.append({ room: "r", from: "a", text: "another line", ts: T0 + 1 });
+	await store.settled();
+	expect(queued()).toBe(0);
+	await store.close();
+});
+
 test("an in-memory SQLite store (--db :memory:) finds and forgets like a file: no thread can open it, so it indexes in line", async () => {
 	const store = new SqliteStore(":memory:");
 	await store.append({ room: "r", from: "a", text: "kept in memory only", ts: T0 });
