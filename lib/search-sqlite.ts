@@ -188,6 +188,12 @@ export function indexPath(path: string): string {
 	}
 }
 
+/** One value of the index file's search_meta (format, epoch, position, erased), on a connection with it attached. */
+export function indexMeta(db: Database, key: string): string | undefined {
+	return db.query<{ value: string }, [string]>("SELECT value FROM idx.search_meta WHERE key = ?").get(key)
+		?.value;
+}
+
 /** The index's format: a file of another format is built anew. */
 const INDEX_FORMAT = "1";
 
@@ -218,9 +224,7 @@ export function prepareIndex(db: Database, epoch: string): void {
 		db.run("CREATE TABLE IF NOT EXISTS idx.search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
 		// The index's write lock before the database is read (SqliteIndexer.claim).
 		db.run("DELETE FROM idx.search_meta WHERE 0");
-		const meta = (key: string) =>
-			db.query<{ value: string }, [string]>("SELECT value FROM idx.search_meta WHERE key = ?").get(key)
-				?.value;
+		const meta = (key: string) => indexMeta(db, key);
 		const sequence = (table: string) =>
 			db.query<{ seq: number }, [string]>("SELECT seq FROM sqlite_sequence WHERE name = ?").get(table)?.seq ??
 			0;
@@ -332,10 +336,7 @@ export class SqliteIndexer {
 	}
 
 	private meta(key: string): number {
-		return Number(
-			this.db.query<{ value: string }, [string]>("SELECT value FROM idx.search_meta WHERE key = ?").get(key)
-				?.value,
-		);
+		return Number(indexMeta(this.db, key));
 	}
 
 	/**

@@ -5,6 +5,7 @@ import { LIMITS } from "../protocol.ts";
 import { nameKey } from "./names.ts";
 import { runSearch, type SearchPage, type SearchQuery } from "./search.ts";
 import {
+	indexMeta,
 	indexPath,
 	migrateSearch,
 	migrateSearchErasure,
@@ -860,10 +861,7 @@ export class SqliteStore implements Store {
 
 	/** The highest erasure queue id the index file has handled (lib/search-sqlite.ts eraseSome). */
 	private erasedMark(): number {
-		return Number(
-			this.reader.query<{ value: string }, []>("SELECT value FROM idx.search_meta WHERE key = 'erased'").get()
-				?.value ?? 0,
-		);
+		return Number(indexMeta(this.reader, "erased") ?? 0);
 	}
 
 	/**
