@@ -194,6 +194,13 @@ export function indexMeta(db: Database, key: string): string | undefined {
 		?.value;
 }
 
+/** The highest id an AUTOINCREMENT table of the database has given (0: none yet). */
+function sequence(db: Database, table: "search_docs" | "search_forget"): number {
+	return (
+		db.query<{ seq: number }, [string]>("SELECT seq FROM sqlite_sequence WHERE name = ?").get(table)?.seq ?? 0
+	);
+}
+
 /** The index's format: a file of another format is built anew. */
 const INDEX_FORMAT = "1";
 
@@ -225,11 +232,8 @@ export function prepareIndex(db: Database, epoch: string): void {
 		// The index's write lock before the database is read (SqliteIndexer.claim).
 		db.run("DELETE FROM idx.search_meta WHERE 0");
 		const meta = (key: string) => indexMeta(db, key);
-		const sequence = (table: string) =>
-			db.query<{ seq: number }, [string]>("SELECT seq FROM sqlite_sequence WHERE name = ?").get(table)?.seq ??
-			0;
-		const lastDoc = sequence("search_docs");
-		const lastQueued = sequence("search_forget");
+		const lastDoc = sequence(db, "search_docs");
+		const lastQueued = sequence(db, "search_forget");
 		const erased = Number(meta("erased"));
 		const waiting =
 			db.query<{ n: number }, [number]>("SELECT count(*) AS n FROM search_forget WHERE id > ?").get(erased)
@@ -296,18 +300,55 @@ function quote(term: string): string {
 const WALK_STEP = 2000;
 
 /**
+ * Messages stored after the index's position, read in one snapshot of both
+ * files for SqliteIndexer.indexBatch: the store reads them on the event loop
+ * and hands them to the search thread, so that thread, which may wait
+ * seconds for the CPU, never holds a read of the database while it indexes
+ * (a read left open keeps SQLite from restarting the database's WAL, which
+ * then grows for as long: 130 MB in a 20 s saturated bench step).
+ */
+export interface PendingBatch {
+	/** The index's position the rows follow. */
+	from: number;
+	/** The highest erasure queue id given when they were read (see indexBatch). */
+	queued: number;
+	rows: { id: number; text: string }[];
+}
+
+/** Reads PendingBatches through a connection with the index file attached (openIndex). */
+export class PendingReader {
+	private readonly rows: Statement<{ id: number; text: string }, [number, number, number]>;
+
+	constructor(private readonly db: Database) {
+		// The messages after the position, up to a count and (besides the first) a number of characters.
+		this.rows = db.query(`SELECT id, text FROM (
+				SELECT d.id, m.text, SUM(length(m.text)) OVER (ORDER BY d.id ROWS UNBOUNDED PRECEDING) AS upto
+				FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq
+				WHERE d.id > ?1 ORDER BY d.id LIMIT ?2)
+			WHERE upto - length(text) < ?3 ORDER BY id`);
+	}
+
+	/** Up to `step` messages (and STEP_CHARS characters besides the first); undefined when none is waiting. */
+	read(step = INDEX_STEP): PendingBatch | undefined {
+		return this.db.transaction(() => {
+			const from = Number(indexMeta(this.db, "position"));
+			const rows = this.rows.all(from, step, STEP_CHARS);
+			return rows.length === 0 ? undefined : { from, queued: sequence(this.db, "search_forget"), rows };
+		})();
+	}
+}
+
+/**
  * Keeps the index file in step with the database: indexes new messages
- * (catchUp) and forgets edited and deleted texts (eraseSome). It writes
+ * (indexBatch) and forgets edited and deleted texts (eraseSome). It writes
  * only the index file, through `index` (a connection with it attached as
- * `idx`), and reads the database through `read` in statements of their
- * own, each ended before the indexing work: a read left open across a step
- * would keep SQLite from checkpointing the database's WAL, which then grows
- * for as long as the step takes (the search thread runs at the lowest
- * priority and can wait seconds for the CPU: 130 MB of WAL in a 20 s bench
- * step). For an in-memory database both are the one connection.
+ * `idx`), and reads the database (eraseSome only) through `read` in
+ * statements of their own, each ended before the work they lead to (see
+ * PendingBatch). For an in-memory database both are the one connection.
  */
 export class SqliteIndexer {
-	private readonly pending: Statement<{ id: number; text: string }, [number, number, number]>;
+	/** catchUp's reads, when `read` has the index attached too (the one-connection case). */
+	private reader?: PendingReader;
 	private readonly add: Record<"trigrams" | "words", Statement<unknown, [number, string]>>;
 	private readonly addSha: Statement<unknown, [number, Buffer]>;
 	/** Takes the index file's write lock before anything is read of the database (see claim). */
@@ -320,12 +361,6 @@ export class SqliteIndexer {
 		index: Database,
 	) {
 		this.db = index;
-		// The messages after the position, up to a count and (besides the first) a number of characters.
-		this.pending = read.query(`SELECT id, text FROM (
-				SELECT d.id, m.text, SUM(length(m.text)) OVER (ORDER BY d.id ROWS UNBOUNDED PRECEDING) AS upto
-				FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq
-				WHERE d.id > ?1 ORDER BY d.id LIMIT ?2)
-			WHERE upto - length(text) < ?3 ORDER BY id`);
 		this.add = {
 			trigrams: index.query("INSERT INTO idx.search_trigrams (rowid, text) VALUES (?, ?)"),
 			words: index.query("INSERT INTO idx.search_words (rowid, text) VALUES (?, ?)"),
@@ -365,27 +400,40 @@ export class SqliteIndexer {
 	}
 
 	/**
-	 * Indexes up to `step` messages stored since the last call, in one
-	 * transaction of the index file; returns how many (0 when there was
-	 * nothing, or when another process holds the index's write lock: the
-	 * next call does it). Sends never wait for it: it writes no page of the
-	 * database.
+	 * Indexes a batch read by a PendingReader, in one transaction of the
+	 * index file, and returns how many messages it held; undefined when the
+	 * batch is stale (read again): the index moved past its position (another
+	 * process's thread), or an erasure queued after it was read was handled
+	 * already (its rows' texts may be older than that erasure assumed), or
+	 * another process holds the index's write lock. Otherwise any change
+	 * since the read queued its old text after `queued`, and eraseSome,
+	 * finding that text held, replaces it. Sends never wait for it: it
+	 * writes no page of the database.
 	 */
-	catchUp(step = INDEX_STEP): number {
+	indexBatch(batch: PendingBatch): number | undefined {
 		try {
 			return this.claim(() => {
-				// Read in one statement, ended before the indexing (see the class); at most STEP_CHARS characters
-				// besides the first message, so a step of long texts holds little memory.
-				const rows = this.pending.all(this.meta("position"), step, STEP_CHARS);
-				for (const r of rows) this.index(r.id, r.text);
-				const last = rows.at(-1);
+				if (this.meta("position") !== batch.from || this.meta("erased") > batch.queued) return undefined;
+				for (const r of batch.rows) this.index(r.id, r.text);
+				const last = batch.rows.at(-1);
 				if (last) this.position.run(String(last.id));
-				return rows.length;
+				return batch.rows.length;
 			});
 		} catch (e) {
-			if (String((e as { code?: unknown }).code).startsWith("SQLITE_BUSY")) return 0;
+			if (String((e as { code?: unknown }).code).startsWith("SQLITE_BUSY")) return undefined;
 			throw e;
 		}
+	}
+
+	/**
+	 * Reads and indexes up to `step` messages stored since the last call, on
+	 * one connection with the index attached (an in-memory store's, the
+	 * search bench's); returns how many (0: none, or the index was busy).
+	 */
+	catchUp(step = INDEX_STEP): number {
+		this.reader ??= new PendingReader(this.read);
+		const batch = this.reader.read(step);
+		return batch ? (this.indexBatch(batch) ?? 0) : 0;
 	}
 
 	/**

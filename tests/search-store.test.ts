@@ -1,10 +1,10 @@
 // Full-text search's contract (lib/search.ts), run against both stores: SQLite (FTS5) and PostgreSQL (pg_trgm).
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BadCursor, type SearchHit, type SearchQuery } from "../lib/search.ts";
-import { migrateSearchQueue, openIndex, SqliteIndexer } from "../lib/search-sqlite.ts";
+import { migrateSearchQueue, openIndex, PendingReader, SqliteIndexer } from "../lib/search-sqlite.ts";
 import type { Store } from "../lib/store.ts";
 import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
@@ -459,6 +459,59 @@ test("a damaged index file is deleted and built anew: the store opens and finds"
 	expect(texts((await store.search(q("findable"), all)).hits)).toEqual(["still findable after the damage"]);
 	await store.close();
 });
+
+test("a batch read for the search thread is not indexed once it is stale: an edit's erasure handled first, or the index moved on", async () => {
+	using dir = tempDir("hubbub-search-stale-");
+	const path = join(dir.path, "stale.db");
+	const store = new SqliteStore(path);
+	await store.append({ room: "r", from: "a", text: "alpha secret", ts: T0 });
+	await store.close(); // before the search thread's turn: the message is not indexed
+	const db = new Database(path, { strict: true });
+	openIndex(db, path);
+	const indexer = new SqliteIndexer(db, db);
+	const matches = (term: string) =>
+		db.query("SELECT rowid FROM idx.search_trigrams WHERE search_trigrams MATCH ?").all(`"${term}"`).length;
+	// The store reads the batch; before the thread indexes it, the message is edited and the thread handles
+	// that edit's erasure (the index holds nothing of it yet, so nothing is forgotten).
+	const early = new PendingReader(db).read();
+	expect(early?.rows.map((r) => r.text)).toEqual(["alpha secret"]);
+	db.run("UPDATE messages SET text = 'beta public' WHERE room = 'r' AND seq = 1");
+	expect(indexer.eraseSome()).toBe(1);
+	// Indexed now, the batch's old text would stay findable (and in the file) for good: it is refused.
+	expect(indexer.indexBatch(early as NonNullable<typeof early>)).toBeUndefined();
+	expect(matches("alpha")).toBe(0);
+	// Read again, the current text is indexed; a batch the index has moved past is refused too (no double entry).
+	const late = new PendingReader(db).read();
+	const stale = new PendingReader(db).read();
+	expect(indexer.indexBatch(late as NonNullable<typeof late>)).toBe(1);
+	expect(indexer.indexBatch(stale as NonNullable<typeof stale>)).toBeUndefined();
+	expect([matches("alpha"), matches("beta")]).toEqual([0, 1]);
+	db.close();
+	// And the store finds it by its text of now only.
+	const reopened = new SqliteStore(path);
+	expect(texts((await reopened.search(q("public"), all)).hits)).toEqual(["beta public"]);
+	expect((await reopened.search(q("secret"), all)).hits).toEqual([]);
+	await reopened.close();
+});
+
+test.if(process.platform === "linux" && Bun.which("chrt") !== null)(
+	"on Linux the search thread runs only when the CPU is otherwise idle (SCHED_IDLE): indexing never delays a send",
+	async () => {
+		using dir = tempDir("hubbub-search-idle-");
+		const store = new SqliteStore(join(dir.path, "idle.db"));
+		await store.append({ room: "r", from: "a", text: "wakes the thread", ts: T0 });
+		await store.settled();
+		// The scheduling policy of each of this process's threads (/proc: field 41 of stat; 5 is SCHED_IDLE).
+		const policies = readdirSync("/proc/self/task").map((t) => {
+			const stat = readFileSync(`/proc/self/task/${t}/stat`, "utf8");
+			return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[38]);
+		});
+		expect(policies).toContain(5);
+		// The rest of the process (the event loop first) keeps its priority.
+		expect(policies[0]).toBe(0);
+		await store.close();
+	},
+);
 
 test("rows another process's thread erased but whose store never deleted them (it died) leave the queue with this process's next round", async () => {
 	using dir = tempDir("hubbub-search-orphans-");
