@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
 import type { SearchQuery } from "../lib/search.ts";
-import { openIndex, SqliteIndexer } from "../lib/search-sqlite.ts";
+import { openIndex, SEARCH_INSERT_TRIGGER, SqliteIndexer } from "../lib/search-sqlite.ts";
 import type { Store } from "../lib/store.ts";
 import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
@@ -188,9 +188,7 @@ export async function runSearchBench(quick: boolean, log: (s: string) => void): 
 		insertCost(db, "bench-warm", sample.slice(0, 1000), indexer);
 		db.run("DROP TRIGGER messages_search_insert");
 		const without = insertCost(db, "bench-without", sample);
-		db.run(`CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
-			INSERT INTO search_docs (room, seq) VALUES (new.room, new.seq);
-		END`);
+		db.run(SEARCH_INSERT_TRIGGER);
 		const withIndex = insertCost(db, "bench-with", sample, indexer);
 		db.run("DELETE FROM messages WHERE room IN ('bench-warm', 'bench-with', 'bench-without')");
 		db.close();

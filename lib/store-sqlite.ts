@@ -8,6 +8,7 @@ import {
 	indexMeta,
 	indexPath,
 	migrateSearch,
+	migrateSearchDocs,
 	migrateSearchErasure,
 	migrateSearchFile,
 	migrateSearchQueue,
@@ -44,7 +45,7 @@ import {
 	uploadFromRow,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 7;
+const SCHEMA_VERSION = 8;
 
 /**
  * The search thread's module. In an executable built by `bun build --compile` (package.json's build lists it
@@ -441,6 +442,8 @@ export class SqliteStore implements Store {
 				if (version < 6) migrateSearchQueue(db);
 				// The search indexes in a file of their own beside the database (lib/search-sqlite.ts).
 				if (version < 7) migrateSearchFile(db);
+				// A message's id for search in its own row, not in an index of (room, seq) (lib/search-sqlite.ts).
+				if (version < 8) migrateSearchDocs(db);
 				if (version < SCHEMA_VERSION) {
 					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
 				}

@@ -1,10 +1,12 @@
 // Test helpers: real servers on port 0 with temp databases, and real WebSocket clients that await frames.
+import type { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "../bench/net.ts";
 import { type Config, defaultConfig } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
+import { migrateSearchFile } from "../lib/search-sqlite.ts";
 import { parseServerFrame, type ServerFrame, type ServerFrameOf } from "../protocol.ts";
 import { type Running, type StartOptions, start } from "../server.ts";
 
@@ -64,6 +66,21 @@ export function buildBinary(): Promise<void> {
 			throw new Error(`npm run build failed: ${await new Response(build.stderr).text()}`);
 	})();
 	return built;
+}
+
+/**
+ * Makes a SQLite database of this hubbub the schema 7 that came before (a message's id for search found
+ * through a unique index of search_docs, not in its row): the start of the tests that downgrade further.
+ */
+export function undoSchema8(db: Database): void {
+	for (const t of ["insert", "delete", "update"]) db.run(`DROP TRIGGER messages_search_${t}`);
+	db.run("ALTER TABLE messages DROP COLUMN doc");
+	db.run("CREATE UNIQUE INDEX search_docs_room_seq ON search_docs (room, seq)");
+	db.run(`CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
+		INSERT INTO search_docs (room, seq) VALUES (new.room, new.seq);
+	END`);
+	migrateSearchFile(db);
+	db.run("UPDATE meta SET value = '7' WHERE key = 'schema'");
 }
 
 export function tempDir(prefix = "hubbub-test-"): { path: string; [Symbol.dispose](): void } {

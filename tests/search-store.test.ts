@@ -9,7 +9,7 @@ import type { Store } from "../lib/store.ts";
 import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
 import { type Postgres, startPostgres } from "./engines.ts";
-import { tempDir } from "./helpers.ts";
+import { tempDir, undoSchema8 } from "./helpers.ts";
 
 let pg: Postgres;
 beforeAll(async () => {
@@ -255,6 +255,7 @@ test("a SQLite database made before search opens with its messages searchable", 
 	await before.close();
 	// Make it the schema-2 file an older hubbub wrote: no search tables, no triggers.
 	const raw = new Database(path);
+	undoSchema8(raw);
 	raw.run("DROP TRIGGER messages_search_insert");
 	raw.run("DROP TRIGGER messages_search_delete");
 	raw.run("DROP TRIGGER messages_search_update");
@@ -300,6 +301,69 @@ test("SQLite's index drops what retention removes (the triggers keep it in step,
 	index.close();
 });
 
+test("a schema-7 database upgrades to ids in the messages' rows: the same ids, its index file kept, the counter going on, edits forgotten", async () => {
+	using dir = tempDir("hubbub-search-schema7-");
+	const path = join(dir.path, "seven.db");
+	const first = new SqliteStore(path);
+	for (let i = 0; i < 4; i++)
+		await first.append({ room: `r${i % 2}`, from: "a", text: `note ${i} kiwi`, ts: T0 + i });
+	await first.settled();
+	await first.close();
+	const raw = new Database(path);
+	undoSchema8(raw);
+	// The newest message removed (as retention or a room's removal can): its id must not be given again.
+	raw.run("DELETE FROM messages WHERE room = 'r1' AND seq = 2");
+	const ids = raw.query("SELECT id, room, seq FROM search_docs ORDER BY id").all();
+	raw.close();
+	// A mark in the index file that building it again would remove.
+	const marked = new Database(`${path}-search`);
+	marked.run("INSERT INTO search_meta (key, value) VALUES ('test-mark', 'kept')");
+	marked.close();
+	const after = new SqliteStore(path);
+	const added = await after.append({ room: "r0", from: "a", text: "note 5 kiwi", ts: T0 + 5 });
+	await after.edit("r0", 1, "note 0 plum", T0 + 6);
+	await after.settled();
+	expect(texts((await after.search(q("kiwi"), all)).hits)).toEqual([
+		"note 5 kiwi",
+		"note 2 kiwi",
+		"note 1 kiwi",
+	]);
+	expect(texts((await after.search(q("plum"), all)).hits)).toEqual(["note 0 plum"]);
+	await after.close();
+	const check = new Database(path, { readonly: true });
+	// Each message kept its id, now in its own row too; the new one took the next after the removed one.
+	expect(check.query("SELECT id, room, seq FROM search_docs WHERE id <= 4 ORDER BY id").all()).toEqual(ids);
+	expect(
+		check.query("SELECT room, seq, doc FROM messages ORDER BY doc").all() as {
+			room: string;
+			seq: number;
+			doc: number;
+		}[],
+	).toEqual([
+		{ room: "r0", seq: 1, doc: 1 },
+		{ room: "r1", seq: 1, doc: 2 },
+		{ room: "r0", seq: 2, doc: 3 },
+		{ room: added.message.room, seq: added.message.seq, doc: 5 },
+	]);
+	// No index of (room, seq) beside search_docs: its pages were what each send wrote twice.
+	expect(check.query("PRAGMA index_list(search_docs)").all()).toEqual([]);
+	check.close();
+	// The index file was not built again, and the edited-away text left it.
+	const index = new Database(`${path}-search`, { readonly: true });
+	expect(
+		index
+			.query("SELECT key, value FROM search_meta WHERE key IN ('test-mark', 'position') ORDER BY key")
+			.all(),
+	).toEqual([
+		{ key: "position", value: "5" },
+		{ key: "test-mark", value: "kept" },
+	]);
+	expect(
+		index.query(`SELECT rowid FROM search_trigrams WHERE search_trigrams MATCH '"note 0 kiwi"'`).all(),
+	).toEqual([]);
+	index.close();
+});
+
 test("a schema-6 database (its indexes inside it, a deleted text still queued) upgrades: searchable from the index file, the old index's pages zeroed", async () => {
 	using dir = tempDir("hubbub-search-schema6-");
 	const path = join(dir.path, "six.db");
@@ -311,6 +375,7 @@ test("a schema-6 database (its indexes inside it, a deleted text still queued) u
 	// thread had not forgotten yet (queued in search_forget, still in the indexes).
 	const marker = "qzv9oldindexmarker";
 	const raw = new Database(path);
+	undoSchema8(raw);
 	raw.run("UPDATE messages SET text = ? WHERE seq = ?", [`to delete ${marker}`, gone.message.seq]);
 	raw.run("UPDATE messages SET text = '', deleted = 1 WHERE seq = ?", [gone.message.seq]);
 	raw.run("DROP TABLE search_forget");
