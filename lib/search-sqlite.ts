@@ -374,7 +374,7 @@ export class PendingReader {
 
 	constructor(db: Database) {
 		this.rows = db.query(`SELECT d.id, m.text FROM search_docs d
-			JOIN messages m ON m.room = d.room AND m.seq = d.seq WHERE d.id > ? ORDER BY d.id LIMIT ?`);
+			JOIN messages m ON m.room = d.room AND m.seq = d.seq AND m.doc = d.id WHERE d.id > ? ORDER BY d.id LIMIT ?`);
 		this.position = db.query("SELECT value FROM idx.search_meta WHERE key = 'position'");
 		this.queued = db.query("SELECT seq FROM sqlite_sequence WHERE name = 'search_forget'");
 		this.inOneSnapshot = db.transaction((step: number) => {
@@ -550,7 +550,7 @@ export class SqliteIndexer {
 					// Indexed and forgotten, or indexed with no text (a message of files only, given one since).
 					const now = this.read
 						.query<{ text: string }, [number]>(
-							"SELECT m.text FROM search_docs s JOIN messages m ON m.room = s.room AND m.seq = s.seq WHERE s.id = ?",
+							"SELECT m.text FROM search_docs s JOIN messages m ON m.room = s.room AND m.seq = s.seq AND m.doc = s.id WHERE s.id = ?",
 						)
 						.get(entry.doc);
 					this.index(entry.doc, now?.text ?? "");
@@ -597,7 +597,7 @@ export class SqliteSearch {
 		this.walk = { trigrams: walk("search_trigrams"), words: walk("search_words") };
 		this.rows = db.query(`
 			SELECT d.id AS pos, m.room, m.seq, m.sender, m.client_id, m.text, m.ts
-			FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq
+			FROM search_docs d JOIN messages m ON m.room = d.room AND m.seq = d.seq AND m.doc = d.id
 			WHERE d.id IN (SELECT value FROM json_each(?1)) ORDER BY d.id DESC`);
 	}
 

@@ -4,7 +4,6 @@
 // truncated) the store does on the main thread when told. The messages to index are read by the store
 // too, and handed over: this thread reads the database only to erase.
 import { Database } from "bun:sqlite";
-import { readlinkSync } from "node:fs";
 import { setPriority } from "node:os";
 import { openIndex, type PendingBatch, SqliteIndexer } from "./search-sqlite.ts";
 
@@ -36,24 +35,23 @@ declare const self: Worker;
 /**
  * Indexing costs 10–140 µs of CPU a message and erasing 0.1–3 s a long
  * text: work that must not take the CPU from the sends. On Linux this thread
- * makes itself SCHED_IDLE: it runs only when the core has nothing else to
- * do, and a send waking the event loop takes the core back at once (at nice
- * 19 the wake-up could wait for the thread's time slice: twice the p99 at
- * 2,500 msg/s in the rooms bench on one core). Starving costs nobody a wait:
- * the thread never holds the database's lock (its writes are all in the
- * index file), and it reads the database only in an erasure's few short
- * statements (the store reads what it indexes). chrt (util-linux) sets it;
- * without chrt, nice 19. Elsewhere nothing is changed: a nice value there
- * would lower the whole process.
+ * lowers its own nice value to 19: it gets the CPU the event loop leaves,
+ * and on a machine with a free core nothing changes. Running slowly costs
+ * nobody a wait: the thread never holds the database's lock (its writes are
+ * all in the index file), and it reads the database only in an erasure's few
+ * short statements (the store reads what it indexes, so a thread waiting for
+ * the CPU never keeps SQLite from restarting the database's WAL). Not
+ * SCHED_IDLE (tried again with this design, through chrt): no better in the
+ * rooms bench within its noise, and a thread of that class gets a fifth of
+ * nice 19's share when another thread wants the core, so a search would wait
+ * its full time for what was just sent. Elsewhere nothing is changed: a nice
+ * value there would lower the whole process.
  */
 function lowestPriority(): void {
-	if (process.platform !== "linux") return;
 	try {
-		setPriority(19);
-		const thread = readlinkSync("/proc/thread-self").split("/").at(-1) as string;
-		Bun.spawnSync(["chrt", "--idle", "--pid", "0", thread], { stdout: "ignore", stderr: "ignore" });
+		if (process.platform === "linux") setPriority(19);
 	} catch {
-		// Not allowed or not there: the thread runs at nice 19, or at the process's priority.
+		// Not allowed or not supported: the thread runs at the process's priority.
 	}
 }
 lowestPriority();

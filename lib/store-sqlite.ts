@@ -233,6 +233,10 @@ export class SqliteStore implements Store {
 	/** A batch is with the search thread (one at a time). */
 	private batchOut = false;
 	private pumpTimer?: ReturnType<typeof setTimeout>;
+	/** This open migrated an existing database to this version's schema. */
+	private upgraded = false;
+	/** Search threads that failed in a row (onerror): the next one starts later. */
+	private threadFailures = 0;
 	/** Requests to the search thread so far, and how far it has indexed and finished (request numbers). */
 	private requests = 0;
 	private indexed = 0;
@@ -287,6 +291,8 @@ export class SqliteStore implements Store {
 				OPENING,
 				Bun.sleepSync,
 			);
+			// A migration may have rewritten every message (schema 8: the database's size again in the WAL).
+			if (this.upgraded) this.db.run("PRAGMA wal_checkpoint(TRUNCATE)");
 			// From here on a busy database must not stall the event loop: writes retry on a timer instead.
 			this.db.run("PRAGMA busy_timeout = 0");
 		} catch (e) {
@@ -445,6 +451,7 @@ export class SqliteStore implements Store {
 				// A message's id for search in its own row, not in an index of (room, seq) (lib/search-sqlite.ts).
 				if (version < 8) migrateSearchDocs(db);
 				if (version < SCHEMA_VERSION) {
+					this.upgraded = version > 0;
 					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
 				}
 				const epoch = db.query<{ value: string }, []>("SELECT value FROM meta WHERE key = 'epoch'").get();
@@ -834,8 +841,10 @@ export class SqliteStore implements Store {
 	 * the read is indexed, and the round ends with the erasure queue's handled rows (dequeue).
 	 */
 	private pump(): void {
-		if (this.batchOut || this.closed || !this.worker) return;
+		if (this.batchOut || this.closed) return;
 		clearTimeout(this.pumpTimer);
+		// A thread that died is replaced here (searchThread), also when no new request comes.
+		const worker = this.searchThread();
 		const upTo = this.requests;
 		let batch: PendingBatch | undefined;
 		try {
@@ -854,7 +863,7 @@ export class SqliteStore implements Store {
 			return;
 		}
 		this.batchOut = true;
-		this.worker.postMessage({ type: "index", path: this.path, batch } satisfies SearchWorkerRequest);
+		worker.postMessage({ type: "index", path: this.path, batch } satisfies SearchWorkerRequest);
 	}
 
 	private pumpSoon(ms: number): void {
@@ -869,10 +878,11 @@ export class SqliteStore implements Store {
 			const worker = new Worker(SEARCH_WORKER_URL);
 			worker.onmessage = (event: MessageEvent<SearchWorkerReply>) => {
 				const m = event.data;
+				if (m.type !== "error") this.threadFailures = 0;
 				if (m.type === "indexed") {
 					this.batchOut = false;
-					// A stale batch (see SqliteIndexer.indexBatch) is read again at once, a busy index a little
-					// later, a failing one (said in an "error") a second later.
+					// A stale batch (see SqliteIndexer.indexBatch) or a busy index is read again shortly, a failing
+					// one (said in an "error") a second later.
 					if (m.ok) this.pump();
 					else this.pumpSoon(m.failed ? 1000 : 100);
 				} else if (m.type === "erased") {
@@ -887,17 +897,28 @@ export class SqliteStore implements Store {
 				else if (m.type === "error") this.onSearchThreadError?.(m.message);
 				else this.workerClosed?.();
 			};
-			// A thread that fails to load or dies: said, and the next request starts another (searches meanwhile
-			// wait their bounded time and answer from what is indexed).
+			// A thread that fails to load or dies: said, and another takes over its work (pump) a moment later, or
+			// at the next request (searches meanwhile wait their bounded time and answer from what is indexed).
 			worker.onerror = (event: ErrorEvent) => {
 				this.onSearchThreadError?.(`search thread failed: ${event.message}`);
 				if (this.worker === worker) this.worker = undefined;
 				worker.terminate();
 				this.batchOut = false;
+				// One that cannot even start is not started again every second: 1, 2, 4 … 60 s.
+				this.threadFailures++;
+				if (this.waiting.length > 0 || this.lastErase > this.done)
+					this.pumpSoon(Math.min(60_000, 1000 * 2 ** (this.threadFailures - 1)));
 			};
 			// An idle search thread must not keep a finished process alive (Bun's Worker has unref; the DOM type does not).
 			(worker as unknown as { unref(): void }).unref();
 			this.worker = worker;
+			// The erasure the last thread left unfinished: the new one does it (it reads the queue itself).
+			if (this.lastErase > this.done)
+				worker.postMessage({
+					type: "erase",
+					n: this.lastErase,
+					path: this.path,
+				} satisfies SearchWorkerRequest);
 		}
 		return this.worker;
 	}
