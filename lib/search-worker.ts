@@ -17,11 +17,11 @@ export type SearchWorkerRequest =
 	| { type: "erase"; n: number; path: string }
 	| { type: "close" };
 /**
- * Worker → main thread: "indexed" once a batch is in the indexes (`ok`), or was stale or found the index
- * busy, or `failed` (the store reads it again, sooner or later); "erased" once every queued text up to queue id `upTo` is forgotten from them (the store
- * deletes those queue rows); "done" once every text queued before request `n` is forgotten and the
- * index's WAL truncated (`truncate`: the store truncates the database's too); "error" when a round
- * failed (it is tried again a second later).
+ * Worker → main thread: "indexed" once a batch is in the indexes (`ok`), or was stale or found the
+ * index busy, or `failed` (the store reads it again, sooner or later); "erased" once every queued text
+ * up to queue id `upTo` is forgotten from them (the store deletes those queue rows); "done" once every
+ * text queued before request `n` is forgotten and the index's WAL truncated (`truncate`: the store
+ * truncates the database's too); "error" when a round failed (it is tried again a second later).
  */
 export type SearchWorkerReply =
 	| { type: "indexed"; ok: boolean; failed?: boolean }
