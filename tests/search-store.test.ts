@@ -577,6 +577,39 @@ test.if(process.platform === "linux")(
 	},
 );
 
+test("an index file of an older format is built anew at open (format 2: no per-text length table)", async () => {
+	using dir = tempDir("hubbub-search-format-");
+	const path = join(dir.path, "f.db");
+	const first = new SqliteStore(path);
+	await first.append({ room: "r", from: "a", text: "kept through the rebuild", ts: T0 });
+	await first.settled();
+	await first.close();
+	const tables = () => {
+		const index = new Database(`${path}-search`, { readonly: true });
+		const names = index
+			.query("SELECT name FROM sqlite_master WHERE name LIKE 'search_trigrams%' ORDER BY name")
+			.all() as { name: string }[];
+		const format = (
+			index.query("SELECT value FROM search_meta WHERE key = 'format'").get() as { value: string }
+		).value;
+		index.close();
+		return { format, names: names.map((n) => n.name) };
+	};
+	expect(tables()).toEqual({
+		format: "2",
+		names: ["search_trigrams", "search_trigrams_config", "search_trigrams_data", "search_trigrams_idx"],
+	});
+	// As a hubbub of format 1 left it (its tables also kept each text's length).
+	const old = new Database(`${path}-search`);
+	old.run("UPDATE search_meta SET value = '1' WHERE key = 'format'");
+	old.close();
+	const after = new SqliteStore(path);
+	expect(texts((await after.search(q("rebuild"), all)).hits)).toEqual(["kept through the rebuild"]);
+	await after.settled();
+	await after.close();
+	expect(tables().format).toBe("2");
+});
+
 test("a search thread that dies before it answers an erasure is replaced: searches do not each wait their full time, settled() ends", async () => {
 	using dir = tempDir("hubbub-search-died-");
 	const path = join(dir.path, "died.db");
