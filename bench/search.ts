@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
 import type { SearchQuery } from "../lib/search.ts";
-import { openIndex, SEARCH_INSERT_TRIGGER, SqliteIndexer } from "../lib/search-sqlite.ts";
+import { nextDocs, openIndex, SqliteIndexer } from "../lib/search-sqlite.ts";
 import type { Store } from "../lib/store.ts";
 import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
@@ -110,7 +110,10 @@ function fileBytes(path: string): number {
 	return total;
 }
 
-/** µs per message to commit `texts` in transactions of 20 (a busy second's batch), then to index them. */
+/**
+ * µs per message to commit `texts` in transactions of 20 (a busy second's batch), then to index them.
+ * With an indexer, each message is given its id for search as the store gives it (nextDocs).
+ */
 function insertCost(
 	db: Database,
 	room: string,
@@ -118,12 +121,15 @@ function insertCost(
 	index?: SqliteIndexer,
 ): { commit: number; index: number } {
 	const insert = db.query(
-		"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES (?, ?, 'bench', 'bench', NULL, ?, ?)",
+		"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts, doc) VALUES (?, ?, 'bench', 'bench', NULL, ?, ?, ?)",
 	);
 	const t0 = performance.now();
 	for (let i = 0; i < texts.length; i += 20) {
 		db.transaction(() => {
-			for (let j = i; j < Math.min(i + 20, texts.length); j++) insert.run(room, j + 1, texts[j] as string, j);
+			const end = Math.min(i + 20, texts.length);
+			let doc = index ? nextDocs(db, end - i) : null;
+			for (let j = i; j < end; j++)
+				insert.run(room, j + 1, texts[j] as string, j, doc === null ? null : doc++);
 		})();
 	}
 	const t1 = performance.now();
@@ -139,26 +145,28 @@ export async function runSearchBench(quick: boolean, log: (s: string) => void): 
 	try {
 		const random = rng(42);
 		const words = vocabulary(random, 20_000);
-		// Schema (with the search tables) from the store itself; the fill goes straight in, triggers and all.
+		// Schema (with the search tables) from the store itself; the fill goes straight in, numbered as the store does.
 		await new SqliteStore(path).close();
 		const db = new Database(path);
 		db.run("PRAGMA synchronous = OFF");
 		// The index file beside the database (lib/search-sqlite.ts), as the search thread attaches it.
 		openIndex(db, path);
 		const insert = db.query(
-			"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES (?, ?, ?, ?, NULL, ?, ?)",
+			"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts, doc) VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
 		);
 		const seqs = new Map<string, number>();
 		const start = Date.UTC(2026, 7, 1);
 		const t0 = performance.now();
 		for (let i = 0; i < total; i += 10_000) {
 			db.transaction(() => {
-				for (let j = i; j < Math.min(i + 10_000, total); j++) {
+				const end = Math.min(i + 10_000, total);
+				let doc = nextDocs(db, end - i);
+				for (let j = i; j < end; j++) {
 					const room = `room-${Math.floor(random() ** 2 * 100)}`;
 					const seq = (seqs.get(room) ?? 0) + 1;
 					seqs.set(room, seq);
 					const sender = `user${Math.floor(random() * 300)}`;
-					insert.run(room, seq, sender, sender, messageText(random, words), start + j * 5000);
+					insert.run(room, seq, sender, sender, messageText(random, words), start + j * 5000, doc++);
 				}
 			})();
 			if (i % 200_000 === 0 && i > 0) log(`${i / 1000}k `);
@@ -175,20 +183,22 @@ export async function runSearchBench(quick: boolean, log: (s: string) => void): 
 		const indexPages = (
 			db
 				.query(
-					"SELECT sum(pageno) AS n FROM (SELECT count(*) AS pageno FROM dbstat WHERE name LIKE 'search%' OR name LIKE 'sqlite_autoindex_search%')",
+					"SELECT sum(pageno) AS n FROM (SELECT count(*) AS pageno FROM dbstat WHERE name LIKE 'search%' OR name = 'messages_doc')",
 				)
 				.get() as { n: number | null }
 		).n;
 		// The index file, and the message ids and erasure queue the database keeps for it.
 		const indexBytes = (indexPages ?? 0) * pageSize + fileBytes(`${path}-search`);
 
-		// Insert cost: the same texts into a fresh room, with the triggers, then into another without.
+		// Insert cost: the same texts into a fresh room, with the messages' ids for search, then into another
+		// without them (nor their index).
 		const sample = Array.from({ length: quick ? 2000 : 20_000 }, () => messageText(random, words));
-		// Warm both paths first; then without the trigger, then with it (and the indexer after it).
+		// Warm both paths first; then without search, then with it (and the indexer after it).
 		insertCost(db, "bench-warm", sample.slice(0, 1000), indexer);
-		db.run("DROP TRIGGER messages_search_insert");
+		db.run("DROP INDEX messages_doc");
 		const without = insertCost(db, "bench-without", sample);
-		db.run(SEARCH_INSERT_TRIGGER);
+		db.run("DELETE FROM messages WHERE room = 'bench-without'");
+		db.run("CREATE INDEX messages_doc ON messages (doc)");
 		const withIndex = insertCost(db, "bench-with", sample, indexer);
 		db.run("DELETE FROM messages WHERE room IN ('bench-warm', 'bench-with', 'bench-without')");
 		db.close();

@@ -3,6 +3,7 @@ import { Database, type Statement } from "bun:sqlite";
 import { existsSync } from "node:fs";
 import { SQL } from "bun";
 import { CommandError } from "./command-error.ts";
+import { nextDocs } from "./search-sqlite.ts";
 import { isPostgresUrl, type StoredRow, StoreError } from "./store.ts";
 import { PostgresStore, redact } from "./store-postgres.ts";
 import { SqliteStore } from "./store-sqlite.ts";
@@ -78,7 +79,7 @@ class SqliteArchive implements Archive {
 		floor?: Statement<{ floor: number }, [string]>;
 		at: Statement<Row, [string, number]>;
 		byId: Statement<{ n: number }, [string, string, string]>;
-		insert: Statement<unknown, [string, number, string, string, string | null, string, number]>;
+		insert: Statement<unknown, [string, number, string, string, string | null, string, number, number]>;
 	};
 
 	constructor(private readonly db: Database) {
@@ -91,7 +92,7 @@ class SqliteArchive implements Archive {
 			at: db.query(`SELECT ${COLUMNS} FROM messages WHERE room = ? AND seq = ?`),
 			byId: db.query("SELECT 1 AS n FROM messages WHERE room = ? AND sender_key = ? AND client_id = ?"),
 			insert: db.query(
-				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 			),
 		};
 	}
@@ -130,8 +131,10 @@ class SqliteArchive implements Archive {
 			knownIds: async (room, ids) =>
 				new Set(ids.filter((k) => q.byId.get(room, k.senderKey, k.id)).map((k) => `${k.senderKey}\n${k.id}`)),
 			insert: async (rows) => {
+				// Numbered for search as the store numbers its sends (lib/search-sqlite.ts nextDocs).
+				let doc = nextDocs(this.db, rows.length);
 				for (const r of rows)
-					q.insert.run(r.room, r.seq, r.sender, senderKey(r.sender), r.client_id, r.text, r.ts);
+					q.insert.run(r.room, r.seq, r.sender, senderKey(r.sender), r.client_id, r.text, r.ts, doc++);
 			},
 			// SQLite takes the next seq from MAX(seq): nothing to keep.
 			finishRoom: async () => {},

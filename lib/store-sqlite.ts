@@ -8,10 +8,12 @@ import {
 	indexMeta,
 	indexPath,
 	migrateSearch,
+	migrateSearchDocIndex,
 	migrateSearchDocs,
 	migrateSearchErasure,
 	migrateSearchFile,
 	migrateSearchQueue,
+	numberUnnumbered,
 	openIndex,
 	type PendingBatch,
 	PendingReader,
@@ -45,7 +47,7 @@ import {
 	uploadFromRow,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 8;
+const SCHEMA_VERSION = 9;
 
 /**
  * The search thread's module. In an executable built by `bun build --compile` (package.json's build lists it
@@ -185,12 +187,14 @@ export class SqliteStore implements Store {
 	/** Last seq per room as of our last commit; valid while no other connection has stored a message (appendMark). */
 	private readonly seqs = new Map<string, number>();
 	/**
-	 * The highest search_docs id given when our last commit ended. Every message stored, by any writer,
-	 * takes the next one (lib/search-sqlite.ts's insert trigger), so while it is unchanged nobody else has
+	 * The highest message id for search given when our last commit ended. Every message stored, by any
+	 * writer, takes the next one (lib/search-sqlite.ts nextDocs), so while it is unchanged nobody else has
 	 * appended and the cached seqs hold. (PRAGMA data_version would also change with writes that touch
 	 * no seq: edits, reactions, the erasure queue's deletions.)
 	 */
 	private appendMark = -1;
+	/** The id for search the commit under way gave last (insert). */
+	private lastDoc = 0;
 	private flushing: Promise<void> = Promise.resolve();
 	/** The file's identity at open: a file deleted or replaced under us would keep nothing we write. */
 	private readonly identity: { dev: number; ino: number } | undefined;
@@ -207,9 +211,10 @@ export class SqliteStore implements Store {
 		bySenderId: Statement<StoredRow, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
 		appendMark: Statement<{ seq: number }, []>;
+		setAppendMark: Statement<unknown, [number]>;
 		insert: Statement<
 			unknown,
-			[string, number, string, string, string | null, string, number, string | null]
+			[string, number, string, string, string | null, string, number, string | null, number]
 		>;
 		link: Statement<unknown, [string, string, number]>;
 		markSent: Statement<unknown, [string, string]>;
@@ -317,9 +322,11 @@ export class SqliteStore implements Store {
 			lastSeq: this.db.query(`SELECT MAX(
 				COALESCE((SELECT MAX(seq) FROM messages WHERE room = ?1), 0),
 				COALESCE((SELECT floor FROM room_floors WHERE room = ?1), 0)) AS seq`),
-			appendMark: this.db.query("SELECT seq FROM sqlite_sequence WHERE name = 'search_docs'"),
+			// The counter of lib/search-sqlite.ts nextDocs, read once and written once a commit.
+			appendMark: this.db.query("SELECT CAST(value AS INTEGER) AS seq FROM meta WHERE key = 'docs'"),
+			setAppendMark: this.db.query("UPDATE meta SET value = CAST(? AS TEXT) WHERE key = 'docs'"),
 			insert: this.db.query(
-				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts, files) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts, files, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			),
 			link: this.db.query("INSERT OR IGNORE INTO message_files (hash, room, seq) VALUES (?, ?, ?)"),
 			markSent: this.db.query("UPDATE uploads SET sent = 1 WHERE account = ? AND hash = ?"),
@@ -450,6 +457,9 @@ export class SqliteStore implements Store {
 				if (version < 7) migrateSearchFile(db);
 				// A message's id for search in its own row, not in an index of (room, seq) (lib/search-sqlite.ts).
 				if (version < 8) migrateSearchDocs(db);
+				// The writer gives that id in its INSERT; an index of it replaces search_docs (lib/search-sqlite.ts).
+				if (version < 9) migrateSearchDocIndex(db);
+				numberUnnumbered(db);
 				if (version < SCHEMA_VERSION) {
 					this.upgraded = version > 0;
 					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
@@ -535,10 +545,12 @@ export class SqliteStore implements Store {
 	private commit(batch: Pending[]): (Appended | QuotaExceeded | UnknownFile)[] {
 		return this.db
 			.transaction(() => {
-				if ((this.q.appendMark.get()?.seq ?? 0) !== this.appendMark || this.seqs.size > 10_000) {
+				const mark = this.q.appendMark.get()?.seq ?? 0;
+				if (mark !== this.appendMark || this.seqs.size > 10_000) {
 					// Another process wrote since our last commit (or the cache grew large): start it afresh.
 					this.seqs.clear();
 				}
+				this.lastDoc = mark;
 				const results = batch.map((p) => {
 					try {
 						return this.insert(p.input);
@@ -547,7 +559,8 @@ export class SqliteStore implements Store {
 						throw e;
 					}
 				});
-				this.appendMark = this.q.appendMark.get()?.seq ?? 0;
+				if (this.lastDoc !== mark) this.q.setAppendMark.run(this.lastDoc);
+				this.appendMark = this.lastDoc;
 				return results;
 			})
 			.immediate();
@@ -564,7 +577,18 @@ export class SqliteStore implements Store {
 		if (this.dailyQuota > 0) this.charge(input);
 		const seq = (this.seqs.get(input.room) ?? this.q.lastSeq.get(input.room)?.seq ?? 0) + 1;
 		const files = filesColumn(input.files);
-		this.q.insert.run(input.room, seq, input.from, key, clientId, input.text, input.ts, files);
+		// The message's id for search, in arrival order: the search thread indexes in that order.
+		this.q.insert.run(
+			input.room,
+			seq,
+			input.from,
+			key,
+			clientId,
+			input.text,
+			input.ts,
+			files,
+			++this.lastDoc,
+		);
 		for (const file of input.files ?? []) {
 			this.q.link.run(file.id, input.room, seq);
 			if (input.account !== undefined) this.q.markSent.run(input.account, file.id);
@@ -1257,8 +1281,8 @@ export class SqliteStore implements Store {
 		clearTimeout(this.pumpTimer);
 		await this.flushing;
 		await this.commitQueue();
-		// What is queued and not yet erased stays queued in the file, and what is not indexed stays in
-		// search_docs: the next open does both.
+		// What is queued and not yet erased stays queued in the file, and what is not indexed is past the
+		// index's position: the next open does both.
 		await this.reached(this.lastErase, "done", 10_000);
 		this.closed = true;
 		clearTimeout(this.indexTimer);

@@ -12,7 +12,7 @@ import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
 import type { FileRef } from "../protocol.ts";
 import { type Postgres, startPostgres } from "./engines.ts";
-import { tempDir, undoSchema8 } from "./helpers.ts";
+import { downgradeToSchema7, tempDir } from "./helpers.ts";
 
 let pg: Postgres;
 beforeAll(async () => {
@@ -43,7 +43,7 @@ const backends: [string, () => Promise<Fresh>][] = [
 				reopen: async () => new SqliteStore(path),
 				downgrade: async () => {
 					const db = new Database(path);
-					undoSchema8(db);
+					downgradeToSchema7(db);
 					db.run("ALTER TABLE messages DROP COLUMN files");
 					db.run("DROP TABLE uploads");
 					db.run("DROP TABLE message_files");

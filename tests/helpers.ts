@@ -69,11 +69,24 @@ export function buildBinary(): Promise<void> {
 }
 
 /**
- * Makes a SQLite database of this hubbub the schema 7 that came before (a message's id for search found
- * through a unique index of search_docs, not in its row): the start of the tests that downgrade further.
+ * Makes a SQLite database of this hubbub the schema 7 that came before schemas 8 and 9 (a message's id
+ * for search given by an insert trigger in search_docs, found through its unique index of (room, seq),
+ * not in the message's row): the start of the tests that downgrade further.
  */
-export function undoSchema8(db: Database): void {
-	for (const t of ["insert", "delete", "update"]) db.run(`DROP TRIGGER messages_search_${t}`);
+export function downgradeToSchema7(db: Database): void {
+	// Schema 8: search_docs again, ids and counter as schema 9 kept them, filled by the insert trigger.
+	db.run("DROP INDEX messages_doc");
+	db.run(
+		"CREATE TABLE search_docs (id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, seq INTEGER NOT NULL)",
+	);
+	db.run("INSERT INTO search_docs (id, room, seq) SELECT doc, room, seq FROM messages ORDER BY doc");
+	db.run("DELETE FROM sqlite_sequence WHERE name = 'search_docs'");
+	db.run(
+		"INSERT INTO sqlite_sequence (name, seq) SELECT 'search_docs', CAST(value AS INTEGER) FROM meta WHERE key = 'docs'",
+	);
+	db.run("DELETE FROM meta WHERE key = 'docs'");
+	// Schema 7.
+	for (const t of ["delete", "update"]) db.run(`DROP TRIGGER messages_search_${t}`);
 	db.run("ALTER TABLE messages DROP COLUMN doc");
 	db.run("CREATE UNIQUE INDEX search_docs_room_seq ON search_docs (room, seq)");
 	db.run(`CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN

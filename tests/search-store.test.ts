@@ -4,12 +4,18 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { BadCursor, type SearchHit, type SearchQuery } from "../lib/search.ts";
-import { migrateSearchQueue, openIndex, PendingReader, SqliteIndexer } from "../lib/search-sqlite.ts";
+import {
+	migrateSearchQueue,
+	nextDocs,
+	openIndex,
+	PendingReader,
+	SqliteIndexer,
+} from "../lib/search-sqlite.ts";
 import type { Store } from "../lib/store.ts";
 import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
 import { type Postgres, startPostgres } from "./engines.ts";
-import { tempDir, undoSchema8 } from "./helpers.ts";
+import { downgradeToSchema7, tempDir } from "./helpers.ts";
 
 let pg: Postgres;
 beforeAll(async () => {
@@ -255,7 +261,7 @@ test("a SQLite database made before search opens with its messages searchable", 
 	await before.close();
 	// Make it the schema-2 file an older hubbub wrote: no search tables, no triggers.
 	const raw = new Database(path);
-	undoSchema8(raw);
+	downgradeToSchema7(raw);
 	raw.run("DROP TRIGGER messages_search_insert");
 	raw.run("DROP TRIGGER messages_search_delete");
 	raw.run("DROP TRIGGER messages_search_update");
@@ -293,7 +299,7 @@ test("SQLite's index drops what retention removes (the triggers keep it in step,
 	const raw = new Database(path, { readonly: true });
 	const index = new Database(`${path}-search`, { readonly: true });
 	const count = (db: Database, sql: string) => (db.query(sql).get() as { n: number }).n;
-	expect(count(raw, "SELECT count(*) AS n FROM search_docs")).toBe(3);
+	expect(count(raw, "SELECT count(*) AS n FROM messages")).toBe(3);
 	expect(
 		count(index, "SELECT count(*) AS n FROM search_trigrams WHERE search_trigrams MATCH '\"entry\"'"),
 	).toBe(3);
@@ -301,7 +307,7 @@ test("SQLite's index drops what retention removes (the triggers keep it in step,
 	index.close();
 });
 
-test("a schema-7 database upgrades to ids in the messages' rows: the same ids, its index file kept, the counter going on, edits forgotten", async () => {
+test("a schema-7 database upgrades to ids in the messages' rows, given by each INSERT: the same ids, its index file kept, the counter going on, edits forgotten", async () => {
 	using dir = tempDir("hubbub-search-schema7-");
 	const path = join(dir.path, "seven.db");
 	const first = new SqliteStore(path);
@@ -310,7 +316,7 @@ test("a schema-7 database upgrades to ids in the messages' rows: the same ids, i
 	await first.settled();
 	await first.close();
 	const raw = new Database(path);
-	undoSchema8(raw);
+	downgradeToSchema7(raw);
 	// The newest message removed (as retention or a room's removal can): its id must not be given again.
 	raw.run("DELETE FROM messages WHERE room = 'r1' AND seq = 2");
 	const ids = raw.query("SELECT id, room, seq FROM search_docs ORDER BY id").all();
@@ -331,8 +337,10 @@ test("a schema-7 database upgrades to ids in the messages' rows: the same ids, i
 	expect(texts((await after.search(q("plum"), all)).hits)).toEqual(["note 0 plum"]);
 	await after.close();
 	const check = new Database(path, { readonly: true });
-	// Each message kept its id, now in its own row too; the new one took the next after the removed one.
-	expect(check.query("SELECT id, room, seq FROM search_docs WHERE id <= 4 ORDER BY id").all()).toEqual(ids);
+	// Each message kept its id, now in its own row; the new one took the next after the removed one.
+	expect(check.query("SELECT doc AS id, room, seq FROM messages WHERE doc <= 4 ORDER BY doc").all()).toEqual(
+		ids,
+	);
 	expect(
 		check.query("SELECT room, seq, doc FROM messages ORDER BY doc").all() as {
 			room: string;
@@ -345,8 +353,16 @@ test("a schema-7 database upgrades to ids in the messages' rows: the same ids, i
 		{ room: "r0", seq: 2, doc: 3 },
 		{ room: added.message.room, seq: added.message.seq, doc: 5 },
 	]);
-	// No index of (room, seq) beside search_docs: its pages were what each send wrote twice.
-	expect(check.query("PRAGMA index_list(search_docs)").all()).toEqual([]);
+	// No search_docs (its index of (room, seq) was what each send wrote twice) and no insert trigger (a
+	// send's insert gives the id itself): the ids' own index, appended to at its end, finds them.
+	expect(check.query("SELECT name FROM sqlite_master WHERE name LIKE '%search_docs%'").all()).toEqual([]);
+	expect(check.query("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name").all()).toEqual([
+		{ name: "messages_search_delete" },
+		{ name: "messages_search_update" },
+	]);
+	expect(
+		check.query("SELECT name FROM pragma_index_list('messages') WHERE name = 'messages_doc'").all(),
+	).toEqual([{ name: "messages_doc" }]);
 	check.close();
 	// The index file was not built again, and the edited-away text left it.
 	const index = new Database(`${path}-search`, { readonly: true });
@@ -375,7 +391,7 @@ test("a schema-6 database (its indexes inside it, a deleted text still queued) u
 	// thread had not forgotten yet (queued in search_forget, still in the indexes).
 	const marker = "qzv9oldindexmarker";
 	const raw = new Database(path);
-	undoSchema8(raw);
+	downgradeToSchema7(raw);
 	raw.run("UPDATE messages SET text = ? WHERE seq = ?", [`to delete ${marker}`, gone.message.seq]);
 	raw.run("UPDATE messages SET text = '', deleted = 1 WHERE seq = ?", [gone.message.seq]);
 	raw.run("DROP TABLE search_forget");
@@ -408,7 +424,7 @@ test("a schema-6 database (its indexes inside it, a deleted text still queued) u
 	const check = new Database(path, { readonly: true });
 	expect(
 		check.query("SELECT name FROM sqlite_master WHERE name LIKE 'search_%' ORDER BY name").all(),
-	).toEqual([{ name: "search_docs" }, { name: "search_forget" }]);
+	).toEqual([{ name: "search_forget" }]);
 	check.close();
 });
 
@@ -432,7 +448,8 @@ test("the index file's erasure rule: an entry handled twice, one for a text neve
 	edit(one.message.seq, "gamma third");
 	// A message stored and edited before the thread indexed it: its entry names a text never indexed.
 	db.run(
-		"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES ('r', 2, 'a', 'a', NULL, 'delta first', 0)",
+		"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts, doc) VALUES ('r', 2, 'a', 'a', NULL, 'delta first', 0, ?)",
+		[nextDocs(db, 1)],
 	);
 	edit(2, "epsilon now");
 	// All three handled, up to the third queue row; handled rows are not handled again.
