@@ -16,6 +16,7 @@ import { PostgresStore } from "../lib/store-postgres.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
 import { type Postgres, startPostgres } from "./engines.ts";
 import { downgradeToSchema7, tempDir } from "./helpers.ts";
+import { until } from "./until.ts";
 
 let pg: Postgres;
 beforeAll(async () => {
@@ -744,3 +745,68 @@ test("a message sent while long deleted texts are being erased is found at once,
 	expect(texts((await store.search(q("quokka"), all)).hits)).toEqual(["the quokka arrived"]);
 	await store.close();
 }, 60_000);
+
+/** Which messages (ids for search) the index file holds for `term`, read beside the store. */
+function indexed(path: string, term: string): number[] {
+	const index = new Database(`${path}-search`, { readonly: true });
+	try {
+		return index
+			.query<{ rowid: number }, [string]>("SELECT rowid FROM search_trigrams WHERE search_trigrams MATCH ?")
+			.all(`"${term}"`)
+			.map((r) => r.rowid);
+	} finally {
+		index.close();
+	}
+}
+
+test("while sends keep the event loop busy, indexing waits (a search still finds what was just sent), and runs once the loop has room", async () => {
+	using dir = tempDir("hubbub-search-busy-");
+	const path = join(dir.path, "busy.db");
+	let busy = true;
+	let looks = 0;
+	const store = new SqliteStore(path, {
+		loopLoad: () => {
+			looks++;
+			return busy ? 0.9 : 0.05;
+		},
+	});
+	try {
+		await store.append({ room: "r", from: "a", text: "first kiwi", ts: T0 });
+		// The hand-over's second came twice (one look as it was set, one each time it came), on a busy loop.
+		await until(() => looks >= 3, 5000, "two looks at the loop's load");
+		expect(indexed(path, "kiwi")).toEqual([]);
+		// A search does not wait for the loop: it hands over first.
+		expect(texts((await store.search(q("kiwi"), all)).hits)).toEqual(["first kiwi"]);
+		expect(indexed(path, "kiwi")).toEqual([1]);
+		await store.append({ room: "r", from: "a", text: "second kiwi", ts: T0 + 1 });
+		const before = looks;
+		busy = false;
+		await until(() => indexed(path, "kiwi").length === 2, 5000, "the second message indexed");
+		expect(looks).toBeGreaterThan(before);
+	} finally {
+		await store.close();
+	}
+});
+
+test("indexing waits on a busy event loop only so long: then it runs whatever the load", async () => {
+	using dir = tempDir("hubbub-search-lag-");
+	const path = join(dir.path, "lag.db");
+	let looks = 0;
+	const store = new SqliteStore(path, {
+		loopLoad: () => {
+			looks++;
+			return 1;
+		},
+		indexMaxLagMs: 2500,
+	});
+	try {
+		const t0 = performance.now();
+		await store.append({ room: "r", from: "a", text: "plum at last", ts: T0 });
+		await until(() => indexed(path, "plum").length === 1, 10_000, "indexed after the longest wait");
+		// It waited (the loop was busy at every look), and not past its bound and the next second.
+		expect(looks).toBeGreaterThanOrEqual(2);
+		expect(performance.now() - t0).toBeGreaterThanOrEqual(1500);
+	} finally {
+		await store.close();
+	}
+});
