@@ -230,10 +230,14 @@ export function migrateSearchDocs(db: Database): void {
  * Schema 9. The insert trigger of schema 8 cost a send 12–14 µs of the
  * event loop's time (an AUTOINCREMENT row, its counter, and the message's
  * row written again with its id): as much again as the message's own
- * insert. Each writer now gives the id in the INSERT itself, counting on
- * from `meta`'s `docs` (nextDocs), and an index of `doc` (appended to at
- * its end only: ids rise) replaces search_docs. Ids and the counter are
- * kept: the index file stays valid.
+ * insert. hubbub's writers now give the id in the INSERT itself, counting
+ * on from `meta`'s `docs` (nextDocs), and a unique index of `doc`
+ * (appended to at its end only: ids rise) replaces search_docs. Any other
+ * insert (raw SQL, an older hubbub still running during the upgrade) is
+ * numbered by a trigger whose body runs only for a row without one (its
+ * WHEN costs a send nothing measurable), which also moves the counter, so
+ * a store's cached seqs see that write (appendMark). Ids and the counter
+ * are kept: the index file stays valid.
  */
 export function migrateSearchDocIndex(db: Database): void {
 	db.run("DROP TRIGGER IF EXISTS messages_search_insert");
@@ -246,7 +250,13 @@ export function migrateSearchDocIndex(db: Database): void {
 		String(sequence(db, "search_docs")),
 	]);
 	db.run("DROP TABLE search_docs");
-	db.run("CREATE INDEX messages_doc ON messages (doc)");
+	// Unique: a numbering bug fails loudly instead of giving FTS5 one rowid for two texts.
+	db.run("CREATE UNIQUE INDEX messages_doc ON messages (doc)");
+	db.run(`CREATE TRIGGER messages_search_number AFTER INSERT ON messages WHEN new.doc IS NULL BEGIN
+		UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'docs';
+		UPDATE messages SET doc = (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'docs')
+			WHERE room = new.room AND seq = new.seq;
+	END`);
 }
 
 /** The highest message id for search given so far (schema 9: kept in `meta`). */
@@ -265,25 +275,6 @@ export function nextDocs(db: Database, n: number): number {
 	const first = lastDoc(db) + 1;
 	if (n > 0) db.run("UPDATE meta SET value = ? WHERE key = 'docs'", [String(first + n - 1)]);
 	return first;
-}
-
-/**
- * Gives an id for search, in arrival order, to any message stored without
- * one (by raw SQL or an older tool: only hubbub's writers number them), so
- * the search thread finds it. Run in the store's opening transaction; the
- * index of `doc` finds none at once when there is none. One statement:
- * a million such messages are never held in memory.
- */
-export function numberUnnumbered(db: Database): void {
-	const n = db.query<{ n: number }, []>("SELECT count(*) AS n FROM messages WHERE doc IS NULL").get()?.n ?? 0;
-	if (n === 0) return;
-	const first = nextDocs(db, n);
-	db.run(
-		`UPDATE messages SET doc = ?1 + r.n - 1 FROM (
-			SELECT room, seq, row_number() OVER (ORDER BY ts, room, seq) AS n FROM messages WHERE doc IS NULL
-		) AS r WHERE messages.room = r.room AND messages.seq = r.seq`,
-		[first],
-	);
 }
 
 /** The search index of the database at `path`: a SQLite file beside it, named like its -wal and -shm. */

@@ -1,7 +1,6 @@
 // A hubbub database filled fast: the schema made by the store, then rows inserted in one transaction.
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { nextDocs } from "../lib/search-sqlite.ts";
 import { SqliteStore } from "../lib/store-sqlite.ts";
 import { ROOT } from "./helpers.ts";
 
@@ -20,12 +19,10 @@ export async function fillSqlite(path: string, total: number, rooms = 3): Promis
 	await new SqliteStore(path).close();
 	const db = new Database(path);
 	const insert = db.query(
-		"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES (?, ?, ?, ?, ?, ?, ?)",
 	);
 	const seqs = new Array<number>(rooms).fill(0);
 	db.transaction(() => {
-		// Numbered for search as the store numbers its sends.
-		const first = nextDocs(db, total);
 		for (let i = 0; i < total; i++) {
 			const r = i % rooms;
 			const seq = ++(seqs[r] as number);
@@ -39,7 +36,6 @@ export async function fillSqlite(path: string, total: number, rooms = 3): Promis
 				seq % 3 === 0 ? `id-${seq}` : null,
 				textOf(room, seq),
 				1_764_000_000_000 + i * 7,
-				first + i,
 			);
 		}
 	})();
