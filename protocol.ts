@@ -504,6 +504,11 @@ export const SearchResults = z.object({
 	hits: z.array(SearchHit),
 	/** Present when more may follow: send the same search again with it. */
 	cursor: z.string().optional(),
+	/**
+	 * Present (true) when the newest messages were not all indexed yet as the search ran (a busy SQLite
+	 * server): they may be missing from this answer; the same search a moment later finds them.
+	 */
+	behind: z.literal(true).optional(),
 });
 export const Presence = z.object({
 	type: z.literal("presence"),

@@ -62,6 +62,8 @@ export class Search {
 	filters: SearchFilters = { ...EMPTY_FILTERS };
 	hits: Hit[] = [];
 	cursor?: string;
+	/** The first page said the newest messages were still being indexed (they may be missing). */
+	behind = false;
 	status: SearchStatus = { kind: "idle" };
 	private ref?: string;
 	private count = 0;
@@ -78,6 +80,7 @@ export class Search {
 		this.filters = { ...filters, query: filters.query.trim(), from: filters.from.trim() };
 		this.hits = [];
 		this.cursor = undefined;
+		this.behind = false;
 		if (this.filters.query === "") {
 			this.ref = undefined;
 			this.status = { kind: "idle" };
@@ -103,6 +106,7 @@ export class Search {
 		this.filters = { ...EMPTY_FILTERS };
 		this.hits = [];
 		this.cursor = undefined;
+		this.behind = false;
 		this.status = { kind: "idle" };
 		this.changed();
 	}
@@ -136,6 +140,7 @@ export class Search {
 			this.ref = undefined;
 			this.hits = [...this.hits, ...c.frame.hits];
 			this.cursor = c.frame.cursor;
+			if (c.frame.behind) this.behind = true;
 			this.status = { kind: "done" };
 			this.changed();
 		} else if (c.kind === "search-error" && c.ref === this.ref) {

@@ -171,6 +171,11 @@ export class SearchUi {
 								: `No messages match “${s.filters.query}”.`
 							: `${s.hits.length}${s.cursor ? "+" : ""} ${s.hits.length === 1 ? "message" : "messages"}, newest first`
 						: "Type words to find, then press Enter.";
+		// The server was busy: what was sent in the last seconds may not be searchable yet.
+		const lagging =
+			status.kind === "done" && s.behind
+				? `${said.endsWith(".") ? "" : "."} The newest messages are still being indexed and may be missing: search again in a moment.`
+				: "";
 		return (
 			<section id="search-panel" class="search-panel" aria-label="Search" onFocusOut={this.left}>
 				<div class="search-head">
@@ -232,6 +237,7 @@ export class SearchUi {
 					role="status"
 				>
 					{said}
+					{lagging}
 					{status.kind === "error" && status.retry && (
 						<>
 							{" "}

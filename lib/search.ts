@@ -33,6 +33,8 @@ export interface SearchPage {
 	hits: SearchHit[];
 	/** Present when more may follow: pass it back as `cursor` for the next page. */
 	cursor?: string;
+	/** The newest messages were not all indexed yet (a first page only): they may be missing. */
+	behind?: true;
 }
 
 /** A cursor this store did not give (another store's, or forged). */

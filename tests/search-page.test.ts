@@ -173,6 +173,23 @@ describe("the search panel", () => {
 		expect(document.activeElement?.id).toBe("text");
 	});
 
+	test("an answer that says the index is behind tells the person the newest may be missing; the next search forgets it", () => {
+		const { chat } = connected();
+		submitSearch("deploy");
+		chat.receive({
+			type: "search",
+			ref: "search-1",
+			hits: [{ room: "dev", seq: 2, from: "bob", ts: 1, snippet: "deploy", highlights: [[0, 6]] }],
+			behind: true,
+		});
+		expect($("#search-status").textContent).toBe(
+			"1 message, newest first. The newest messages are still being indexed and may be missing: search again in a moment.",
+		);
+		submitSearch("deploy");
+		chat.receive({ type: "search", ref: "search-2", hits: [] });
+		expect($("#search-status").textContent).toBe("No messages match “deploy”.");
+	});
+
 	test("results newest first, the snippet as text with <mark> on the matches; markup in a snippet stays text", () => {
 		const { chat, sent } = connected();
 		submitSearch("img");

@@ -828,22 +828,24 @@ test("indexing waits on a busy event loop only so long, however steadily sends g
 	}
 });
 
-test("indexing waits on a busy event loop only for so many messages: a search then catches up within its wait", async () => {
-	using dir = tempDir("hubbub-search-many-");
-	const path = join(dir.path, "many.db");
-	let looks = 0;
-	const store = new SqliteStore(path, {
-		loopLoad: () => {
-			looks++;
-			return 1;
-		},
-		indexMaxLagMs: 60_000,
-		indexMaxWaiting: 5,
-	});
+test("a search that could not wait for the newest messages to be indexed says so (first pages only), and finds them a moment later", async () => {
+	using dir = tempDir("hubbub-search-behind-");
+	const path = join(dir.path, "behind.db");
+	// A busy server: nothing handed over yet, and no time for a search to wait for it.
+	const store = new SqliteStore(path, { loopLoad: () => 1, indexMaxLagMs: 60_000, searchWaitMs: 0 });
 	try {
-		for (let i = 0; i < 5; i++) await store.append({ room: "r", from: "a", text: `pear ${i}`, ts: T0 + i });
-		await until(() => indexed(path, "pear").length === 5, 5000, "indexed once five wait");
-		expect(looks).toBeGreaterThanOrEqual(2);
+		for (let i = 0; i < 30; i++) await store.append({ room: "r", from: "a", text: `fig ${i}`, ts: T0 + i });
+		const first = await store.search(q("fig", { limit: 5 }), all);
+		expect(first.behind).toBe(true);
+		await store.settled();
+		const again = await store.search(q("fig", { limit: 5 }), all);
+		expect(again.behind).toBeUndefined();
+		expect(texts(again.hits)).toEqual(["fig 29", "fig 28", "fig 27", "fig 26", "fig 25"]);
+		await store.append({ room: "r", from: "a", text: "fig 30", ts: T0 + 30 });
+		// A later page walks older, indexed messages: it never says so.
+		const next = await store.search(q("fig", { limit: 5, cursor: again.cursor }), all);
+		expect(next.behind).toBeUndefined();
+		expect(texts(next.hits)).toEqual(["fig 24", "fig 23", "fig 22", "fig 21", "fig 20"]);
 	} finally {
 		await store.close();
 	}
