@@ -417,6 +417,8 @@ export interface PendingBatch {
 	/** The highest erasure queue id given when they were read (see indexBatch). */
 	queued: number;
 	rows: { id: number; text: string }[];
+	/** Every message stored when it was read is in it (neither bound cut it short). */
+	complete: boolean;
 }
 
 /** Reads PendingBatches through a connection with the index file attached (openIndex). */
@@ -431,13 +433,18 @@ export class PendingReader {
 			const from = Number(indexMeta(db, "position"));
 			const rows: PendingBatch["rows"] = [];
 			let chars = 0;
+			let cut = false;
 			// Leaving the loop early resets the statement: no read stays open.
 			for (const row of this.rows.iterate(from, step)) {
-				if (chars >= STEP_CHARS) break;
+				if (chars >= STEP_CHARS) {
+					cut = true;
+					break;
+				}
 				rows.push(row);
 				chars += row.text.length;
 			}
-			return rows.length === 0 ? undefined : { from, queued: sequence(db, "search_forget"), rows };
+			if (rows.length === 0) return undefined;
+			return { from, queued: sequence(db, "search_forget"), rows, complete: !cut && rows.length < step };
 		});
 	}
 

@@ -26,6 +26,8 @@ export type SearchWorkerRequest =
 export type SearchWorkerReply =
 	| { type: "indexed"; ok: boolean; failed?: boolean }
 	| { type: "erased"; upTo: number }
+	/** Every text queued before erase request `n` is out of the index (its WAL is truncated next: "done"). */
+	| { type: "forgotten"; n: number }
 	| { type: "done"; n: number; truncate: boolean }
 	| { type: "error"; message: string }
 	| { type: "closed" };
@@ -109,6 +111,8 @@ async function run(): Promise<void> {
 				self.postMessage({ type: "erased", upTo } satisfies SearchWorkerReply);
 				await Bun.sleep(0);
 			}
+			// A search waits for this, not for the truncation below (a reader elsewhere can hold that up a minute).
+			if (!closing) self.postMessage({ type: "forgotten", n: target } satisfies SearchWorkerReply);
 			if (truncateDue && !closing) {
 				truncateDue = false;
 				truncated = true;

@@ -4,7 +4,7 @@ import { rmSync, statSync } from "node:fs";
 import { LIMITS } from "../protocol.ts";
 import { loopLoad } from "./loop-load.ts";
 import { nameKey } from "./names.ts";
-import { runSearch, type SearchPage, type SearchQuery } from "./search.ts";
+import { parseTerms, runSearch, type SearchPage, type SearchQuery } from "./search.ts";
 import {
 	indexMeta,
 	indexPath,
@@ -125,6 +125,9 @@ export interface SqliteOptions extends QuotaOptions {
 	/** How long a search waits for what is not indexed yet (SEARCH_WAITS_FOR_INDEX_MS). */
 	searchWaitMs?: number;
 }
+
+/** How far the search thread has got with a request: indexed what came before it, forgot the texts queued before it, and then truncated the index's WAL. */
+type Phase = "indexed" | "forgotten" | "done";
 
 /** Thrown inside a change's transaction to roll it back (the change number with it). */
 class Refused {
@@ -269,7 +272,10 @@ export class SqliteStore implements Store {
 	/** Requests to the search thread so far, and how far it has indexed and finished (request numbers). */
 	private requests = 0;
 	private indexed = 0;
+	private forgotten = 0;
 	private done = 0;
+	/** The batch with the thread held everything stored when it was read, for requests up to this one. */
+	private batchUpTo?: number;
 	/** Commits not yet handed to the search thread, and since when (performance.now()). */
 	private unindexed = false;
 	private unindexedSince = 0;
@@ -279,7 +285,7 @@ export class SqliteStore implements Store {
 	/** The request of the last erasure (close waits for it) and of the last edit (a search waits for that one). */
 	private lastErase = 0;
 	private lastEdit = 0;
-	private waiting: { n: number; phase: "indexed" | "done"; resolve: () => void }[] = [];
+	private waiting: { n: number; phase: Phase; resolve: () => void }[] = [];
 	/** The database's part of the erasures the search thread reported, in order (afterErasure). */
 	private erasing: Promise<void> = Promise.resolve();
 	/** The highest erasure queue id the index has handled, and the highest deleted from the queue. */
@@ -770,15 +776,22 @@ export class SqliteStore implements Store {
 		const indexed = this.unindexed || this.searcher.unindexed() ? this.request(false) : this.requests;
 		const caughtUp = await Promise.all([
 			this.reached(indexed, "indexed", this.searchWaitMs),
-			this.reached(this.lastEdit, "done", this.searchWaitMs),
+			this.reached(this.lastEdit, "forgotten", this.searchWaitMs),
 		]);
 		const page = await runSearch(
 			query,
 			async (plan, cursor, n) => this.searcher.candidates(plan, cursor, n),
 			readable,
 		);
-		// Said on a first page only: later pages walk older messages, which are indexed.
-		if (query.cursor === undefined && caughtUp.includes(false)) page.behind = true;
+		// Said on a first page only (later pages walk older messages, which are indexed), of a search that
+		// looks at something.
+		if (
+			query.cursor === undefined &&
+			caughtUp.includes(false) &&
+			parseTerms(query.text).length > 0 &&
+			readable?.size !== 0
+		)
+			page.behind = true;
 		return page;
 	}
 
@@ -936,6 +949,7 @@ export class SqliteStore implements Store {
 			return;
 		}
 		this.batchOut = true;
+		this.batchUpTo = batch.complete ? upTo : undefined;
 		worker.postMessage({ type: "index", path: this.path, batch } satisfies SearchWorkerRequest);
 	}
 
@@ -954,6 +968,9 @@ export class SqliteStore implements Store {
 				if (m.type !== "error") this.threadFailures = 0;
 				if (m.type === "indexed") {
 					this.batchOut = false;
+					// A search waits for what was stored before it, not for what sends stored after (steady sends
+					// would otherwise keep every read non-empty, and the search waiting its whole time).
+					if (m.ok && this.batchUpTo !== undefined) this.advance("indexed", this.batchUpTo);
 					// A stale batch (see SqliteIndexer.indexBatch) or a busy index is read again shortly, a failing
 					// one (said in an "error") a second later.
 					if (m.ok) this.pump();
@@ -961,7 +978,8 @@ export class SqliteStore implements Store {
 				} else if (m.type === "erased") {
 					this.erasedUpTo = Math.max(this.erasedUpTo, m.upTo);
 					this.afterErasure(() => this.dequeue());
-				} else if (m.type === "done")
+				} else if (m.type === "forgotten") this.advance("forgotten", m.n);
+				else if (m.type === "done")
 					this.afterErasure(async () => {
 						// Again (a failed deletion is retried here), then the WAL.
 						await this.dequeue();
@@ -1081,7 +1099,9 @@ export class SqliteStore implements Store {
 	}
 
 	/** The search thread has indexed (or finished: indexed and erased) every request up to `n`. */
-	private advance(phase: "indexed" | "done", n: number): void {
+	private advance(phase: Phase, n: number): void {
+		// Done is forgotten and truncated.
+		if (phase === "done") this.forgotten = Math.max(this.forgotten, n);
 		this[phase] = Math.max(this[phase], n);
 		const now = this.waiting.filter((w) => w.n <= this[w.phase]);
 		this.waiting = this.waiting.filter((w) => w.n > this[w.phase]);
@@ -1089,7 +1109,7 @@ export class SqliteStore implements Store {
 	}
 
 	/** Resolves once the search thread has indexed (or finished) request `n` (true), or after `maxMs` (false). */
-	private reached(n: number, phase: "indexed" | "done", maxMs?: number): Promise<boolean> {
+	private reached(n: number, phase: Phase, maxMs?: number): Promise<boolean> {
 		if (n <= this[phase]) return Promise.resolve(true);
 		return new Promise((resolve) => {
 			const waiter = {

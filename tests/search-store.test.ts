@@ -837,6 +837,8 @@ test("a search that could not wait for the newest messages to be indexed says so
 		for (let i = 0; i < 30; i++) await store.append({ room: "r", from: "a", text: `fig ${i}`, ts: T0 + i });
 		const first = await store.search(q("fig", { limit: 5 }), all);
 		expect(first.behind).toBe(true);
+		// A search with nothing to look for does not say so.
+		expect((await store.search(q("!!"), all)).behind).toBeUndefined();
 		await store.settled();
 		const again = await store.search(q("fig", { limit: 5 }), all);
 		expect(again.behind).toBeUndefined();
@@ -847,6 +849,30 @@ test("a search that could not wait for the newest messages to be indexed says so
 		expect(next.behind).toBeUndefined();
 		expect(texts(next.hits)).toEqual(["fig 24", "fig 23", "fig 22", "fig 21", "fig 20"]);
 	} finally {
+		await store.close();
+	}
+});
+
+test("after an edit, a search waits for the old text to leave the index, not for the index's WAL to be truncated (another reader can hold that up)", async () => {
+	using dir = tempDir("hubbub-search-held-");
+	const path = join(dir.path, "held.db");
+	const store = new SqliteStore(path, { searchWaitMs: 2000 });
+	const reader = new Database(`${path}-search`, { readonly: true });
+	try {
+		const m = await store.append({ room: "r", from: "a", text: "draft lemon", ts: T0 });
+		await store.settled();
+		// A reader elsewhere (another process, a backup tool) holds a snapshot of the index: its WAL cannot be
+		// truncated until it lets go (the thread retries for a minute).
+		reader.run("BEGIN");
+		reader.query("SELECT count(*) FROM search_meta").get();
+		await store.edit("r", m.message.seq, "final lime", T0 + 1);
+		const page = await store.search(q("lime"), all);
+		expect(texts(page.hits)).toEqual(["final lime"]);
+		expect(page.behind).toBeUndefined();
+		expect((await store.search(q("lemon"), all)).hits).toEqual([]);
+	} finally {
+		reader.run("ROLLBACK");
+		reader.close();
 		await store.close();
 	}
 });
