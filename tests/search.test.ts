@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { PostgresStore } from "../lib/store-postgres.ts";
+import { SqliteStore } from "../lib/store-sqlite.ts";
 import type { ServerFrameOf } from "../protocol.ts";
 import { startPostgres } from "./engines.ts";
 import { Client, chatter, startServer, tempDir } from "./helpers.ts";
@@ -44,6 +45,26 @@ describe("search frame", () => {
 		const code = await search(bob, { query: "err_socket", room: "ops", from: "ALICE" });
 		expect(code.hits.map((h) => h.snippet)).toEqual(["see ERR_SOCKET_TIMEOUT in the log"]);
 		expect((await search(bob, { query: "デプロイ", room: "ops" })).hits).toEqual([]);
+	});
+
+	test("an answer that could not wait for the newest messages to be indexed says so with behind (a busy SQLite server)", async () => {
+		using dir = tempDir("hubbub-search-behind-ws-");
+		// The event loop reads as busy (indexing waits) and a search may not wait at all.
+		const store = new SqliteStore(join(dir.path, "b.db"), {
+			loopLoad: () => 1,
+			indexMaxLagMs: 60_000,
+			searchWaitMs: 0,
+		});
+		await using s = startServer({ store });
+		const alice = await chatter(s.ws, "alice", "dev");
+		alice.send({ type: "send", room: "dev", text: "the plum deploy" });
+		await alice.expect("message", (m) => m.text === "the plum deploy");
+		const first = await search(alice, { query: "plum" });
+		expect(first.behind).toBe(true);
+		await store.settled();
+		const again = await search(alice, { query: "plum" });
+		expect(again.behind).toBeUndefined();
+		expect(again.hits.map((h) => h.snippet)).toEqual(["the plum deploy"]);
 	});
 
 	test("pages through many hits with the cursor", async () => {
