@@ -182,7 +182,7 @@ export function migrateSearchFile(db: Database): void {
  * kept in search_docs and in the message itself. AUTOINCREMENT: an id is never given again (see
  * migrateSearchErasure).
  */
-export const SEARCH_INSERT_TRIGGER = `CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
+const SEARCH_INSERT_TRIGGER = `CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
 		INSERT INTO search_docs (room, seq) VALUES (new.room, new.seq);
 		UPDATE messages SET doc = last_insert_rowid() WHERE room = new.room AND seq = new.seq;
 	END`;
@@ -273,8 +273,13 @@ export function lastDoc(db: Database): number {
  */
 export function nextDocs(db: Database, n: number): number {
 	const first = lastDoc(db) + 1;
-	if (n > 0) db.run("UPDATE meta SET value = ? WHERE key = 'docs'", [String(first + n - 1)]);
+	if (n > 0) setLastDoc(db, first + n - 1);
 	return first;
+}
+
+/** Moves the counter to `doc`, the last id a writer gave (SqliteStore counts as it inserts). */
+export function setLastDoc(db: Database, doc: number): void {
+	db.query<unknown, [string]>("UPDATE meta SET value = ? WHERE key = 'docs'").run(String(doc));
 }
 
 /** The search index of the database at `path`: a SQLite file beside it, named like its -wal and -shm. */

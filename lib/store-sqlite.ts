@@ -8,6 +8,7 @@ import { parseTerms, runSearch, type SearchPage, type SearchQuery } from "./sear
 import {
 	indexMeta,
 	indexPath,
+	lastDoc,
 	migrateSearch,
 	migrateSearchDocIndex,
 	migrateSearchDocs,
@@ -20,6 +21,7 @@ import {
 	prepareIndex,
 	SqliteIndexer,
 	SqliteSearch,
+	setLastDoc,
 } from "./search-sqlite.ts";
 import type { SearchWorkerReply, SearchWorkerRequest } from "./search-worker.ts";
 import {
@@ -215,13 +217,13 @@ export class SqliteStore implements Store {
 	private readonly seqs = new Map<string, number>();
 	/**
 	 * The highest message id for search given when our last commit ended. Every message stored, by any
-	 * writer, takes the next one (lib/search-sqlite.ts nextDocs), so while it is unchanged nobody else has
+	 * writer, takes the next one (lib/search-sqlite.ts lastDoc), so while it is unchanged nobody else has
 	 * appended and the cached seqs hold. (PRAGMA data_version would also change with writes that touch
 	 * no seq: edits, reactions, the erasure queue's deletions.)
 	 */
 	private appendMark = -1;
 	/** The id for search the commit under way gave last (insert). */
-	private lastDoc = 0;
+	private givenDoc = 0;
 	private flushing: Promise<void> = Promise.resolve();
 	/** The file's identity at open: a file deleted or replaced under us would keep nothing we write. */
 	private readonly identity: { dev: number; ino: number } | undefined;
@@ -237,8 +239,6 @@ export class SqliteStore implements Store {
 	private readonly q: {
 		bySenderId: Statement<StoredRow, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
-		appendMark: Statement<{ seq: number }, []>;
-		setAppendMark: Statement<unknown, [number]>;
 		insert: Statement<
 			unknown,
 			[string, number, string, string, string | null, string, number, string | null, number]
@@ -359,9 +359,6 @@ export class SqliteStore implements Store {
 			lastSeq: this.db.query(`SELECT MAX(
 				COALESCE((SELECT MAX(seq) FROM messages WHERE room = ?1), 0),
 				COALESCE((SELECT floor FROM room_floors WHERE room = ?1), 0)) AS seq`),
-			// The counter of lib/search-sqlite.ts nextDocs, read once and written once a commit.
-			appendMark: this.db.query("SELECT CAST(value AS INTEGER) AS seq FROM meta WHERE key = 'docs'"),
-			setAppendMark: this.db.query("UPDATE meta SET value = CAST(? AS TEXT) WHERE key = 'docs'"),
 			insert: this.db.query(
 				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts, files, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			),
@@ -581,12 +578,13 @@ export class SqliteStore implements Store {
 	private commit(batch: Pending[]): (Appended | QuotaExceeded | UnknownFile)[] {
 		return this.db
 			.transaction(() => {
-				const mark = this.q.appendMark.get()?.seq ?? 0;
+				// The counter of ids for search, read once and written once a commit.
+				const mark = lastDoc(this.db);
 				if (mark !== this.appendMark || this.seqs.size > 10_000) {
 					// Another process wrote since our last commit (or the cache grew large): start it afresh.
 					this.seqs.clear();
 				}
-				this.lastDoc = mark;
+				this.givenDoc = mark;
 				const results = batch.map((p) => {
 					try {
 						return this.insert(p.input);
@@ -595,8 +593,8 @@ export class SqliteStore implements Store {
 						throw e;
 					}
 				});
-				if (this.lastDoc !== mark) this.q.setAppendMark.run(this.lastDoc);
-				this.appendMark = this.lastDoc;
+				if (this.givenDoc !== mark) setLastDoc(this.db, this.givenDoc);
+				this.appendMark = this.givenDoc;
 				return results;
 			})
 			.immediate();
@@ -623,7 +621,7 @@ export class SqliteStore implements Store {
 			input.text,
 			input.ts,
 			files,
-			++this.lastDoc,
+			++this.givenDoc,
 		);
 		for (const file of input.files ?? []) {
 			this.q.link.run(file.id, input.room, seq);
