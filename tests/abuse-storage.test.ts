@@ -86,6 +86,32 @@ describe.each(backends)("%s", (_, backend) => {
 		await store.close();
 	});
 
+	test("a name's spent quota outlives a restart of the store", async () => {
+		await using h = await backend.fresh();
+		const now = Date.UTC(2026, 10, 26, 12);
+		const first = await h.open({ dailyQuota: 100 });
+		await first.append(msg("r", "alice", "a".repeat(60), now));
+		await first.close();
+		const again = await h.open({ dailyQuota: 100 });
+		await expect(again.append(msg("r", "alice", "b".repeat(60), now))).rejects.toBeInstanceOf(QuotaExceeded);
+		expect((await again.append(msg("r", "alice", "c".repeat(40), now))).message.seq).toBe(2);
+		await again.close();
+	});
+
+	test("two handles on one history (two processes) share a name's quota", async () => {
+		await using h = await backend.fresh();
+		const now = Date.UTC(2026, 10, 26, 12);
+		const a = await h.open({ dailyQuota: 100 });
+		const b = await h.open({ dailyQuota: 100 });
+		// b has counted alice's day before a charges her: what b knew of it is out of date afterwards.
+		await b.append(msg("r", "alice", "a".repeat(10), now));
+		await a.append(msg("r", "alice", "b".repeat(60), now));
+		await a.close();
+		await expect(b.append(msg("r", "alice", "c".repeat(40), now))).rejects.toBeInstanceOf(QuotaExceeded);
+		expect((await b.append(msg("r", "alice", "d".repeat(30), now))).message.seq).toBe(3);
+		await b.close();
+	});
+
 	test("retention by count removes the oldest as one prefix: reads start at the floor, a resume from before it says `more`, seqs go on", async () => {
 		await using h = await backend.fresh();
 		const store = await h.open();
