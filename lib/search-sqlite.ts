@@ -252,11 +252,16 @@ export function migrateSearchDocIndex(db: Database): void {
 	db.run("DROP TABLE search_docs");
 	// Unique: a numbering bug fails loudly instead of giving FTS5 one rowid for two texts.
 	db.run("CREATE UNIQUE INDEX messages_doc ON messages (doc)");
-	db.run(`CREATE TRIGGER messages_search_number AFTER INSERT ON messages WHEN new.doc IS NULL BEGIN
-		UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'docs';
-		UPDATE messages SET doc = (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'docs')
-			WHERE room = new.room AND seq = new.seq;
-	END`);
+}
+
+/**
+ * Schema 10: no insert trigger numbers a message stored without its id for search (schema 9 had one,
+ * guarded by `WHEN new.doc IS NULL`). Even with its body never run, a row trigger cost every send's
+ * insert 3–5 µs on the event loop (docs/PERFORMANCE.md); the store now finds such rows itself
+ * (SqliteStore numberStrays: one lookup of this index a commit) and numbers them.
+ */
+export function migrateNoNumberTrigger(db: Database): void {
+	db.run("DROP TRIGGER IF EXISTS messages_search_number");
 }
 
 /** The highest message id for search given so far (schema 9: kept in `meta`). */

@@ -9,6 +9,7 @@ import {
 	indexMeta,
 	indexPath,
 	lastDoc,
+	migrateNoNumberTrigger,
 	migrateSearch,
 	migrateSearchDocIndex,
 	migrateSearchDocs,
@@ -49,7 +50,7 @@ import {
 	uploadFromRow,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 9;
+const SCHEMA_VERSION = 10;
 
 /**
  * The search thread's module. In an executable built by `bun build --compile` (package.json's build lists it
@@ -65,6 +66,8 @@ const SEARCH_WORKER_URL = import.meta.url.startsWith("file:///$bunfs/")
  * edit, to index the new text): bounded, so a search on a saturated server answers from what is indexed.
  */
 const SEARCH_WAITS_FOR_INDEX_MS = 3000;
+/** Messages stored without an id for search that one commit numbers at most (numberStrays). */
+const STRAYS_A_COMMIT = 10_000;
 /** Deletes the erasure queue's rows up to a queue id the index has handled (lib/search-sqlite.ts eraseSome). */
 const DEQUEUE = "DELETE FROM search_forget WHERE id <= ?";
 
@@ -239,6 +242,9 @@ export class SqliteStore implements Store {
 	private readonly q: {
 		bySenderId: Statement<StoredRow, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
+		anyStray: Statement<{ one: number }, []>;
+		strays: Statement<{ room: string; seq: number }, [number]>;
+		setDoc: Statement<unknown, [number, string, number]>;
 		insert: Statement<
 			unknown,
 			[string, number, string, string, string | null, string, number, string | null, number]
@@ -362,6 +368,14 @@ export class SqliteStore implements Store {
 			insert: this.db.query(
 				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts, files, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			),
+			// Rows stored without an id for search (numberStrays): found through the index of that id.
+			anyStray: this.db.query(
+				"SELECT 1 AS one FROM messages INDEXED BY messages_doc WHERE doc IS NULL LIMIT 1",
+			),
+			strays: this.db.query(
+				"SELECT room, seq FROM messages INDEXED BY messages_doc WHERE doc IS NULL ORDER BY ts, room, seq LIMIT ?",
+			),
+			setDoc: this.db.query("UPDATE messages SET doc = ? WHERE room = ? AND seq = ?"),
 			link: this.db.query("INSERT OR IGNORE INTO message_files (hash, room, seq) VALUES (?, ?, ?)"),
 			markSent: this.db.query("UPDATE uploads SET sent = 1 WHERE account = ? AND hash = ?"),
 			charge: this.db.query(
@@ -493,6 +507,8 @@ export class SqliteStore implements Store {
 				if (version < 8) migrateSearchDocs(db);
 				// Each send gives that id in its INSERT; an index of it replaces search_docs (lib/search-sqlite.ts).
 				if (version < 9) migrateSearchDocIndex(db);
+				// Rows stored without that id are numbered by the store, not by a trigger on every insert.
+				if (version < 10) migrateNoNumberTrigger(db);
 				if (version < SCHEMA_VERSION) {
 					this.upgraded = version > 0;
 					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
@@ -580,11 +596,13 @@ export class SqliteStore implements Store {
 			.transaction(() => {
 				// The counter of ids for search, read once and written once a commit.
 				const mark = lastDoc(this.db);
-				if (mark !== this.appendMark || this.seqs.size > 10_000) {
-					// Another process wrote since our last commit (or the cache grew large): start it afresh.
+				const strays = this.q.anyStray.get() !== null;
+				if (mark !== this.appendMark || strays || this.seqs.size > 10_000) {
+					// Another writer stored messages since our last commit (or the cache grew large): start it afresh.
 					this.seqs.clear();
 				}
 				this.givenDoc = mark;
+				if (strays) this.numberStrays();
 				const results = batch.map((p) => {
 					try {
 						return this.insert(p.input);
@@ -598,6 +616,35 @@ export class SqliteStore implements Store {
 				return results;
 			})
 			.immediate();
+	}
+
+	/**
+	 * Inside a write transaction: gives messages stored without an id for search (by plain SQL, or by an
+	 * older hubbub during an upgrade) the next ids, oldest first, in steps of STRAYS_A_COMMIT.
+	 */
+	private numberStrays(): void {
+		for (const { room, seq } of this.q.strays.all(STRAYS_A_COMMIT))
+			this.q.setDoc.run(++this.givenDoc, room, seq);
+	}
+
+	/** A search finds messages stored without an id for search even when no send has come since (numberStrays). */
+	private numberStraysNow(): void {
+		if (this.q.anyStray.get() === null) return;
+		try {
+			this.db
+				.transaction(() => {
+					const mark = lastDoc(this.db);
+					this.givenDoc = mark;
+					this.numberStrays();
+					setLastDoc(this.db, this.givenDoc);
+					this.seqs.clear();
+					this.appendMark = -1;
+				})
+				.immediate();
+			this.unindexed = true;
+		} catch {
+			// The write lock is taken: the next commit numbers them.
+		}
 	}
 
 	private insert(input: NewMessage): Appended {
@@ -771,6 +818,7 @@ export class SqliteStore implements Store {
 		// What was committed before is indexed by the search thread, an edit's new text after its old one is
 		// forgotten: wait for both (without holding the event loop), so a sender or editor finds what it wrote.
 		// Bounded: on a saturated server the newest messages become findable a little later.
+		this.numberStraysNow();
 		const indexed = this.unindexed || this.searcher.unindexed() ? this.request(false) : this.requests;
 		const caughtUp = await Promise.all([
 			this.reached(indexed, "indexed", this.searchWaitMs),

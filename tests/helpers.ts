@@ -75,7 +75,7 @@ export function buildBinary(): Promise<void> {
  */
 export function downgradeToSchema7(db: Database): void {
 	// Schema 8: search_docs again, ids and counter as schema 9 kept them, filled by the insert trigger.
-	db.run("DROP TRIGGER messages_search_number");
+	db.run("DROP TRIGGER IF EXISTS messages_search_number");
 	db.run("DROP INDEX messages_doc");
 	db.run(
 		"CREATE TABLE search_docs (id INTEGER PRIMARY KEY AUTOINCREMENT, room TEXT NOT NULL, seq INTEGER NOT NULL)",
