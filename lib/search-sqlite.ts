@@ -232,12 +232,11 @@ export function migrateSearchDocs(db: Database): void {
  * row written again with its id): as much again as the message's own
  * insert. hubbub's writers now give the id in the INSERT itself, counting
  * on from `meta`'s `docs` (nextDocs), and a unique index of `doc`
- * (appended to at its end only: ids rise) replaces search_docs. Any other
- * insert (raw SQL, an older hubbub still running during the upgrade) is
- * numbered by a trigger whose body runs only for a row without one (its
- * WHEN costs a send nothing measurable), which also moves the counter, so
- * a store's cached seqs see that write (appendMark). Ids and the counter
- * are kept: the index file stays valid.
+ * (appended to at its end only: ids rise) replaces search_docs. A row
+ * stored another way (raw SQL, an older hubbub still running during the
+ * upgrade) has no id: the store finds and numbers it (SqliteStore
+ * numberStrays; schema 9 first had a trigger for that, see schema 10). Ids
+ * and the counter are kept: the index file stays valid.
  */
 export function migrateSearchDocIndex(db: Database): void {
 	db.run("DROP TRIGGER IF EXISTS messages_search_insert");
