@@ -243,7 +243,7 @@ export class SqliteStore implements Store {
 		bySenderId: Statement<StoredRow, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
 		anyStray: Statement<{ one: number }, []>;
-		strays: Statement<{ room: string; seq: number }, [number]>;
+		strays: Statement<{ room: string; seq: number; ts: number }, [number]>;
 		setDoc: Statement<unknown, [number, string, number]>;
 		insert: Statement<
 			unknown,
@@ -372,8 +372,9 @@ export class SqliteStore implements Store {
 			anyStray: this.db.query(
 				"SELECT 1 AS one FROM messages INDEXED BY messages_doc WHERE doc IS NULL LIMIT 1",
 			),
+			// In the index's order (so LIMIT stops early however many there are); numberStrays sorts a step by ts.
 			strays: this.db.query(
-				"SELECT room, seq FROM messages INDEXED BY messages_doc WHERE doc IS NULL ORDER BY ts, room, seq LIMIT ?",
+				"SELECT room, seq, ts FROM messages INDEXED BY messages_doc WHERE doc IS NULL LIMIT ?",
 			),
 			setDoc: this.db.query("UPDATE messages SET doc = ? WHERE room = ? AND seq = ?"),
 			link: this.db.query("INSERT OR IGNORE INTO message_files (hash, room, seq) VALUES (?, ?, ?)"),
@@ -620,21 +621,26 @@ export class SqliteStore implements Store {
 
 	/**
 	 * Inside a write transaction: gives messages stored without an id for search (by plain SQL, or by an
-	 * older hubbub during an upgrade) the next ids, oldest first, in steps of STRAYS_A_COMMIT.
+	 * older hubbub during an upgrade) the next ids, in steps of STRAYS_A_COMMIT, each step oldest first.
 	 */
 	private numberStrays(): void {
-		for (const { room, seq } of this.q.strays.all(STRAYS_A_COMMIT))
-			this.q.setDoc.run(++this.givenDoc, room, seq);
+		const strays = this.q.strays.all(STRAYS_A_COMMIT);
+		strays.sort((a, b) => a.ts - b.ts || (a.room < b.room ? -1 : a.room > b.room ? 1 : a.seq - b.seq));
+		for (const { room, seq } of strays) this.q.setDoc.run(++this.givenDoc, room, seq);
 	}
 
-	/** A search finds messages stored without an id for search even when no send has come since (numberStrays). */
-	private numberStraysNow(): void {
-		if (this.q.anyStray.get() === null) return;
+	/**
+	 * Before a search: messages stored without an id for search are numbered even when no send has come
+	 * since (numberStrays). False when some are left (the file is locked, or more than a step's worth): the
+	 * search then says it is behind.
+	 */
+	private numberStraysNow(): boolean {
+		if (this.q.anyStray.get() === null) return true;
+		if (this.closed || this.fileProblem()) return false;
 		try {
 			this.db
 				.transaction(() => {
-					const mark = lastDoc(this.db);
-					this.givenDoc = mark;
+					this.givenDoc = lastDoc(this.db);
 					this.numberStrays();
 					setLastDoc(this.db, this.givenDoc);
 					this.seqs.clear();
@@ -642,9 +648,12 @@ export class SqliteStore implements Store {
 				})
 				.immediate();
 			this.unindexed = true;
-		} catch {
-			// The write lock is taken: the next commit numbers them.
+		} catch (e) {
+			// Locked by another writer: the next commit numbers them. Anything else is said.
+			if (!isBusy(e)) this.onSearchThreadError?.(`numbering messages for search: ${(e as Error).message}`);
+			return false;
 		}
+		return this.q.anyStray.get() === null;
 	}
 
 	private insert(input: NewMessage): Appended {
@@ -818,7 +827,7 @@ export class SqliteStore implements Store {
 		// What was committed before is indexed by the search thread, an edit's new text after its old one is
 		// forgotten: wait for both (without holding the event loop), so a sender or editor finds what it wrote.
 		// Bounded: on a saturated server the newest messages become findable a little later.
-		this.numberStraysNow();
+		const straysLeft = !this.numberStraysNow();
 		const indexed = this.unindexed || this.searcher.unindexed() ? this.request(false) : this.requests;
 		const caughtUp = await Promise.all([
 			this.reached(indexed, "indexed", this.searchWaitMs),
@@ -833,7 +842,7 @@ export class SqliteStore implements Store {
 		// looks at something.
 		if (
 			query.cursor === undefined &&
-			caughtUp.includes(false) &&
+			(caughtUp.includes(false) || straysLeft) &&
 			parseTerms(query.text).length > 0 &&
 			readable?.size !== 0
 		)

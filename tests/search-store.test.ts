@@ -909,6 +909,67 @@ test("a message stored with plain SQL is found by a search even when nothing was
 	}
 });
 
+test("a search that cannot number a message stored with plain SQL (the file is locked) says it is behind, and finds it once it can", async () => {
+	using dir = tempDir("hubbub-search-raw-");
+	const path = join(dir.path, "raw.db");
+	const store = new SqliteStore(path);
+	const raw = new Database(path);
+	try {
+		await store.append({ room: "r", from: "a", text: "first via the store", ts: T0 });
+		raw.run(
+			"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES ('r', 2, 'b', 'b', NULL, 'written by hand', ?)",
+			[T0 + 1],
+		);
+		raw.run("BEGIN IMMEDIATE");
+		const locked = await store.search(q("by hand"), all);
+		expect(locked).toMatchObject({ hits: [], behind: true });
+		raw.run("ROLLBACK");
+		const found = await store.search(q("by hand"), all);
+		expect(texts(found.hits)).toEqual(["written by hand"]);
+		expect(found.behind).toBeUndefined();
+	} finally {
+		raw.close();
+		await store.close();
+	}
+});
+
+test("schema 9's insert trigger is gone after the upgrade to 10, and a row stored without an id is still numbered", async () => {
+	using dir = tempDir("hubbub-search-raw-");
+	const path = join(dir.path, "nine.db");
+	const first = new SqliteStore(path);
+	await first.append({ room: "r", from: "a", text: "before the upgrade", ts: T0 });
+	await first.close();
+	const raw = new Database(path);
+	raw.run(`CREATE TRIGGER messages_search_number AFTER INSERT ON messages WHEN new.doc IS NULL BEGIN
+		UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'docs';
+		UPDATE messages SET doc = (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'docs')
+			WHERE room = new.room AND seq = new.seq;
+	END`);
+	raw.run("UPDATE meta SET value = '9' WHERE key = 'schema'");
+	raw.close();
+	const store = new SqliteStore(path);
+	try {
+		const check = new Database(path);
+		expect(check.query("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: "10" });
+		expect(check.query("SELECT name FROM sqlite_master WHERE name = 'messages_search_number'").all()).toEqual(
+			[],
+		);
+		check.run(
+			"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES ('r', 2, 'b', 'b', NULL, 'after the upgrade', ?)",
+			[T0 + 1],
+		);
+		// No trigger numbered it: the store does.
+		expect(check.query("SELECT doc FROM messages WHERE seq = 2").get()).toEqual({ doc: null });
+		check.close();
+		expect(texts((await store.search(q("the upgrade"), all)).hits)).toEqual([
+			"after the upgrade",
+			"before the upgrade",
+		]);
+	} finally {
+		await store.close();
+	}
+});
+
 test("a message another writer stores with plain SQL while a store runs is numbered for search, and the store's next send takes the next seq", async () => {
 	using dir = tempDir("hubbub-search-raw-");
 	const path = join(dir.path, "raw.db");
