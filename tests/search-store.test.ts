@@ -889,19 +889,30 @@ test("on a busy event loop an edit's and a deletion's old texts still leave the 
 	}
 });
 
+/** A store at `path` with one message sent through it ("first via the store", room r seq 1). */
+async function storeWithFirst(path: string): Promise<SqliteStore> {
+	const store = new SqliteStore(path);
+	await store.append({ room: "r", from: "a", text: "first via the store", ts: T0 });
+	return store;
+}
+
+/** Stores room r's seq 2 with plain SQL, as another writer would: without an id for search. */
+function storeByHand(path: string, text: string): void {
+	const raw = new Database(path);
+	raw.run("PRAGMA busy_timeout = 5000");
+	raw.run(
+		"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES ('r', 2, 'b', 'b', NULL, ?, ?)",
+		[text, T0 + 1],
+	);
+	raw.close();
+}
+
 test("a message stored with plain SQL is found by a search even when nothing was sent after it", async () => {
 	using dir = tempDir("hubbub-search-raw-");
 	const path = join(dir.path, "raw.db");
-	const store = new SqliteStore(path);
+	const store = await storeWithFirst(path);
 	try {
-		await store.append({ room: "r", from: "a", text: "first via the store", ts: T0 });
-		const raw = new Database(path);
-		raw.run("PRAGMA busy_timeout = 5000");
-		raw.run(
-			"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES ('r', 2, 'b', 'b', NULL, 'written by hand', ?)",
-			[T0 + 1],
-		);
-		raw.close();
+		storeByHand(path, "written by hand");
 		expect(texts((await store.search(q("by hand"), all)).hits)).toEqual(["written by hand"]);
 		expect((await store.append({ room: "r", from: "a", text: "and on", ts: T0 + 2 })).message.seq).toBe(3);
 	} finally {
@@ -912,14 +923,10 @@ test("a message stored with plain SQL is found by a search even when nothing was
 test("a search that cannot number a message stored with plain SQL (the file is locked) says it is behind, and finds it once it can", async () => {
 	using dir = tempDir("hubbub-search-raw-");
 	const path = join(dir.path, "raw.db");
-	const store = new SqliteStore(path);
+	const store = await storeWithFirst(path);
+	storeByHand(path, "written by hand");
 	const raw = new Database(path);
 	try {
-		await store.append({ room: "r", from: "a", text: "first via the store", ts: T0 });
-		raw.run(
-			"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES ('r', 2, 'b', 'b', NULL, 'written by hand', ?)",
-			[T0 + 1],
-		);
 		raw.run("BEGIN IMMEDIATE");
 		const locked = await store.search(q("by hand"), all);
 		expect(locked).toMatchObject({ hits: [], behind: true });
@@ -973,16 +980,9 @@ test("schema 9's insert trigger is gone after the upgrade to 10, and a row store
 test("a message another writer stores with plain SQL while a store runs is numbered for search, and the store's next send takes the next seq", async () => {
 	using dir = tempDir("hubbub-search-raw-");
 	const path = join(dir.path, "raw.db");
-	const store = new SqliteStore(path);
+	const store = await storeWithFirst(path);
 	try {
-		await store.append({ room: "r", from: "a", text: "first via the store", ts: T0 });
-		const raw = new Database(path);
-		raw.run("PRAGMA busy_timeout = 5000");
-		raw.run(
-			"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts) VALUES ('r', 2, 'b', 'b', NULL, 'second by hand', ?)",
-			[T0 + 1],
-		);
-		raw.close();
+		storeByHand(path, "second by hand");
 		const third = await store.append({ room: "r", from: "a", text: "third via the store", ts: T0 + 2 });
 		expect(third.message.seq).toBe(3);
 		// That send's commit gave the stray its id (between the two it was stored between), for the thread to index.
