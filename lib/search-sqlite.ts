@@ -234,8 +234,8 @@ export function migrateSearchDocs(db: Database): void {
  * on from `meta`'s `docs` (nextDocs), and a unique index of `doc`
  * (appended to at its end only: ids rise) replaces search_docs. A row
  * stored another way (raw SQL, an older hubbub still running during the
- * upgrade) has no id: the store finds and numbers it (SqliteStore
- * numberStrays; schema 9 first had a trigger for that, see schema 10). Ids
+ * upgrade) has no id: the store finds and numbers it (numberUnnumbered;
+ * schema 9 first had a trigger for that, see schema 10). Ids
  * and the counter are kept: the index file stays valid.
  */
 export function migrateSearchDocIndex(db: Database): void {
@@ -257,7 +257,7 @@ export function migrateSearchDocIndex(db: Database): void {
  * Schema 10: no insert trigger numbers a message stored without its id for search (schema 9 had one,
  * guarded by `WHEN new.doc IS NULL`). Even with its body never run, a row trigger cost every send's
  * insert 3–5 µs on the event loop (docs/PERFORMANCE.md); the store now finds such rows itself
- * (SqliteStore numberStrays: one lookup of this index a commit) and numbers them.
+ * (one lookup of this index a commit) and numbers them (numberUnnumbered).
  */
 export function migrateNoNumberTrigger(db: Database): void {
 	db.run("DROP TRIGGER IF EXISTS messages_search_number");
@@ -279,6 +279,27 @@ export function nextDocs(db: Database, n: number): number {
 	const first = lastDoc(db) + 1;
 	if (n > 0) setLastDoc(db, first + n - 1);
 	return first;
+}
+
+/**
+ * Gives an id for search, in arrival order, to any message stored without
+ * one (by plain SQL, or by an older hubbub during an upgrade: hubbub's
+ * writers give it in their INSERT), and moves the counter past them, so the
+ * search thread finds them and every store's cached seqs see that write.
+ * Call it inside a write transaction (SqliteStore: at open, and at a commit
+ * or a search that found such rows). One statement: a million such messages
+ * are never held in memory.
+ */
+export function numberUnnumbered(db: Database): void {
+	const n = db.query<{ n: number }, []>("SELECT count(*) AS n FROM messages WHERE doc IS NULL").get()?.n ?? 0;
+	if (n === 0) return;
+	const first = nextDocs(db, n);
+	db.run(
+		`UPDATE messages SET doc = ?1 + r.n - 1 FROM (
+			SELECT room, seq, row_number() OVER (ORDER BY ts, room, seq) AS n FROM messages WHERE doc IS NULL
+		) AS r WHERE messages.room = r.room AND messages.seq = r.seq`,
+		[first],
+	);
 }
 
 /** Moves the counter to `doc`, the last id a writer gave (SqliteStore counts as it inserts). */

@@ -16,6 +16,7 @@ import {
 	migrateSearchErasure,
 	migrateSearchFile,
 	migrateSearchQueue,
+	numberUnnumbered,
 	openIndex,
 	type PendingBatch,
 	PendingReader,
@@ -66,8 +67,6 @@ const SEARCH_WORKER_URL = import.meta.url.startsWith("file:///$bunfs/")
  * edit, to index the new text): bounded, so a search on a saturated server answers from what is indexed.
  */
 const SEARCH_WAITS_FOR_INDEX_MS = 3000;
-/** Messages stored without an id for search that one commit numbers at most (numberStrays). */
-const STRAYS_A_COMMIT = 10_000;
 /** Deletes the erasure queue's rows up to a queue id the index has handled (lib/search-sqlite.ts eraseSome). */
 const DEQUEUE = "DELETE FROM search_forget WHERE id <= ?";
 
@@ -243,8 +242,6 @@ export class SqliteStore implements Store {
 		bySenderId: Statement<StoredRow, [string, string, string]>;
 		lastSeq: Statement<{ seq: number | null }, [string]>;
 		anyStray: Statement<{ one: number }, []>;
-		strays: Statement<{ room: string; seq: number; ts: number }, [number]>;
-		setDoc: Statement<unknown, [number, string, number]>;
 		insert: Statement<
 			unknown,
 			[string, number, string, string, string | null, string, number, string | null, number]
@@ -368,15 +365,10 @@ export class SqliteStore implements Store {
 			insert: this.db.query(
 				"INSERT INTO messages (room, seq, sender, sender_key, client_id, text, ts, files, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			),
-			// Rows stored without an id for search (numberStrays): found through the index of that id.
+			// Rows stored without an id for search (numberUnnumbered): found through the index of that id.
 			anyStray: this.db.query(
 				"SELECT 1 AS one FROM messages INDEXED BY messages_doc WHERE doc IS NULL LIMIT 1",
 			),
-			// In the index's order (so LIMIT stops early however many there are); numberStrays sorts a step by ts.
-			strays: this.db.query(
-				"SELECT room, seq, ts FROM messages INDEXED BY messages_doc WHERE doc IS NULL LIMIT ?",
-			),
-			setDoc: this.db.query("UPDATE messages SET doc = ? WHERE room = ? AND seq = ?"),
 			link: this.db.query("INSERT OR IGNORE INTO message_files (hash, room, seq) VALUES (?, ?, ?)"),
 			markSent: this.db.query("UPDATE uploads SET sent = 1 WHERE account = ? AND hash = ?"),
 			charge: this.db.query(
@@ -510,6 +502,7 @@ export class SqliteStore implements Store {
 				if (version < 9) migrateSearchDocIndex(db);
 				// Rows stored without that id are numbered by the store, not by a trigger on every insert.
 				if (version < 10) migrateNoNumberTrigger(db);
+				numberUnnumbered(db);
 				if (version < SCHEMA_VERSION) {
 					this.upgraded = version > 0;
 					db.run("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema', ?)", [String(SCHEMA_VERSION)]);
@@ -595,15 +588,15 @@ export class SqliteStore implements Store {
 	private commit(batch: Pending[]): (Appended | QuotaExceeded | UnknownFile)[] {
 		return this.db
 			.transaction(() => {
+				// Rows another writer stored without an id for search are numbered first (that moves the counter).
+				if (this.q.anyStray.get() !== null) numberUnnumbered(this.db);
 				// The counter of ids for search, read once and written once a commit.
 				const mark = lastDoc(this.db);
-				const strays = this.q.anyStray.get() !== null;
-				if (mark !== this.appendMark || strays || this.seqs.size > 10_000) {
+				if (mark !== this.appendMark || this.seqs.size > 10_000) {
 					// Another writer stored messages since our last commit (or the cache grew large): start it afresh.
 					this.seqs.clear();
 				}
 				this.givenDoc = mark;
-				if (strays) this.numberStrays();
 				const results = batch.map((p) => {
 					try {
 						return this.insert(p.input);
@@ -620,40 +613,22 @@ export class SqliteStore implements Store {
 	}
 
 	/**
-	 * Inside a write transaction: gives messages stored without an id for search (by plain SQL, or by an
-	 * older hubbub during an upgrade) the next ids, in steps of STRAYS_A_COMMIT, each step oldest first.
-	 */
-	private numberStrays(): void {
-		const strays = this.q.strays.all(STRAYS_A_COMMIT);
-		strays.sort((a, b) => a.ts - b.ts || (a.room < b.room ? -1 : a.room > b.room ? 1 : a.seq - b.seq));
-		for (const { room, seq } of strays) this.q.setDoc.run(++this.givenDoc, room, seq);
-	}
-
-	/**
 	 * Before a search: messages stored without an id for search are numbered even when no send has come
-	 * since (numberStrays). False when some are left (the file is locked, or more than a step's worth): the
-	 * search then says it is behind.
+	 * since (numberUnnumbered; the next commit sees the counter moved). False when some are left (the file
+	 * is locked): the search then says it is behind.
 	 */
 	private numberStraysNow(): boolean {
 		if (this.q.anyStray.get() === null) return true;
 		if (this.closed || this.fileProblem()) return false;
 		try {
-			this.db
-				.transaction(() => {
-					this.givenDoc = lastDoc(this.db);
-					this.numberStrays();
-					setLastDoc(this.db, this.givenDoc);
-					this.seqs.clear();
-					this.appendMark = -1;
-				})
-				.immediate();
-			this.unindexed = true;
+			this.db.transaction(() => numberUnnumbered(this.db)).immediate();
 		} catch (e) {
 			// Locked by another writer: the next commit numbers them. Anything else is said.
 			if (!isBusy(e)) this.onSearchThreadError?.(`numbering messages for search: ${(e as Error).message}`);
 			return false;
 		}
-		return this.q.anyStray.get() === null;
+		this.unindexed = true;
+		return true;
 	}
 
 	private insert(input: NewMessage): Appended {
