@@ -331,8 +331,11 @@ function sequence(db: Database, table: "search_docs" | "search_forget"): number 
 	);
 }
 
-/** The index's format: a file of another format is built anew (2: the tables without columnsize). */
-const INDEX_FORMAT = "2";
+/**
+ * The index's format: a file of another format is built anew (2: the tables without columnsize; 3: the
+ * trigram table without positions).
+ */
+const INDEX_FORMAT = "3";
 
 /**
  * Attaches the search index file as `idx` to a connection of the database
@@ -383,8 +386,11 @@ export function prepareIndex(db: Database, epoch: string): void {
 		// Trigram: any substring of 3+ characters, also in text without spaces (Japanese, ERR_SOCKET_TIMEOUT).
 		// columnsize = 0: no table of each text's length (only bm25 ranking reads it; hits come newest first),
 		// one row fewer to write a message in each index: 13–15 µs a message of indexing against 15–17.
+		// detail = none: no positions, so a term is looked up as all of its trigrams (trigramMatch), anywhere
+		// in the text; the Matcher (lib/search.ts) keeps only real substrings. Index 61 % smaller, indexing
+		// a quarter cheaper (docs/PERFORMANCE.md, session 8).
 		db.run(
-			"CREATE VIRTUAL TABLE idx.search_trigrams USING fts5(text, tokenize = 'trigram', content = '', columnsize = 0)",
+			"CREATE VIRTUAL TABLE idx.search_trigrams USING fts5(text, tokenize = 'trigram', content = '', detail = none, columnsize = 0)",
 		);
 		// Words: 1–2 character terms (a trigram index cannot find them); single-token prefix queries need no positions.
 		db.run(
@@ -425,9 +431,22 @@ const ERASE_CHARS = 4000;
 /** Rows one catchUp call indexes by default (bench/search.ts fills its index in such steps). */
 export const INDEX_STEP = 500;
 
-/** A term as an FTS5 string (a phrase: the trigram tokenizer makes it a substring match). */
+/** A term as an FTS5 string. */
 function quote(term: string): string {
 	return `"${term.replaceAll('"', '""')}"`;
+}
+
+/**
+ * The trigram index's query for a term of 3 or more characters: each of its
+ * trigrams (the tokenizer's: 3 code points, case folded by the index), all
+ * required. The table keeps no positions (no phrase queries), so this finds
+ * the texts holding them anywhere: a superset the Matcher narrows down.
+ */
+export function trigramMatch(term: string): string {
+	const chars = [...term];
+	const trigrams = new Set<string>();
+	for (let i = 0; i + 3 <= chars.length; i++) trigrams.add(chars.slice(i, i + 3).join(""));
+	return [...trigrams].map(quote).join(" ");
 }
 
 /** Index matches one step of a search's walk reads; between steps the event loop runs. */
@@ -702,7 +721,7 @@ export class SqliteSearch {
 		// Long terms drive through the trigram index; short ones are then checked by the matcher.
 		const [walk, match] =
 			plan.long.length > 0
-				? [this.walk.trigrams, plan.long.map(quote).join(" ")]
+				? [this.walk.trigrams, plan.long.map(trigramMatch).join(" ")]
 				: [this.walk.words, plan.short.map((t) => `${quote(t)}*`).join(" ")];
 		// Only the readable rooms' matches are kept, however many others the walk passes (see
 		// SearchPlan.rooms: they must not shape the answer); it goes in steps so a search that

@@ -10,6 +10,7 @@ import {
 	openIndex,
 	PendingReader,
 	SqliteIndexer,
+	trigramMatch,
 } from "../lib/search-sqlite.ts";
 import type { Store } from "../lib/store.ts";
 import { PostgresStore } from "../lib/store-postgres.ts";
@@ -112,6 +113,17 @@ describe.each(backends)("%s search", (_, open) => {
 		expect(texts(go.hits)).toEqual(["the deploy is a go"]);
 		expect(marked(go.hits[0] as SearchHit)).toEqual(["go"]);
 		expect(texts((await store.search(q("deploy go"), all)).hits)).toEqual(["the deploy is a go"]);
+		// A long term is a substring, not a set of trigrams: these hold every one of the term's, apart.
+		await fill(store, [
+			["r", "a", "abc zbcd"],
+			["r", "a", "xabcdy"],
+			["r", "a", "デプロはプロイ"],
+			["r", "a", "今日は𠮷野家で昼ごはん"],
+		]);
+		expect(texts((await store.search(q("abcd"), all)).hits)).toEqual(["xabcdy"]);
+		expect((await store.search(q("デプロイ"), all)).hits).toEqual([]);
+		// Characters outside the BMP count as one (𠮷 is two UTF-16 units).
+		expect(texts((await store.search(q("𠮷野家"), all)).hits)).toEqual(["今日は𠮷野家で昼ごはん"]);
 		// Punctuation alone is not a term; an empty query finds nothing.
 		expect((await store.search(q("-- ."), all)).hits).toEqual([]);
 		expect((await store.search(q("   "), all)).hits).toEqual([]);
@@ -299,10 +311,15 @@ test("SQLite's index drops what retention removes (the triggers keep it in step,
 	await store.close();
 	const raw = new Database(path, { readonly: true });
 	const index = new Database(`${path}-search`, { readonly: true });
-	const count = (db: Database, sql: string) => (db.query(sql).get() as { n: number }).n;
+	const count = (db: Database, sql: string, ...args: string[]) =>
+		(db.query(sql).get(...args) as { n: number }).n;
 	expect(count(raw, "SELECT count(*) AS n FROM messages")).toBe(3);
 	expect(
-		count(index, "SELECT count(*) AS n FROM search_trigrams WHERE search_trigrams MATCH '\"entry\"'"),
+		count(
+			index,
+			"SELECT count(*) AS n FROM search_trigrams WHERE search_trigrams MATCH ?",
+			trigramMatch("entry"),
+		),
 	).toBe(3);
 	raw.close();
 	index.close();
@@ -377,7 +394,9 @@ test("a schema-7 database upgrades to ids in the messages' rows, given by each I
 		{ key: "test-mark", value: "kept" },
 	]);
 	expect(
-		index.query(`SELECT rowid FROM search_trigrams WHERE search_trigrams MATCH '"note 0 kiwi"'`).all(),
+		index
+			.query("SELECT rowid FROM search_trigrams WHERE search_trigrams MATCH ?")
+			.all(trigramMatch("note 0 kiwi")),
 	).toEqual([]);
 	index.close();
 });
@@ -444,7 +463,8 @@ test("the index file's erasure rule: an entry handled twice, one for a text neve
 	const edit = (seq: number, text: string) =>
 		db.run("UPDATE messages SET text = ? WHERE room = 'r' AND seq = ?", [text, seq]);
 	const matches = (term: string) =>
-		db.query(`SELECT rowid FROM idx.search_trigrams WHERE search_trigrams MATCH ?`).all(`"${term}"`).length;
+		db.query("SELECT rowid FROM idx.search_trigrams WHERE search_trigrams MATCH ?").all(trigramMatch(term))
+			.length;
 	// Two edits in a row, both queued: the first names the indexed text, the second one the index never held.
 	edit(one.message.seq, "beta second");
 	edit(one.message.seq, "gamma third");
@@ -554,7 +574,8 @@ test("a batch read for the search thread is not indexed once it is stale: an edi
 	openIndex(db, path);
 	const indexer = new SqliteIndexer(db, db);
 	const matches = (term: string) =>
-		db.query("SELECT rowid FROM idx.search_trigrams WHERE search_trigrams MATCH ?").all(`"${term}"`).length;
+		db.query("SELECT rowid FROM idx.search_trigrams WHERE search_trigrams MATCH ?").all(trigramMatch(term))
+			.length;
 	// The store reads the batch; before the thread indexes it, the message is edited and the thread handles
 	// that edit's erasure (the index holds nothing of it yet, so nothing is forgotten).
 	const early = new PendingReader(db).read();
@@ -596,7 +617,7 @@ test.if(process.platform === "linux")(
 	},
 );
 
-test("an index file of an older format is built anew at open (format 2: no per-text length table)", async () => {
+test("an index file of an older format is built anew at open (format 3: the trigram table keeps no positions)", async () => {
 	using dir = tempDir("hubbub-search-format-");
 	const path = join(dir.path, "f.db");
 	const first = new SqliteStore(path);
@@ -605,28 +626,31 @@ test("an index file of an older format is built anew at open (format 2: no per-t
 	await first.close();
 	const tables = () => {
 		const index = new Database(`${path}-search`, { readonly: true });
-		const names = index
-			.query("SELECT name FROM sqlite_master WHERE name LIKE 'search_trigrams%' ORDER BY name")
-			.all() as { name: string }[];
+		const { sql } = index.query("SELECT sql FROM sqlite_master WHERE name = 'search_trigrams'").get() as {
+			sql: string;
+		};
 		const format = (
 			index.query("SELECT value FROM search_meta WHERE key = 'format'").get() as { value: string }
 		).value;
 		index.close();
-		return { format, names: names.map((n) => n.name) };
+		return { format, positions: !sql.includes("detail = none") };
 	};
-	expect(tables()).toEqual({
-		format: "2",
-		names: ["search_trigrams", "search_trigrams_config", "search_trigrams_data", "search_trigrams_idx"],
-	});
-	// As a hubbub of format 1 left it (its tables also kept each text's length).
+	expect(tables()).toEqual({ format: "3", positions: false });
+	// As a hubbub of format 2 left it: its trigram table kept positions (phrase queries), and held the text.
 	const old = new Database(`${path}-search`);
-	old.run("UPDATE search_meta SET value = '1' WHERE key = 'format'");
+	old.run("DROP TABLE search_trigrams");
+	old.run(
+		"CREATE VIRTUAL TABLE search_trigrams USING fts5(text, tokenize = 'trigram', content = '', columnsize = 0)",
+	);
+	old.run("INSERT INTO search_trigrams (rowid, text) VALUES (1, 'kept through the rebuild')");
+	old.run("UPDATE search_meta SET value = '2' WHERE key = 'format'");
 	old.close();
+	expect(tables()).toEqual({ format: "2", positions: true });
 	const after = new SqliteStore(path);
 	expect(texts((await after.search(q("rebuild"), all)).hits)).toEqual(["kept through the rebuild"]);
 	await after.settled();
 	await after.close();
-	expect(tables().format).toBe("2");
+	expect(tables()).toEqual({ format: "3", positions: false });
 });
 
 test("a search thread that dies before it answers an erasure is replaced: searches do not each wait their full time, settled() ends", async () => {
@@ -753,7 +777,7 @@ function indexed(path: string, term: string): number[] {
 	try {
 		return index
 			.query<{ rowid: number }, [string]>("SELECT rowid FROM search_trigrams WHERE search_trigrams MATCH ?")
-			.all(`"${term}"`)
+			.all(trigramMatch(term))
 			.map((r) => r.rowid);
 	} finally {
 		index.close();
