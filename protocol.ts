@@ -189,7 +189,9 @@ export const SearchRequest = z.object({
 		.string()
 		.min(1)
 		.refine(maxChars(LIMITS.searchChars), `must be at most ${LIMITS.searchChars} characters`)
-		.refine(wellFormed, "must be valid Unicode text (no lone surrogates)"),
+		.refine(wellFormed, "must be valid Unicode text (no lone surrogates)")
+		// SQLite's full-text query syntax ends a string at NUL: refused here, not failed there.
+		.refine((q) => !q.includes("\0"), "must not contain NUL"),
 	room: Room.optional(),
 	from: z
 		.string()
