@@ -359,8 +359,8 @@ export function openIndex(db: Database, path: string): void {
  * back): its positions would name other messages. Run at the store's open,
  * with `idx` attached (openIndex).
  */
-export function prepareIndex(db: Database, epoch: string): void {
-	db.transaction(() => {
+export function prepareIndex(db: Database, epoch: string): boolean {
+	return db.transaction(() => {
 		db.run("CREATE TABLE IF NOT EXISTS idx.search_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
 		// The index's write lock before the database is read (SqliteIndexer.claim).
 		db.run("DELETE FROM idx.search_meta WHERE 0");
@@ -380,7 +380,7 @@ export function prepareIndex(db: Database, epoch: string): void {
 			erased <= lastQueued &&
 			waiting === lastQueued - erased
 		)
-			return;
+			return false;
 		for (const t of ["search_trigrams", "search_words", "search_indexed"])
 			db.run(`DROP TABLE IF EXISTS idx.${t}`);
 		// Trigram: any substring of 3+ characters, also in text without spaces (Japanese, ERR_SOCKET_TIMEOUT).
@@ -412,7 +412,21 @@ export function prepareIndex(db: Database, epoch: string): void {
 		set.run("position", "0");
 		// The highest search_forget id handled: a new index indexes current texts, so what is queued is moot.
 		set.run("erased", String(lastQueued));
+		return true;
 	})();
+}
+
+/**
+ * Gives back the pages of an index just emptied (prepareIndex returned true; they were zeroed as they
+ * were freed, PRAGMA secure_delete): the file shrinks to the empty index, which the search thread then
+ * fills. Best effort: another process reading the file makes it wait and then keep its size.
+ */
+export function compactIndex(db: Database): void {
+	try {
+		db.run("VACUUM idx");
+	} catch (e) {
+		if (!String((e as { code?: unknown }).code).startsWith("SQLITE_BUSY")) throw e;
+	}
 }
 
 /** What search_indexed keeps of a text. */

@@ -6,6 +6,7 @@ import { loopLoad } from "./loop-load.ts";
 import { nameKey } from "./names.ts";
 import { parseTerms, runSearch, type SearchPage, type SearchQuery } from "./search.ts";
 import {
+	compactIndex,
 	indexMeta,
 	indexPath,
 	lastDoc,
@@ -51,7 +52,12 @@ import {
 	uploadFromRow,
 } from "./store.ts";
 
-const SCHEMA_VERSION = 10;
+/**
+ * 11 changes nothing in the database itself: it marks the search index file's format 3
+ * (lib/search-sqlite.ts), whose table an older process's queries fail on, so that an older
+ * executable refuses to start beside it instead of failing every search (docs/OPERATING.md).
+ */
+const SCHEMA_VERSION = 11;
 
 /**
  * The search thread's module. In an executable built by `bun build --compile` (package.json's build lists it
@@ -502,6 +508,8 @@ export class SqliteStore implements Store {
 				if (version < 9) migrateSearchDocIndex(db);
 				// Rows stored without that id are numbered by the store, not by a trigger on every insert.
 				if (version < 10) migrateNoNumberTrigger(db);
+				// The store's lookups name this index (INDEXED BY): one dropped by hand is made again.
+				db.run("CREATE UNIQUE INDEX IF NOT EXISTS messages_doc ON messages (doc)");
 				numberUnnumbered(db);
 				if (version < SCHEMA_VERSION) {
 					this.upgraded = version > 0;
@@ -1095,17 +1103,19 @@ export class SqliteStore implements Store {
 	private openReader(retried: boolean): Database {
 		// An in-memory database has no other connection: its index is attached to it, in memory too.
 		const reader = this.inMemory() ? this.db : new Database(this.path, { strict: true });
+		let rebuilt = false;
 		try {
 			reader.run("PRAGMA busy_timeout = 5000");
 			whileBusy(
 				() => {
 					if (!reader.query("SELECT 1 FROM pragma_database_list WHERE name = 'idx'").get())
 						openIndex(reader, this.path);
-					prepareIndex(reader, this.epoch);
+					rebuilt = prepareIndex(reader, this.epoch);
 				},
 				OPENING,
 				Bun.sleepSync,
 			);
+			if (rebuilt) compactIndex(reader);
 			// Searches must not stall the event loop either.
 			reader.run("PRAGMA busy_timeout = 0");
 			return reader;

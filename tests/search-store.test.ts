@@ -1,7 +1,15 @@
 // Full-text search's contract (lib/search.ts), run against both stores: SQLite (FTS5) and PostgreSQL (pg_trgm).
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+	copyFileSync,
+	existsSync,
+	readdirSync,
+	readFileSync,
+	rmSync,
+	statSync,
+	writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { BadCursor, type SearchHit, type SearchQuery } from "../lib/search.ts";
 import {
@@ -636,21 +644,26 @@ test("an index file of an older format is built anew at open (format 3: the trig
 		return { format, positions: !sql.includes("detail = none") };
 	};
 	expect(tables()).toEqual({ format: "3", positions: false });
-	// As a hubbub of format 2 left it: its trigram table kept positions (phrase queries), and held the text.
+	// As a hubbub of format 2 left it: its trigram table kept positions (phrase queries), and held the text
+	// (and, here, a large old index: the rebuilt file gives its pages back).
 	const old = new Database(`${path}-search`);
 	old.run("DROP TABLE search_trigrams");
 	old.run(
 		"CREATE VIRTUAL TABLE search_trigrams USING fts5(text, tokenize = 'trigram', content = '', columnsize = 0)",
 	);
 	old.run("INSERT INTO search_trigrams (rowid, text) VALUES (1, 'kept through the rebuild')");
+	const filler = old.query("INSERT INTO search_trigrams (rowid, text) VALUES (?, ?)");
+	for (let i = 2; i < 3000; i++) filler.run(i, `${i} ${crypto.randomUUID()} ${crypto.randomUUID()}`);
 	old.run("UPDATE search_meta SET value = '2' WHERE key = 'format'");
 	old.close();
 	expect(tables()).toEqual({ format: "2", positions: true });
+	const oldSize = statSync(`${path}-search`).size;
 	const after = new SqliteStore(path);
 	expect(texts((await after.search(q("rebuild"), all)).hits)).toEqual(["kept through the rebuild"]);
 	await after.settled();
 	await after.close();
 	expect(tables()).toEqual({ format: "3", positions: false });
+	expect(statSync(`${path}-search`).size).toBeLessThan(oldSize / 4);
 });
 
 test("a search thread that dies before it answers an erasure is replaced: searches do not each wait their full time, settled() ends", async () => {
@@ -981,7 +994,7 @@ test("schema 9's insert trigger is gone after the upgrade to 10, and a row store
 	const store = new SqliteStore(path);
 	try {
 		const check = new Database(path);
-		expect(check.query("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: "10" });
+		expect(check.query("SELECT value FROM meta WHERE key = 'schema'").get()).toEqual({ value: "11" });
 		expect(check.query("SELECT name FROM sqlite_master WHERE name = 'messages_search_number'").all()).toEqual(
 			[],
 		);
@@ -1025,4 +1038,22 @@ test("a message another writer stores with plain SQL while a store runs is numbe
 	} finally {
 		await store.close();
 	}
+});
+
+test("an index of ids for search dropped by hand is made again at open: the store opens, finds, and goes on", async () => {
+	using dir = tempDir("hubbub-search-docindex-");
+	const path = join(dir.path, "d.db");
+	const first = new SqliteStore(path);
+	await first.append({ room: "r", from: "a", text: "before the index went", ts: T0 });
+	await first.close();
+	const raw = new Database(path);
+	raw.run("DROP INDEX messages_doc");
+	raw.close();
+	const again = new SqliteStore(path);
+	await again.append({ room: "r", from: "a", text: "after the index went", ts: T0 + 1 });
+	expect(texts((await again.search(q("index went"), all)).hits)).toEqual([
+		"after the index went",
+		"before the index went",
+	]);
+	await again.close();
 });
