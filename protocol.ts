@@ -197,6 +197,7 @@ export const SearchRequest = z.object({
 		.string()
 		.min(1)
 		.max(LIMITS.nameChars * 4)
+		.refine((f) => !f.includes("\0"), "must not contain NUL")
 		.optional(),
 	/** ms since the epoch: messages with ts < before. */
 	before: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),

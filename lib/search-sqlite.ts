@@ -417,15 +417,17 @@ export function prepareIndex(db: Database, epoch: string): boolean {
 }
 
 /**
- * Gives back the pages of an index just emptied (prepareIndex returned true; they were zeroed as they
- * were freed, PRAGMA secure_delete): the file shrinks to the empty index, which the search thread then
- * fills. Best effort: another process reading the file makes it wait and then keep its size.
+ * Gives back the pages of an index just emptied (prepareIndex returned true; PRAGMA secure_delete zeroed
+ * them as they were freed): VACUUM writes the empty index to the WAL, and the next checkpoint cuts the
+ * file down to it. A reader elsewhere does not hold it up; a write elsewhere makes it wait the busy
+ * timeout. Returns what went wrong, if anything (a full disk, a busy file): the caller says it.
  */
-export function compactIndex(db: Database): void {
+export function compactIndex(db: Database): string | undefined {
 	try {
 		db.run("VACUUM idx");
+		return undefined;
 	} catch (e) {
-		if (!String((e as { code?: unknown }).code).startsWith("SQLITE_BUSY")) throw e;
+		return (e as Error).message;
 	}
 }
 

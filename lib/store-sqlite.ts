@@ -1115,9 +1115,21 @@ export class SqliteStore implements Store {
 				OPENING,
 				Bun.sleepSync,
 			);
-			if (rebuilt) compactIndex(reader);
+			// A rebuilt index gives back the old one's pages: VACUUM (waiting for a write elsewhere as above), then
+			// a checkpoint that does not wait for readers elsewhere (one that holds the WAL leaves the cut to a later
+			// checkpoint). Best effort, and said, not thrown: the rebuild is committed and no later open tries again.
+			const unshrunk = rebuilt ? compactIndex(reader) : undefined;
 			// Searches must not stall the event loop either.
 			reader.run("PRAGMA busy_timeout = 0");
+			if (rebuilt && unshrunk === undefined) {
+				try {
+					reader.run("PRAGMA idx.wal_checkpoint(TRUNCATE)");
+				} catch {
+					// Busy: SQLite's own checkpoints cut it later.
+				}
+			}
+			if (unshrunk)
+				this.onSearchThreadError?.(`search index: the old index's pages were not given back: ${unshrunk}`);
 			return reader;
 		} catch (e) {
 			if (reader !== this.db) reader.close();

@@ -653,12 +653,17 @@ test("an index file of an older format is built anew at open (format 3: the trig
 	);
 	old.run("INSERT INTO search_trigrams (rowid, text) VALUES (1, 'kept through the rebuild')");
 	const filler = old.query("INSERT INTO search_trigrams (rowid, text) VALUES (?, ?)");
-	for (let i = 2; i < 3000; i++) filler.run(i, `${i} ${crypto.randomUUID()} ${crypto.randomUUID()}`);
+	old.transaction(() => {
+		for (let i = 2; i < 3000; i++) filler.run(i, `${i} ${crypto.randomUUID()} ${crypto.randomUUID()}`);
+	})();
 	old.run("UPDATE search_meta SET value = '2' WHERE key = 'format'");
 	old.close();
 	expect(tables()).toEqual({ format: "2", positions: true });
 	const oldSize = statSync(`${path}-search`).size;
 	const after = new SqliteStore(path);
+	// Given back at open, not only once the last connection closes: the file and its WAL.
+	for (const file of [`${path}-search`, `${path}-search-wal`])
+		expect(statSync(file, { throwIfNoEntry: false })?.size ?? 0).toBeLessThan(oldSize / 4);
 	expect(texts((await after.search(q("rebuild"), all)).hits)).toEqual(["kept through the rebuild"]);
 	await after.settled();
 	await after.close();

@@ -97,6 +97,8 @@ describe("search frame", () => {
 		expect(await c.next()).toMatchObject({ type: "error", code: "bad_frame" });
 		c.send({ type: "search", ref: "q4", query: "abc\0def" });
 		expect(await c.next()).toMatchObject({ type: "error", code: "bad_frame", ref: "q4" });
+		c.send({ type: "search", ref: "q5", query: "hello", from: "al\0ice" });
+		expect(await c.next()).toMatchObject({ type: "error", code: "bad_frame", ref: "q5" });
 		c.send({ type: "search", ref: "q3", query: "hello", cursor: "not-a-cursor" });
 		expect(await c.next()).toMatchObject({ type: "error", code: "bad_frame", ref: "q3" });
 		expect((await search(c, { query: "hello" })).hits).toEqual([]);
