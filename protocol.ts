@@ -119,6 +119,8 @@ export const Room = z
 const Seq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 // Lone surrogates are refused: stored as UTF-8 they would become U+FFFD, and two ids would collide.
 const wellFormed = (s: string) => s.isWellFormed();
+/** SQLite's full-text query syntax ends a string at NUL, PostgreSQL refuses it in text: refused here, not failed there. */
+const noNul = (s: string) => !s.includes("\0");
 const ClientId = z
 	.string()
 	.min(1)
@@ -190,14 +192,13 @@ export const SearchRequest = z.object({
 		.min(1)
 		.refine(maxChars(LIMITS.searchChars), `must be at most ${LIMITS.searchChars} characters`)
 		.refine(wellFormed, "must be valid Unicode text (no lone surrogates)")
-		// SQLite's full-text query syntax ends a string at NUL: refused here, not failed there.
-		.refine((q) => !q.includes("\0"), "must not contain NUL"),
+		.refine(noNul, "must not contain NUL"),
 	room: Room.optional(),
 	from: z
 		.string()
 		.min(1)
 		.max(LIMITS.nameChars * 4)
-		.refine((f) => !f.includes("\0"), "must not contain NUL")
+		.refine(noNul, "must not contain NUL")
 		.optional(),
 	/** ms since the epoch: messages with ts < before. */
 	before: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),

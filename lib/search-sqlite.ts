@@ -249,8 +249,16 @@ export function migrateSearchDocIndex(db: Database): void {
 		String(sequence(db, "search_docs")),
 	]);
 	db.run("DROP TABLE search_docs");
-	// Unique: a numbering bug fails loudly instead of giving FTS5 one rowid for two texts.
-	db.run("CREATE UNIQUE INDEX messages_doc ON messages (doc)");
+	ensureDocIndex(db);
+}
+
+/**
+ * The index of messages' ids for search (schema 9 on). Unique: a numbering bug fails loudly instead of
+ * giving FTS5 one rowid for two texts. Run at every open too: the store's lookups name it (INDEXED BY),
+ * so one dropped by hand is made again.
+ */
+export function ensureDocIndex(db: Database): void {
+	db.run("CREATE UNIQUE INDEX IF NOT EXISTS messages_doc ON messages (doc)");
 }
 
 /**
@@ -418,13 +426,15 @@ export function prepareIndex(db: Database, epoch: string): boolean {
 
 /**
  * Gives back the pages of an index just emptied (prepareIndex returned true; PRAGMA secure_delete zeroed
- * them as they were freed): VACUUM writes the empty index to the WAL, and the next checkpoint cuts the
- * file down to it. A reader elsewhere does not hold it up; a write elsewhere makes it wait the busy
- * timeout. Returns what went wrong, if anything (a full disk, a busy file): the caller says it.
+ * them as they were freed): VACUUM writes the empty index to the WAL, and the checkpoint cuts the file
+ * and its WAL down to it. Each waits the connection's busy timeout for another process, once, at open; a
+ * checkpoint still held up by a reader leaves the cut to SQLite's later ones. Best effort: the rebuild is
+ * committed and no later open tries again, so what went wrong is returned for the caller to say.
  */
 export function compactIndex(db: Database): string | undefined {
 	try {
 		db.run("VACUUM idx");
+		db.run("PRAGMA idx.wal_checkpoint(TRUNCATE)");
 		return undefined;
 	} catch (e) {
 		return (e as Error).message;

@@ -7,6 +7,7 @@ import { nameKey } from "./names.ts";
 import { parseTerms, runSearch, type SearchPage, type SearchQuery } from "./search.ts";
 import {
 	compactIndex,
+	ensureDocIndex,
 	indexMeta,
 	indexPath,
 	lastDoc,
@@ -508,8 +509,7 @@ export class SqliteStore implements Store {
 				if (version < 9) migrateSearchDocIndex(db);
 				// Rows stored without that id are numbered by the store, not by a trigger on every insert.
 				if (version < 10) migrateNoNumberTrigger(db);
-				// The store's lookups name this index (INDEXED BY): one dropped by hand is made again.
-				db.run("CREATE UNIQUE INDEX IF NOT EXISTS messages_doc ON messages (doc)");
+				ensureDocIndex(db);
 				numberUnnumbered(db);
 				if (version < SCHEMA_VERSION) {
 					this.upgraded = version > 0;
@@ -1115,21 +1115,12 @@ export class SqliteStore implements Store {
 				OPENING,
 				Bun.sleepSync,
 			);
-			// A rebuilt index gives back the old one's pages: VACUUM (waiting for a write elsewhere as above), then
-			// a checkpoint that does not wait for readers elsewhere (one that holds the WAL leaves the cut to a later
-			// checkpoint). Best effort, and said, not thrown: the rebuild is committed and no later open tries again.
+			// A rebuilt index gives back the old one's pages (best effort: said, not thrown).
 			const unshrunk = rebuilt ? compactIndex(reader) : undefined;
-			// Searches must not stall the event loop either.
-			reader.run("PRAGMA busy_timeout = 0");
-			if (rebuilt && unshrunk === undefined) {
-				try {
-					reader.run("PRAGMA idx.wal_checkpoint(TRUNCATE)");
-				} catch {
-					// Busy: SQLite's own checkpoints cut it later.
-				}
-			}
 			if (unshrunk)
 				this.onSearchThreadError?.(`search index: the old index's pages were not given back: ${unshrunk}`);
+			// Searches must not stall the event loop either.
+			reader.run("PRAGMA busy_timeout = 0");
 			return reader;
 		} catch (e) {
 			if (reader !== this.db) reader.close();

@@ -70,6 +70,13 @@ const texts = (hits: SearchHit[]) => hits.map((h) => h.snippet);
 /** The highlighted parts of a hit, as the page would show them. */
 const marked = (h: SearchHit) => h.highlights.map(([s, e]) => h.snippet.slice(s, e));
 
+/** A store's file holding room r's first message, `text`, closed again. */
+async function fileWithFirst(path: string, text: string): Promise<void> {
+	const store = new SqliteStore(path);
+	await store.append({ room: "r", from: "a", text, ts: T0 });
+	await store.close();
+}
+
 /** Appends in order, one ts a minute apart, so "newest first" is the reverse of this list. */
 async function fill(store: Store, rows: [room: string, from: string, text: string][]): Promise<void> {
 	for (const [i, [room, from, text]] of rows.entries())
@@ -740,9 +747,7 @@ test("an in-memory SQLite store (--db :memory:) finds and forgets like a file: n
 test("a backlog left unindexed is indexed by the search thread while sends go on, each with the next seq", async () => {
 	using dir = tempDir("hubbub-search-backlog-");
 	const path = join(dir.path, "s.db");
-	const first = new SqliteStore(path);
-	await first.append({ room: "r", from: "a", text: "seed", ts: T0 });
-	await first.close();
+	await fileWithFirst(path, "seed");
 	// 5,000 messages stored as by an older hubbub or another writer, none of them in the indexes yet.
 	const raw = new Database(path);
 	raw.transaction(() => {
@@ -985,9 +990,7 @@ test("a search that cannot number a message stored with plain SQL (the file is l
 test("schema 9's insert trigger is gone after the upgrade to 10, and a row stored without an id is still numbered", async () => {
 	using dir = tempDir("hubbub-search-raw-");
 	const path = join(dir.path, "nine.db");
-	const first = new SqliteStore(path);
-	await first.append({ room: "r", from: "a", text: "before the upgrade", ts: T0 });
-	await first.close();
+	await fileWithFirst(path, "before the upgrade");
 	const raw = new Database(path);
 	raw.run(`CREATE TRIGGER messages_search_number AFTER INSERT ON messages WHEN new.doc IS NULL BEGIN
 		UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'docs';
@@ -1048,9 +1051,7 @@ test("a message another writer stores with plain SQL while a store runs is numbe
 test("an index of ids for search dropped by hand is made again at open: the store opens, finds, and goes on", async () => {
 	using dir = tempDir("hubbub-search-docindex-");
 	const path = join(dir.path, "d.db");
-	const first = new SqliteStore(path);
-	await first.append({ room: "r", from: "a", text: "before the index went", ts: T0 });
-	await first.close();
+	await fileWithFirst(path, "before the index went");
 	const raw = new Database(path);
 	raw.run("DROP INDEX messages_doc");
 	raw.close();
